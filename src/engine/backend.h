@@ -1,0 +1,149 @@
+/*
+ * backend.h — the one interface between the model code and the hardware.
+ *
+ * Every tensor the model touches lives in backend memory and every piece of
+ * arithmetic on it is one of the operations below.  backend_cpu.c is the
+ * readable reference (OpenBLAS for the matrix products); a CUDA backend
+ * implements the same table kernel for kernel.  Callers never learn which
+ * backend ran.
+ *
+ * Conventions: matrices are row-major; "rows" is the batch dimension M.
+ * Operations do not fail one by one: a backend that hits an error (a GPU
+ * running out of memory, say) records it, ignores further work, and reports
+ * it from check(); the model code calls check() at step boundaries.
+ */
+#ifndef MOE_BACKEND_H
+#define MOE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moe_status.h"
+
+typedef struct moe_backend moe_backend;
+
+struct moe_backend
+{
+	const char *name;
+	/* true when backend memory is ordinary host memory (no copies needed) */
+	bool		host_memory;
+
+	/* ---- memory ---------------------------------------------------- */
+	void	   *(*alloc) (moe_backend *be, size_t bytes);	/* zeroed; NULL on failure */
+	void		(*release) (moe_backend *be, void *ptr);
+	void		(*upload) (moe_backend *be, void *dst, const void *host_src, size_t bytes);
+	void		(*download) (moe_backend *be, void *host_dst, const void *src, size_t bytes);
+	void		(*copy) (moe_backend *be, void *dst, const void *src, size_t bytes);
+	void		(*fill) (moe_backend *be, float *x, size_t n, float value);
+	/* Sticky error state: MOE_OK, or the first failure since the last reset. */
+	moe_status	(*check) (moe_backend *be, moe_error *err);
+
+	/* ---- dense layers ---------------------------------------------- */
+	/* out[M,N] = in[M,K] . W[N,K]^T + b[N] */
+	void		(*linear_forward) (moe_backend *be, float *out, const float *in,
+								   const float *W, const float *b, int M, int N, int K);
+	/* din[M,K] = dout . W (skipped when din is NULL); dW = dout^T . in;
+	 * db = column sums of dout.  dW and db are overwritten, not added to. */
+	void		(*linear_backward) (moe_backend *be, float *din, float *dW, float *db,
+									const float *dout, const float *in, const float *W,
+									int M, int N, int K);
+	/* out = gamma * (in - mean) * rstd + beta, per row of N; saves mean, rstd */
+	void		(*layernorm_forward) (moe_backend *be, float *out, float *mean, float *rstd,
+									  const float *in, const float *gamma, const float *beta,
+									  int M, int N);
+	/* din is overwritten; dgamma and dbeta are overwritten */
+	void		(*layernorm_backward) (moe_backend *be, float *din, float *dgamma, float *dbeta,
+									   const float *dout, const float *in, const float *mean,
+									   const float *rstd, const float *gamma, int M, int N);
+	/* out = max(in, 0), in place allowed */
+	void		(*relu_forward) (moe_backend *be, float *out, const float *in, size_t n);
+	/* din = dout where out > 0, else 0; in place allowed */
+	void		(*relu_backward) (moe_backend *be, float *din, const float *dout,
+								  const float *out, size_t n);
+	/* Inverted dropout with a counter-based mask: element i is kept when
+	 * moe_dropout_uniform(key, i) >= p, and then scaled by 1/(1-p).
+	 * mask receives 0 or 1/(1-p); out = in * mask. */
+	void		(*dropout_forward) (moe_backend *be, float *out, float *mask, const float *in,
+									size_t n, float p, uint64_t key);
+	/* dx = dy * mask (in place allowed) */
+	void		(*mul) (moe_backend *be, float *out, const float *a, const float *b, size_t n);
+
+	/* ---- moving rows ------------------------------------------------ */
+	/* dst[i,:] = (src[idx[i],:] - shift) * scale; shift/scale may be NULL */
+	void		(*gather_rows) (moe_backend *be, float *dst, const float *src, const int32_t *idx,
+								int rows, int width, const float *shift, const float *scale);
+	/* dst[idx[i],:] += src[i,:]; idx values must be distinct within one call */
+	void		(*scatter_add_rows) (moe_backend *be, float *dst, const float *src,
+									 const int32_t *idx, int rows, int width);
+	/* out[M, Na+Nb] = [a | b] and its adjoint */
+	void		(*concat_cols) (moe_backend *be, float *out, const float *a, const float *b,
+								int M, int Na, int Nb);
+	void		(*split_cols) (moe_backend *be, float *a, float *b, const float *in,
+							   int M, int Na, int Nb);
+	/* dst[i] = src[idx[i]] and dst[idx[i]] = src[i] on scalars */
+	void		(*gather) (moe_backend *be, float *dst, const float *src, const int32_t *idx, int n);
+	void		(*scatter) (moe_backend *be, float *dst, const float *src, const int32_t *idx, int n);
+
+	/* ---- the router ------------------------------------------------- */
+	/* probs = softmax(logits / temperature) per row of E */
+	void		(*softmax_forward) (moe_backend *be, float *probs, const float *logits,
+									int M, int E, float temperature);
+	/* dlogits = (probs * (dprobs - sum(probs * dprobs))) / temperature */
+	void		(*softmax_backward) (moe_backend *be, float *dlogits, const float *dprobs,
+									 const float *probs, int M, int E, float temperature);
+	/* Top-k of (probs + bias) per row (bias may be NULL; it steers the
+	 * choice only); ties go to the lower expert index.  sel_idx[M,k] holds
+	 * the experts in descending order, sel_w[M,k] their probs renormalised
+	 * to sum to 1. */
+	void		(*topk_route) (moe_backend *be, int32_t *sel_idx, float *sel_w, const float *probs,
+							   const float *bias, int M, int E, int k);
+	/* out[m] = sum_s w[m,s] * y[m,s] */
+	void		(*combine_forward) (moe_backend *be, float *out, const float *w, const float *y,
+									int M, int k);
+	/* dw[m,s] = dout[m] * y[m,s]; dy[m,s] = dout[m] * w[m,s] */
+	void		(*combine_backward) (moe_backend *be, float *dw, float *dy, const float *dout,
+									 const float *w, const float *y, int M, int k);
+	/* Adjoint of the renormalisation w = p_sel / sum(p_sel): writes dprobs[M,E]
+	 * (zero for unselected experts). */
+	void		(*route_backward) (moe_backend *be, float *dprobs, const float *dw,
+								   const float *sel_w, const int32_t *sel_idx, const float *probs,
+								   int M, int E, int k);
+	/* out[j] = mean over rows of x[:, j] */
+	void		(*column_mean) (moe_backend *be, float *out, const float *x, int M, int N);
+	/* x[m, j] += alpha * v[j] for every row m */
+	void		(*add_row_vector) (moe_backend *be, float *x, const float *v, float alpha, int M, int N);
+
+	/* ---- loss and optimiser ----------------------------------------- */
+	/* Returns mean (pred - target)^2 and writes dpred = 2 (pred - target) / M. */
+	double		(*mse_forward_backward) (moe_backend *be, float *dpred, const float *pred,
+										 const float *target, int M);
+	/* Sum of squares, for gradient-norm clipping. */
+	double		(*sum_squares) (moe_backend *be, const float *x, size_t n);
+	void		(*scale) (moe_backend *be, float *x, size_t n, float alpha);
+	/* One Adam(W) step over n parameters; step counts from 1. */
+	void		(*adam_update) (moe_backend *be, float *param, const float *grad, float *m, float *v,
+								size_t n, float lr, float beta1, float beta2, float eps,
+								float weight_decay, int64_t step);
+
+	void		(*destroy) (moe_backend *be);
+	void	   *state;			/* the backend's own data */
+};
+
+/* The CPU backend (always available). blas_threads <= 0 keeps OpenBLAS's choice. */
+moe_backend *moe_backend_cpu_create(int blas_threads);
+
+/* Counter-based uniform in [0,1) used by dropout on every backend, so a
+ * CPU and a GPU run draw identical masks. */
+static inline float
+moe_dropout_uniform(uint64_t key, uint64_t i)
+{
+	uint64_t	z = key + (i + 1) * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (float) (z >> 40) * (1.0f / 16777216.0f);
+}
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * balance.h — auxiliary load-balancing losses of the router.
+ *
+ * With T rows, E experts and gate probabilities p, P[i] = mean_t p[t,i] is
+ * the batch's mean probability of expert i (the "importance"), and f[i] the
+ * fraction of the T*k selections that went to expert i.  Each loss is a
+ * function of P (f enters as a constant), so its gradient is returned with
+ * respect to P; the model spreads it over the rows (dp[t,i] = dP[i] / T).
+ * Formulas: docs/balancing.md and ARCHITECTURE.md section 6.
+ */
+#ifndef MOE_BALANCE_H
+#define MOE_BALANCE_H
+
+#include "moe_status.h"
+
+typedef enum moe_lb_method
+{
+	MOE_LB_NONE = 0,
+	MOE_LB_ENTROPY,				/* -H(P) / log E: 0 when balanced, -1..0 */
+	MOE_LB_CV,					/* std(P) / mean(P), unbiased std */
+	MOE_LB_IMPORTANCE,			/* CV(P)^2 (Shazeer et al. 2017) */
+	MOE_LB_SWITCH				/* E * sum f_i P_i, 1 when balanced */
+} moe_lb_method;
+
+#define MOE_LB_CHOICES "none, entropy, cv, importance, switch"
+
+const char *moe_lb_method_name(moe_lb_method method);
+moe_status	moe_lb_method_parse(const char *name, moe_lb_method *out, moe_error *err);
+
+/*
+ * The loss for P[E] (and the selection fractions f[E], used by "switch"
+ * only; may be NULL otherwise).  When dP is not NULL it receives dLoss/dP.
+ */
+double		moe_balance_loss(moe_lb_method method, const float *P, const float *f, int E,
+							 float *dP);
+
+#endif

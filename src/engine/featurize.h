@@ -1,0 +1,48 @@
+/*
+ * featurize.h — turn SMILES strings and protein sequences into vectors.
+ *
+ * Both featurizers are pure functions of their input: the same text always
+ * gives the same vector, on every platform (no locale, no pointer hashing).
+ * They reject text outside their alphabet with MOE_ERR_DATA, the 1-based
+ * position in err->position and a message naming the character.
+ */
+#ifndef MOE_FEATURIZE_H
+#define MOE_FEATURIZE_H
+
+#include <stddef.h>
+
+#include "moe_status.h"
+
+#define MOE_SMILES_DEFAULT_DIM		1024
+#define MOE_SMILES_DEFAULT_MAX_N	3
+#define MOE_SMILES_MAX_DIM			(1 << 20)
+#define MOE_SMILES_MAX_N			8
+
+#define MOE_PROTEIN_DEFAULT_K		3
+#define MOE_PROTEIN_MAX_K			3
+
+/*
+ * SMILES token n-grams hashed into dim buckets.
+ *
+ * The string is split into SMILES tokens (bracket atoms, organic-subset
+ * atoms, bonds, branches, ring closures, dots); every run of n consecutive
+ * tokens, 1 <= n <= max_n, is hashed (FNV-1a, 32 bit) into one of dim
+ * buckets; out[b] = log(1 + count of n-grams in bucket b).
+ * out must hold dim floats.
+ */
+moe_status	moe_featurize_smiles(const char *smiles, size_t len, int dim, int max_n,
+								 float *out, moe_error *err);
+
+/*
+ * Amino-acid k-mer composition for every k in 1..max_k, concatenated:
+ * 20 + 400 + 8000 values for max_k = 3.  Each block holds frequencies that
+ * sum to 1 (or all zeros when the sequence has no k-mer of that length).
+ * out must hold moe_protein_feature_dim(max_k) floats.
+ */
+moe_status	moe_featurize_protein(const char *seq, size_t len, int max_k,
+								  float *out, moe_error *err);
+
+/* Length of the protein vector for max_k, or 0 when max_k is out of range. */
+int			moe_protein_feature_dim(int max_k);
+
+#endif

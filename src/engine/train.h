@@ -1,0 +1,125 @@
+/*
+ * train.h — training an MoE model: options, data, and an epoch-at-a-time
+ * trainer so the caller (the SQL procedure) can record and commit each
+ * epoch, and can stop between any two steps.
+ *
+ * Objective per mini-batch: MSE on standardised labels + lb_weight * the
+ * balancing loss of balance.h.  Adam(W), learning-rate schedule per step,
+ * early stopping on validation MSE with patience; the best epoch's
+ * parameters are kept.  Same seed, same machine, same thread count: the
+ * same parameters, bit for bit.
+ */
+#ifndef MOE_TRAIN_H
+#define MOE_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "balance.h"
+#include "model.h"
+#include "moe_status.h"
+
+typedef enum moe_lr_schedule
+{
+	MOE_LR_CONSTANT = 0,
+	MOE_LR_COSINE				/* lr -> lr_min over all steps of all epochs */
+} moe_lr_schedule;
+
+#define MOE_LR_CHOICES "constant, cosine"
+
+const char *moe_lr_schedule_name(moe_lr_schedule s);
+moe_status	moe_lr_schedule_parse(const char *name, moe_lr_schedule *out, moe_error *err);
+
+typedef struct moe_train_options
+{
+	int			epochs;			/* maximum number of epochs */
+	int			batch_size;
+	float		lr;
+	float		lr_min;			/* floor of the cosine schedule */
+	moe_lr_schedule lr_schedule;
+	float		weight_decay;	/* decoupled (AdamW); 0 = Adam */
+	float		grad_clip;		/* max global gradient norm; 0 = off */
+	moe_lb_method lb_method;
+	float		lb_weight;
+	int			patience;		/* epochs without improvement; 0 = off */
+	float		min_delta;		/* improvement smaller than this does not count */
+	uint64_t	seed;
+} moe_train_options;
+
+void		moe_train_options_defaults(moe_train_options *opt);
+moe_status	moe_train_options_validate(const moe_train_options *opt, moe_error *err);
+
+/* Pairs as indices into entity tables. */
+typedef struct moe_rows
+{
+	int			n;
+	const int32_t *drug_idx;
+	const int32_t *protein_idx;
+	const float *label;
+} moe_rows;
+
+/* Host arrays; the trainer does not copy them on a host backend, so they
+ * must outlive it. */
+typedef struct moe_train_data
+{
+	int			n_drugs;
+	int			drug_dim;
+	const float *drug_vec;		/* n_drugs x drug_dim */
+	int			n_proteins;
+	int			protein_dim;
+	const float *protein_vec;	/* n_proteins x protein_dim */
+	moe_rows	train;
+	moe_rows	valid;			/* may be empty: then no early stopping */
+} moe_train_data;
+
+typedef struct moe_epoch_report
+{
+	int			epoch;			/* 1-based */
+	double		train_loss;		/* the objective, standardised units */
+	double		train_mse;		/* label units */
+	double		aux_loss;		/* balancing loss (unweighted) */
+	double		val_mse;		/* label units; NaN without validation rows */
+	double		lr;				/* learning rate at the end of the epoch */
+	double		seconds;
+	bool		improved;		/* best validation so far */
+	int			best_epoch;
+	double		best_val_mse;
+	int			n_experts;
+	double		expert_prob[MOE_MAX_EXPERTS];	/* mean gate probability */
+	int64_t		expert_count[MOE_MAX_EXPERTS];	/* top-k selections */
+} moe_epoch_report;
+
+typedef struct moe_trainer moe_trainer;
+
+/* Polled between steps; returning true stops the epoch with
+ * MOE_ERR_CANCELLED. */
+typedef bool (*moe_interrupt_fn) (void *ctx);
+
+/*
+ * arch gives the architecture (dimensions must match data); the trainer
+ * fills the label standardisation and the input standardisation from the
+ * training rows.
+ */
+moe_status	moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
+							   const moe_train_data *data, moe_backend *be,
+							   moe_interrupt_fn interrupted, void *ctx,
+							   moe_trainer **out, moe_error *err);
+moe_status	moe_trainer_epoch(moe_trainer *t, moe_epoch_report *report, moe_error *err);
+/* True once the epoch budget is spent or patience ran out. */
+bool		moe_trainer_done(const moe_trainer *t);
+/* Load the best epoch's parameters into the model and return it (owned by
+ * the trainer). */
+moe_model  *moe_trainer_best_model(moe_trainer *t);
+void		moe_trainer_free(moe_trainer *t);
+
+/*
+ * Predictions in label units (host array out) for rows over entity tables
+ * (backend arrays; on a host backend, ordinary host arrays),
+ * batch by batch through ws.  Used for validation and evaluation.
+ */
+moe_status	moe_predict_rows(moe_model *model, moe_workspace *ws, const float *drug_table,
+							 const float *protein_table, const moe_rows *rows, float *out,
+							 moe_error *err);
+
+#endif
