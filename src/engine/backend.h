@@ -43,6 +43,10 @@ struct moe_backend
 	/* out[M,N] = in[M,K] . W[N,K]^T + b[N] */
 	void		(*linear_forward) (moe_backend *be, float *out, const float *in,
 								   const float *W, const float *b, int M, int N, int K);
+	/* The same product for inference: row m of out depends on row m of in
+	 * alone, bit for bit, whatever M is (gemm_rows.h). */
+	void		(*linear_infer) (moe_backend *be, float *out, const float *in,
+								 const float *W, const float *b, int M, int N, int K);
 	/* din[M,K] = dout . W (skipped when din is NULL); dW = dout^T . in;
 	 * db = column sums of dout.  dW and db are overwritten, not added to. */
 	void		(*linear_backward) (moe_backend *be, float *din, float *dW, float *db,

@@ -6,6 +6,7 @@
  * GPU to them.
  */
 #include "backend.h"
+#include "gemm_rows.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -63,6 +64,14 @@ cpu_linear_forward(moe_backend *be, float *out, const float *in, const float *W,
 		memcpy(out + (size_t) m * N, b, sizeof(float) * N);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K,
 				1.0f, in, K, W, K, 1.0f, out, N);
+}
+
+static void
+cpu_linear_infer(moe_backend *be, float *out, const float *in, const float *W,
+				 const float *b, int M, int N, int K)
+{
+	if (M > 0)
+		moe_gemm_rows(out, in, W, b, M, N, K);
 }
 
 static void
@@ -512,6 +521,7 @@ moe_backend_cpu_create(int blas_threads)
 	be->fill = cpu_fill;
 	be->check = cpu_check;
 	be->linear_forward = cpu_linear_forward;
+	be->linear_infer = cpu_linear_infer;
 	be->linear_backward = cpu_linear_backward;
 	be->layernorm_forward = cpu_layernorm_forward;
 	be->layernorm_backward = cpu_layernorm_backward;

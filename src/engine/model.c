@@ -585,6 +585,17 @@ block_key(uint64_t key, int mlp_id, int block)
 	return key ^ ((uint64_t) (mlp_id + 1) << 40) ^ ((uint64_t) (block + 1) << 32);
 }
 
+/* Training uses BLAS; inference the row-independent product. */
+static inline void
+linear(moe_backend *be, bool training, float *out, const float *in, const float *W,
+	   const float *b, int M, int N, int K)
+{
+	if (training)
+		be->linear_forward(be, out, in, W, b, M, N, K);
+	else
+		be->linear_infer(be, out, in, W, b, M, N, K);
+}
+
 /* Row r of buffer buf whose rows are width wide. */
 #define ROWS(buf, r, width) ((buf) + (size_t) (r) * (size_t) (width))
 
@@ -607,7 +618,7 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 		float	   *act = ROWS(a->act, off, b->out);
 		size_t		n = (size_t) M * b->out;
 
-		be->linear_forward(be, pre, x, p + b->W, p + b->b, M, b->out, b->in);
+		linear(be, training, pre, x, p + b->W, p + b->b, M, b->out, b->in);
 		be->layernorm_forward(be, act, a->mean + off, a->rstd + off, pre,
 							  p + b->gamma, p + b->beta, M, b->out);
 		be->relu_forward(be, act, act, n);
@@ -633,7 +644,7 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 		int			in = mlp->n_blocks > 0 ? mlp->block[mlp->n_blocks - 1].out : mlp->in_dim;
 		float	   *h = ROWS(acts->head, off, mlp->out_dim);
 
-		be->linear_forward(be, h, x, p + mlp->head_W, p + mlp->head_b, M, mlp->out_dim, in);
+		linear(be, training, h, x, p + mlp->head_W, p + mlp->head_b, M, mlp->out_dim, in);
 		x = h;
 	}
 	return x;

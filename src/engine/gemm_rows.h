@@ -1,0 +1,19 @@
+/*
+ * gemm_rows.h — a matrix product whose every output row depends only on the
+ * matching input row, bit for bit.
+ *
+ * OpenBLAS picks kernels and blockings by the number of rows, so a row
+ * scored alone and the same row scored in a batch of 500 can differ in the
+ * last bits.  Inference must not (ARCHITECTURE.md section 5: a row's
+ * prediction never depends on the other rows in its batch), so the
+ * inference path uses this product instead: each C[m][n] is computed by the
+ * same fixed sequence of operations whatever M is and wherever row m sits.
+ */
+#ifndef MOE_GEMM_ROWS_H
+#define MOE_GEMM_ROWS_H
+
+/* C[M,N] = A[M,K] . W[N,K]^T + b[N] */
+void		moe_gemm_rows(float *C, const float *A, const float *W, const float *b,
+						  int M, int N, int K);
+
+#endif

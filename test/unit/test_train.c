@@ -1,0 +1,423 @@
+/*
+ * test_train.c — the trainer learns, is bit-for-bit reproducible, keeps the
+ * best epoch; inference is row-independent; only routed experts compute.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "predict.h"
+#include "rng.h"
+#include "train.h"
+#include "unit.h"
+
+static moe_backend *be;
+
+/* A toy problem: label depends on the drug through a cluster-specific
+ * direction chosen by the protein's cluster. */
+typedef struct toy
+{
+	int			nd, np, dd, dp;
+	float	   *drug, *protein;
+	int32_t    *tr_d, *tr_p, *va_d, *va_p;
+	float	   *tr_y, *va_y;
+	int			ntr, nva;
+} toy;
+
+static void
+toy_make(toy *t, uint64_t seed)
+{
+	moe_rng		rng;
+	float		w[3][8];
+	int			n = 0;
+
+	t->nd = 30, t->np = 12, t->dd = 8, t->dp = 6;
+	t->drug = malloc(sizeof(float) * t->nd * t->dd);
+	t->protein = malloc(sizeof(float) * t->np * t->dp);
+	moe_rng_seed(&rng, seed);
+	for (int i = 0; i < t->nd * t->dd; i++)
+		t->drug[i] = moe_rng_normal(&rng);
+	for (int c = 0; c < 3; c++)
+		for (int j = 0; j < 8; j++)
+			w[c][j] = moe_rng_normal(&rng) * 0.5f;
+	for (int p = 0; p < t->np; p++)
+		for (int j = 0; j < t->dp; j++)
+			t->protein[p * t->dp + j] = (j == p % 3 ? 3.0f : 0.0f) + 0.3f * moe_rng_normal(&rng);
+	t->tr_d = malloc(sizeof(int32_t) * 360);
+	t->tr_p = malloc(sizeof(int32_t) * 360);
+	t->tr_y = malloc(sizeof(float) * 360);
+	t->va_d = malloc(sizeof(int32_t) * 360);
+	t->va_p = malloc(sizeof(int32_t) * 360);
+	t->va_y = malloc(sizeof(float) * 360);
+	t->ntr = t->nva = 0;
+	for (int d = 0; d < t->nd; d++)
+		for (int p = 0; p < t->np; p++, n++)
+		{
+			float		y = 6.0f;
+
+			for (int j = 0; j < 8; j++)
+				y += w[p % 3][j] * t->drug[d * 8 + j];
+			if (n % 5 == 0)
+			{
+				t->va_d[t->nva] = d, t->va_p[t->nva] = p, t->va_y[t->nva++] = y;
+			}
+			else
+			{
+				t->tr_d[t->ntr] = d, t->tr_p[t->ntr] = p, t->tr_y[t->ntr++] = y;
+			}
+		}
+}
+
+static void
+toy_free(toy *t)
+{
+	free(t->drug), free(t->protein), free(t->tr_d), free(t->tr_p), free(t->tr_y);
+	free(t->va_d), free(t->va_p), free(t->va_y);
+}
+
+static moe_train_data
+toy_data(toy *t)
+{
+	moe_train_data d = {t->nd, t->dd, t->drug, t->np, t->dp, t->protein,
+		{t->ntr, t->tr_d, t->tr_p, t->tr_y},
+	{t->nva, t->va_d, t->va_p, t->va_y}};
+
+	return d;
+}
+
+static void
+small_arch(moe_config *cfg, int dd, int dp)
+{
+	moe_config_defaults(cfg, dd, dp);
+	cfg->drug_hidden[0] = 32;
+	cfg->protein_hidden[0] = 16;
+	cfg->gate_hidden[0] = 32;
+	cfg->gate_hidden[1] = 16;
+	cfg->expert_hidden[0] = 32;
+	cfg->expert_hidden[1] = 16;
+	cfg->n_experts = 3;
+	cfg->top_k = 2;
+}
+
+static double
+variance(const float *y, int n)
+{
+	double		m = 0,
+				v = 0;
+
+	for (int i = 0; i < n; i++)
+		m += y[i];
+	m /= n;
+	for (int i = 0; i < n; i++)
+		v += (y[i] - m) * (y[i] - m);
+	return v / n;
+}
+
+/* Train to the end; returns the trainer (caller frees). */
+static moe_trainer *
+train_toy(toy *t, moe_train_options *opt, moe_epoch_report *last)
+{
+	moe_config	arch;
+	moe_train_data d = toy_data(t);
+	moe_trainer *tr = NULL;
+	moe_error	err;
+
+	small_arch(&arch, t->dd, t->dp);
+	if (moe_trainer_create(&arch, opt, &d, be, NULL, NULL, &tr, &err) != MOE_OK)
+	{
+		fprintf(stderr, "trainer: %s\n", err.message);
+		return NULL;
+	}
+	while (!moe_trainer_done(tr))
+		if (moe_trainer_epoch(tr, last, &err) != MOE_OK)
+		{
+			fprintf(stderr, "epoch: %s\n", err.message);
+			break;
+		}
+	return tr;
+}
+
+static void
+test_learns_and_keeps_best_epoch(void)
+{
+	toy			t;
+	moe_train_options opt;
+	moe_epoch_report last;
+	moe_trainer *tr;
+	double		var;
+
+	toy_make(&t, 1);
+	moe_train_options_defaults(&opt);
+	opt.epochs = 60;
+	opt.batch_size = 32;
+	opt.lr = 3e-3f;
+	opt.patience = 0;
+	tr = train_toy(&t, &opt, &last);
+	CHECK(tr != NULL);
+	if (tr == NULL)
+		return;
+	var = variance(t.va_y, t.nva);
+	printf("  toy: validation variance %.4f, best validation MSE %.4f at epoch %d\n",
+		   var, last.best_val_mse, last.best_epoch);
+	CHECK(last.best_val_mse < 0.2 * var);
+	CHECK(last.best_val_mse <= last.val_mse);
+	CHECK_INT(last.epoch, 60);
+
+	/* the returned model predicts the best epoch's validation MSE */
+	{
+		moe_model  *m = moe_trainer_best_model(tr);
+		moe_workspace *ws;
+		moe_error	err;
+		float	   *pred = malloc(sizeof(float) * t.nva);
+		moe_rows	rows = {t.nva, t.va_d, t.va_p, t.va_y};
+		double		mse = 0;
+
+		moe_workspace_create(m, 64, false, &ws, &err);
+		CHECK_INT(moe_predict_rows(m, ws, t.drug, t.protein, &rows, pred, &err), MOE_OK);
+		for (int i = 0; i < t.nva; i++)
+			mse += (pred[i] - t.va_y[i]) * (pred[i] - t.va_y[i]);
+		CHECK_NEAR(mse / t.nva, last.best_val_mse, 1e-5);
+		free(pred);
+		moe_workspace_free(m, ws);
+	}
+	moe_trainer_free(tr);
+	toy_free(&t);
+}
+
+static void
+test_same_seed_same_bits(void)
+{
+	toy			t;
+	moe_train_options opt;
+	moe_epoch_report last;
+	moe_trainer *a,
+			   *b,
+			   *c;
+
+	toy_make(&t, 2);
+	moe_train_options_defaults(&opt);
+	opt.epochs = 4;
+	opt.batch_size = 50;
+	a = train_toy(&t, &opt, &last);
+	b = train_toy(&t, &opt, &last);
+	opt.seed = 43;
+	c = train_toy(&t, &opt, &last);
+	if (a && b && c)
+	{
+		moe_model  *ma = moe_trainer_best_model(a),
+				   *mb = moe_trainer_best_model(b),
+				   *mc = moe_trainer_best_model(c);
+		size_t		n = sizeof(float) * ma->layout.n_params;
+
+		CHECK(memcmp(ma->params, mb->params, n) == 0);
+		CHECK(memcmp(ma->params, mc->params, n) != 0);
+	}
+	moe_trainer_free(a);
+	moe_trainer_free(b);
+	moe_trainer_free(c);
+	toy_free(&t);
+}
+
+static void
+test_early_stopping(void)
+{
+	toy			t;
+	moe_train_options opt;
+	moe_epoch_report last;
+	moe_trainer *tr;
+
+	toy_make(&t, 3);
+	moe_train_options_defaults(&opt);
+	opt.epochs = 500;
+	opt.batch_size = 64;
+	opt.lr = 1e-2f;
+	opt.lr_schedule = MOE_LR_CONSTANT;
+	opt.patience = 3;
+	tr = train_toy(&t, &opt, &last);
+	CHECK(tr != NULL);
+	if (tr)
+	{
+		CHECK(moe_trainer_done(tr));
+		CHECK(last.epoch < 500);
+		CHECK_INT(last.epoch - last.best_epoch, 3);
+	}
+	moe_trainer_free(tr);
+	toy_free(&t);
+}
+
+static bool
+stop_now(void *ctx)
+{
+	return ++*(int *) ctx > 2;
+}
+
+static void
+test_interrupt_stops_between_steps(void)
+{
+	toy			t;
+	moe_config	arch;
+	moe_train_options opt;
+	moe_train_data d;
+	moe_trainer *tr;
+	moe_epoch_report rep;
+	moe_error	err;
+	int			polls = 0;
+
+	toy_make(&t, 4);
+	d = toy_data(&t);
+	small_arch(&arch, t.dd, t.dp);
+	moe_train_options_defaults(&opt);
+	opt.batch_size = 16;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, stop_now, &polls, &tr, &err), MOE_OK);
+	CHECK_INT(moe_trainer_epoch(tr, &rep, &err), MOE_ERR_CANCELLED);
+	CHECK_INT(polls, 3);
+	moe_trainer_free(tr);
+	toy_free(&t);
+}
+
+static void
+test_bad_options_and_data(void)
+{
+	toy			t;
+	moe_config	arch;
+	moe_train_options opt;
+	moe_train_data d;
+	moe_trainer *tr;
+	moe_error	err;
+
+	toy_make(&t, 5);
+	small_arch(&arch, t.dd, t.dp);
+	moe_train_options_defaults(&opt);
+	d = toy_data(&t);
+
+	opt.lr = -1;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &tr, &err), MOE_ERR_INVALID);
+	CHECK(strstr(err.message, "lr") != NULL);
+	moe_train_options_defaults(&opt);
+	arch.top_k = 4;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &tr, &err), MOE_ERR_INVALID);
+	CHECK(strstr(err.message, "top_k") != NULL);
+	small_arch(&arch, t.dd, t.dp);
+	arch.drug_dim = 9;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &tr, &err), MOE_ERR_INVALID);
+	small_arch(&arch, t.dd, t.dp);
+	t.tr_y[7] = NAN;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &tr, &err), MOE_ERR_DATA);
+	CHECK(strstr(err.message, "row 8") != NULL);
+	t.tr_y[7] = 1;
+	t.tr_p[3] = 99;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &tr, &err), MOE_ERR_INVALID);
+	d.train.n = 0;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &tr, &err), MOE_ERR_DATA);
+	toy_free(&t);
+}
+
+/* A row's prediction must not depend on the other rows of its batch. */
+static void
+test_inference_is_row_independent(void)
+{
+	moe_config	cfg;
+	moe_model  *m;
+	moe_workspace *ws;
+	moe_error	err;
+	moe_rng		rng;
+	const int	M = 37;
+	float	   *drug = malloc(sizeof(float) * M * 20),
+			   *protein = malloc(sizeof(float) * M * 30),
+				batch[37],
+				one;
+	int			differ = 0;
+
+	moe_config_defaults(&cfg, 20, 30);
+	moe_model_create(&cfg, be, &m, &err);
+	moe_model_init(m, 8);
+	moe_workspace_create(m, M, false, &ws, &err);
+	moe_rng_seed(&rng, 8);
+	for (int i = 0; i < M * 20; i++)
+		drug[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < M * 30; i++)
+		protein[i] = moe_rng_normal(&rng);
+	CHECK_INT(moe_infer_vectors(m, ws, drug, protein, M, batch, NULL, &err), MOE_OK);
+	for (int i = 0; i < M; i++)
+	{
+		CHECK_INT(moe_infer_vectors(m, ws, drug + i * 20, protein + i * 30, 1, &one, NULL, &err), MOE_OK);
+		differ += one != batch[i];
+	}
+	CHECK_INT(differ, 0);
+	free(drug), free(protein);
+	moe_workspace_free(m, ws);
+	moe_model_free(m);
+}
+
+/* Experts no row was routed to get exactly zero gradients, and routing
+ * reports exactly what forward used. */
+static void
+test_only_routed_experts_compute(void)
+{
+	moe_config	cfg;
+	moe_model  *m;
+	moe_workspace *ws;
+	moe_error	err;
+	float		drug[8] = {1, 2, 3, 4, 5, 6, 7, 8},
+				protein[6] = {1, 0, 0, 0, 1, 0},
+				d_pred[2] = {1, -1};
+	int32_t		di[2] = {0, 1}, pi[2] = {0, 1};
+	float	   *grads;
+	int			used[8] = {0};
+
+	moe_config_defaults(&cfg, 4, 3);
+	cfg.drug_hidden[0] = 8;
+	cfg.protein_hidden[0] = 8;
+	cfg.gate_hidden[0] = 8;
+	cfg.gate_hidden[1] = 8;
+	cfg.expert_hidden[0] = 8;
+	cfg.expert_hidden[1] = 8;
+	cfg.n_experts = 8;
+	cfg.top_k = 1;
+	moe_model_create(&cfg, be, &m, &err);
+	moe_model_init(m, 3);
+	moe_workspace_create(m, 2, true, &ws, &err);
+	grads = malloc(sizeof(float) * m->layout.n_params);
+	for (size_t i = 0; i < m->layout.n_params; i++)
+		grads[i] = 123.0f;		/* must be overwritten */
+	CHECK_INT(moe_forward(m, ws, drug, protein, di, pi, 2, true, 7, &err), MOE_OK);
+	CHECK_INT(moe_backward(m, ws, grads, d_pred, NULL, &err), MOE_OK);
+	used[ws->host_sel_idx[0]] = used[ws->host_sel_idx[1]] = 1;
+	for (int e = 0; e < 8; e++)
+	{
+		const moe_mlp_layout *x = &m->layout.expert[e];
+		size_t		from = x->block[0].W,
+					to = x->head_b + 1;
+		double		sum = 0;
+		int			stale = 0;
+
+		for (size_t i = from; i < to; i++)
+		{
+			sum += fabs(grads[i]);
+			stale += grads[i] == 123.0f;
+		}
+		CHECK_INT(stale, 0);
+		if (used[e])
+			CHECK(sum > 0);
+		else
+			CHECK(sum == 0);
+	}
+	free(grads);
+	moe_workspace_free(m, ws);
+	moe_model_free(m);
+}
+
+int
+main(void)
+{
+	be = moe_backend_cpu_create(1);
+	RUN(test_learns_and_keeps_best_epoch);
+	RUN(test_same_seed_same_bits);
+	RUN(test_early_stopping);
+	RUN(test_interrupt_stops_between_steps);
+	RUN(test_bad_options_and_data);
+	RUN(test_inference_is_row_independent);
+	RUN(test_only_routed_experts_compute);
+	be->destroy(be);
+	return unit_summary("test_train");
+}
