@@ -137,6 +137,9 @@ struct moe_backend
 /* The CPU backend (always available). blas_threads <= 0 keeps OpenBLAS's choice. */
 moe_backend *moe_backend_cpu_create(int blas_threads);
 
+/* Threads of the CPU backend's matrix products; <= 0 means one per core. */
+void		moe_backend_cpu_set_threads(int threads);
+
 /* Counter-based uniform in [0,1) used by dropout on every backend, so a
  * CPU and a GPU run draw identical masks. */
 static inline float

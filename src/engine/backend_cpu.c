@@ -17,6 +17,13 @@
 
 /* Declared by OpenBLAS; not in the generic cblas.h. */
 extern void openblas_set_num_threads(int num_threads);
+extern int	openblas_get_num_procs(void);
+
+void
+moe_backend_cpu_set_threads(int threads)
+{
+	openblas_set_num_threads(threads > 0 ? threads : openblas_get_num_procs());
+}
 
 /* ---- memory ----------------------------------------------------------- */
 
@@ -510,7 +517,7 @@ moe_backend_cpu_create(int blas_threads)
 	if (be == NULL)
 		return NULL;
 	if (blas_threads > 0)
-		openblas_set_num_threads(blas_threads);
+		moe_backend_cpu_set_threads(blas_threads);
 	be->name = "cpu";
 	be->host_memory = true;
 	be->alloc = cpu_alloc;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+__attribute__((format(printf, 4, 0)))
 static moe_status
 fail_va(moe_error *err, moe_status st, int position, const char *fmt, va_list ap)
 {
