@@ -18,13 +18,13 @@ DATA        = sql/$(EXTENSION)--$(EXTVERSION).sql
 DOCS        = README.md
 
 PG_CPPFLAGS = -I$(srcdir)/src/engine
-PG_CFLAGS   = -std=gnu11 -O3 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers $(OPTFLAGS)
+PG_CFLAGS   = -std=gnu11 -O3 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Wno-declaration-after-statement $(OPTFLAGS)
 SHLIB_LINK  = -lopenblas -lm
 
 # pg_regress: inputs in test/sql; PostgreSQL 15's pg_regress looks for the
 # expected output under --outputdir first, which puts it in expected/.
 REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
-REGRESS_OPTS = --inputdir=test --outputdir=.
+REGRESS_OPTS = --inputdir=test --outputdir=. --load-extension=$(EXTENSION)
 
 # Bitcode for the server's JIT is not worth a clang dependency here.
 with_llvm   = no

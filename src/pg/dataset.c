@@ -1,0 +1,507 @@
+/*
+ * dataset.c — reading a registered dataset through SPI.
+ *
+ * With key columns, pairs are read without their vectors and each entity's
+ * vector is read once; without keys, every row's vectors are read and
+ * entities are told apart by content.  Either way the engine gets each
+ * distinct vector once, plus index arrays per split.
+ */
+#include "dataset.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#define FETCH_ROWS 5000
+
+const char *
+moe_split_name(moe_split s)
+{
+	static const char *const names[] = {"train", "valid", "test"};
+
+	return names[s];
+}
+
+/* ---- the registry -------------------------------------------------------- */
+
+static char *
+quoted_column(HeapTuple tup, TupleDesc desc, int col)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	return v == NULL ? NULL : pstrdup(quote_identifier(v));
+}
+
+moe_dataset_def *
+moe_dataset_lookup(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	moe_dataset_def *def;
+	MemoryContext outer = CurrentMemoryContext;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *nsp,
+			   *rel;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relation::oid, drug_column, protein_column, label_column, "
+							  "split_column, fold_column, drug_key_column, protein_key_column "
+							  "FROM moe.datasets WHERE name = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read moe.datasets");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("dataset \"%s\" does not exist", name),
+				 errhint("Register one with moe_create_dataset() or moe_load_dta(); see moe.datasets.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		def = palloc0(sizeof(moe_dataset_def));
+		def->name = pstrdup(name);
+		def->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		def->drug_col = quoted_column(tup, desc, 2);
+		def->protein_col = quoted_column(tup, desc, 3);
+		def->label_col = quoted_column(tup, desc, 4);
+		def->split_col = quoted_column(tup, desc, 5);
+		def->fold_col = quoted_column(tup, desc, 6);
+		def->drug_key_col = quoted_column(tup, desc, 7);
+		def->protein_key_col = quoted_column(tup, desc, 8);
+		MemoryContextSwitchTo(spi);
+	}
+	nsp = get_namespace_name(get_rel_namespace(def->relid));
+	rel = get_rel_name(def->relid);
+	if (nsp == NULL || rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the relation of dataset \"%s\" no longer exists", name)));
+	def->relation = MemoryContextStrdup(outer, quote_qualified_identifier(nsp, rel));
+	SPI_finish();
+	return def;
+}
+
+/* ---- growing arrays ------------------------------------------------------ */
+
+static void
+rows_push(MemoryContext cxt, moe_split_rows *s, int32 d, int32 p, float y)
+{
+	if (s->n == s->capacity)
+	{
+		int			cap = s->capacity ? s->capacity * 2 : 1024;
+
+		if (s->capacity == 0)
+		{
+			s->drug_idx = MemoryContextAllocHuge(cxt, sizeof(int32) * cap);
+			s->protein_idx = MemoryContextAllocHuge(cxt, sizeof(int32) * cap);
+			s->label = MemoryContextAllocHuge(cxt, sizeof(float) * cap);
+		}
+		else
+		{
+			s->drug_idx = repalloc_huge(s->drug_idx, sizeof(int32) * cap);
+			s->protein_idx = repalloc_huge(s->protein_idx, sizeof(int32) * cap);
+			s->label = repalloc_huge(s->label, sizeof(float) * cap);
+		}
+		s->capacity = cap;
+	}
+	s->drug_idx[s->n] = d;
+	s->protein_idx[s->n] = p;
+	s->label[s->n] = y;
+	s->n++;
+}
+
+moe_rows
+moe_split_as_rows(const moe_split_rows *s)
+{
+	moe_rows	r = {s->n, s->drug_idx, s->protein_idx, s->label};
+
+	return r;
+}
+
+/* Distinct vectors of one kind (drug or protein) with their keys. */
+typedef struct entity_table
+{
+	MemoryContext cxt;			/* where the arrays live */
+	const char *what;			/* "drug" or "protein" */
+	int			dim;			/* 0 until the first vector */
+	int			n;
+	int			capacity;
+	float	   *vec;
+	char	  **key;
+	HTAB	   *by_key;			/* key text -> index, when keyed */
+	HTAB	   *by_hash;		/* content hash -> first index, when keyless */
+	int		   *next_same_hash; /* chains of indices sharing a hash */
+} entity_table;
+
+typedef struct key_entry
+{
+	char		key[NAMEDATALEN * 4];
+	int			index;
+} key_entry;
+
+typedef struct hash_entry
+{
+	uint64		hash;
+	int			first;
+} hash_entry;
+
+static void
+entity_init(entity_table *t, MemoryContext cxt, const char *what, bool keyed)
+{
+	HASHCTL		ctl;
+
+	memset(t, 0, sizeof(*t));
+	t->cxt = cxt;
+	t->what = what;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.hcxt = cxt;
+	if (keyed)
+	{
+		ctl.keysize = sizeof(((key_entry *) 0)->key);
+		ctl.entrysize = sizeof(key_entry);
+		t->by_key = hash_create("moe_pg entity keys", 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	else
+	{
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(hash_entry);
+		t->by_hash = hash_create("moe_pg entity hashes", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+}
+
+static int
+entity_append(entity_table *t, const float *v, const char *key)
+{
+	if (t->n == t->capacity)
+	{
+		int			cap = t->capacity ? t->capacity * 2 : 64;
+
+		if (t->capacity == 0)
+		{
+			t->vec = MemoryContextAllocHuge(t->cxt, sizeof(float) * (size_t) cap * t->dim);
+			t->key = MemoryContextAlloc(t->cxt, sizeof(char *) * cap);
+			t->next_same_hash = MemoryContextAlloc(t->cxt, sizeof(int) * cap);
+		}
+		else
+		{
+			t->vec = repalloc_huge(t->vec, sizeof(float) * (size_t) cap * t->dim);
+			t->key = repalloc(t->key, sizeof(char *) * cap);
+			t->next_same_hash = repalloc(t->next_same_hash, sizeof(int) * cap);
+		}
+		t->capacity = cap;
+	}
+	memcpy(t->vec + (size_t) t->n * t->dim, v, sizeof(float) * t->dim);
+	t->key[t->n] = key ? MemoryContextStrdup(t->cxt, key) : NULL;
+	t->next_same_hash[t->n] = -1;
+	return t->n++;
+}
+
+/* Check a vector datum and return its floats; where names the row. */
+static const float *
+vector_values(entity_table *t, Datum d, bool isnull, const char *where)
+{
+	ArrayType  *arr;
+	const float *v;
+	int			n;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s vector is NULL %s", t->what, where)));
+	arr = DatumGetArrayTypeP(d);
+	if (ARR_ELEMTYPE(arr) != FLOAT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s vectors must be real[]", t->what)));
+	if (ARR_NDIM(arr) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s vector %s must be a non-empty one-dimensional array", t->what, where)));
+	if (ARR_HASNULL(arr) && array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s vector %s contains NULL elements", t->what, where)));
+	n = ARR_DIMS(arr)[0];
+	if (t->dim == 0)
+		t->dim = n;
+	else if (n != t->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s vector %s has %d elements, earlier ones have %d", t->what, where, n, t->dim)));
+	v = (const float *) ARR_DATA_PTR(arr);
+	for (int i = 0; i < n; i++)
+		if (!isfinite(v[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("%s vector %s has a %s at element %d", t->what, where,
+							isnan(v[i]) ? "NaN" : "infinite value", i + 1)));
+	return v;
+}
+
+/* FNV-1a over the bytes of a vector. */
+static uint64
+content_hash(const float *v, int n)
+{
+	const unsigned char *p = (const unsigned char *) v;
+	uint64		h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof(float) * (size_t) n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static int
+entity_by_content(entity_table *t, const float *v)
+{
+	uint64		h = content_hash(v, t->dim);
+	bool		found;
+	hash_entry *e = hash_search(t->by_hash, &h, HASH_ENTER, &found);
+	int			i;
+
+	if (found)
+	{
+		for (i = e->first; i >= 0; i = t->next_same_hash[i])
+			if (memcmp(t->vec + (size_t) i * t->dim, v, sizeof(float) * t->dim) == 0)
+				return i;
+		i = entity_append(t, v, NULL);
+		t->next_same_hash[i] = e->first;
+		e->first = i;
+		return i;
+	}
+	e->first = entity_append(t, v, NULL);
+	return e->first;
+}
+
+static int
+entity_by_key(entity_table *t, const char *key, bool create, const float *v)
+{
+	key_entry  *e;
+	bool		found;
+
+	if (strlen(key) >= sizeof(e->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("%s key \"%.40s...\" is too long", t->what, key)));
+	e = hash_search(t->by_key, key, create ? HASH_ENTER : HASH_FIND, &found);
+	if (e == NULL)
+		return -1;
+	if (!found)
+		e->index = entity_append(t, v, key);
+	return e->index;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int
+split_of(const char *s)
+{
+	if (strcmp(s, "train") == 0 || strcmp(s, "training") == 0)
+		return MOE_SPLIT_TRAIN;
+	if (strcmp(s, "valid") == 0 || strcmp(s, "val") == 0 || strcmp(s, "validation") == 0)
+		return MOE_SPLIT_VALID;
+	if (strcmp(s, "test") == 0 || strcmp(s, "testing") == 0)
+		return MOE_SPLIT_TEST;
+	return -1;
+}
+
+static void
+append_fold_filter(StringInfo q, const moe_dataset_def *def)
+{
+	if (def->fold_col != NULL)
+		appendStringInfo(q, " WHERE %s = $1", def->fold_col);
+}
+
+static Portal
+open_cursor(const char *sql, const moe_dataset_def *def, int fold)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(fold)};
+	Portal		portal;
+
+	portal = SPI_cursor_open_with_args(NULL, sql, def->fold_col ? 1 : 0, argtypes, args,
+									   NULL, true, 0);
+	if (portal == NULL)
+		elog(ERROR, "could not open a cursor on dataset \"%s\"", def->name);
+	return portal;
+}
+
+/* Read entity vectors by key: one row per key. */
+static void
+read_keyed_entities(const moe_dataset_def *def, int fold, entity_table *t, const char *key_col,
+					const char *vec_col, MemoryContext row_cxt)
+{
+	StringInfoData q;
+	Portal		portal;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT DISTINCT ON (k) k, v FROM (SELECT %s::text AS k, %s AS v FROM %s",
+					 key_col, vec_col, def->relation);
+	append_fold_filter(&q, def);
+	appendStringInfoString(&q, ") s WHERE k IS NOT NULL ORDER BY k");
+	portal = open_cursor(q.data, def, fold);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			char	   *key = SPI_getvalue(tup, desc, 1);
+			Datum		vd = SPI_getbinval(tup, desc, 2, &isnull);
+			char	   *where = psprintf("for key \"%s\"", key);
+			const float *v = vector_values(t, vd, isnull, where);
+
+			entity_by_key(t, key, true, v);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+}
+
+static float
+label_value(Datum d, bool isnull, const char *where)
+{
+	double		y;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("label is NULL %s", where)));
+	y = DatumGetFloat8(d);
+	if (!isfinite(y) || !isfinite((float) y))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("label %s is not a finite real number", where)));
+	return (float) y;
+}
+
+void
+moe_dataset_read(const moe_dataset_def *def, int fold, moe_dataset_data *out)
+{
+	MemoryContext data_cxt = CurrentMemoryContext;
+	MemoryContext row_cxt = AllocSetContextCreate(data_cxt, "moe_pg dataset row",
+												  ALLOCSET_DEFAULT_SIZES);
+	bool		keyed = def->drug_key_col != NULL && def->protein_key_col != NULL;
+	entity_table drugs,
+				proteins;
+	StringInfoData q;
+	Portal		portal;
+	int64		row = 0;
+
+	memset(out, 0, sizeof(*out));
+	entity_init(&drugs, data_cxt, "drug", keyed);
+	entity_init(&proteins, data_cxt, "protein", keyed);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	initStringInfo(&q);
+	if (keyed)
+	{
+		read_keyed_entities(def, fold, &drugs, def->drug_key_col, def->drug_col, row_cxt);
+		read_keyed_entities(def, fold, &proteins, def->protein_key_col, def->protein_col, row_cxt);
+		appendStringInfo(&q, "SELECT %s::text, %s::text, %s::float8, %s::text FROM %s",
+						 def->drug_key_col, def->protein_key_col, def->label_col, def->split_col,
+						 def->relation);
+	}
+	else
+		appendStringInfo(&q, "SELECT %s, %s, %s::float8, %s::text FROM %s",
+						 def->drug_col, def->protein_col, def->label_col, def->split_col,
+						 def->relation);
+	append_fold_filter(&q, def);
+
+	portal = open_cursor(q.data, def, fold);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		null_label,
+						n1,
+						n2;
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			char	   *split_text = SPI_getvalue(tup, desc, 4);
+			Datum		yd = SPI_getbinval(tup, desc, 3, &null_label);
+			int			split;
+			int			di,
+						pi;
+			char	   *where;
+
+			row++;
+			split = split_text == NULL ? -1 : split_of(split_text);
+			if (split < 0)
+			{
+				out->ignored_rows++;
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(row_cxt);
+				continue;
+			}
+			if (keyed)
+			{
+				char	   *dk = SPI_getvalue(tup, desc, 1);
+				char	   *pk = SPI_getvalue(tup, desc, 2);
+
+				if (dk == NULL || pk == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("dataset \"%s\" has a row with a NULL %s key", def->name,
+									dk == NULL ? "drug" : "protein")));
+				where = psprintf("for pair (%s, %s)", dk, pk);
+				di = entity_by_key(&drugs, dk, false, NULL);
+				pi = entity_by_key(&proteins, pk, false, NULL);
+				if (di < 0 || pi < 0)
+					elog(ERROR, "no vector read %s", where);
+			}
+			else
+			{
+				Datum		dv = SPI_getbinval(tup, desc, 1, &n1);
+				Datum		pv = SPI_getbinval(tup, desc, 2, &n2);
+
+				where = psprintf("in row %lld of dataset \"%s\"", (long long) row, def->name);
+				di = entity_by_content(&drugs, vector_values(&drugs, dv, n1, where));
+				pi = entity_by_content(&proteins, vector_values(&proteins, pv, n2, where));
+			}
+			rows_push(data_cxt, &out->split[split], di, pi, label_value(yd, null_label, where));
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(row_cxt);
+
+	out->n_drugs = drugs.n;
+	out->drug_dim = drugs.dim;
+	out->drug_vec = drugs.vec;
+	out->drug_key = drugs.key;
+	out->n_proteins = proteins.n;
+	out->protein_dim = proteins.dim;
+	out->protein_vec = proteins.vec;
+	out->protein_key = proteins.key;
+}

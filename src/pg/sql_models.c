@@ -1,0 +1,75 @@
+/*
+ * sql_models.c — moe_model_info(): what a stored checkpoint holds.
+ */
+#include "moe_pg.h"
+
+#include "catalog/pg_type.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "checkpoint.h"
+
+static void
+model_info(FunctionCallInfo fcinfo, int64 id)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(id)};
+	bool		isnull;
+	bytea	   *blob;
+	moe_checkpoint_view view;
+	moe_error	err;
+	char		md5[33];
+	const char *md5_error = NULL;
+	Datum		values[9];
+	bool		nulls[9] = {false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT checkpoint FROM moe.models WHERE id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read moe.models");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %lld does not exist", (long long) id)));
+	blob = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (moe_checkpoint_read(VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &view, &err) != MOE_OK)
+		ereport(ERROR,
+				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_DATA_CORRUPTED),
+				 errmsg("cannot read model %lld: %s", (long long) id, err.message)));
+	/* A fingerprint of the weights alone, independent of names and metrics. */
+	if (!pg_md5_hash(view.data, view.n_params * sizeof(float), md5, &md5_error))
+		elog(ERROR, "could not compute MD5: %s", md5_error ? md5_error : "unknown error");
+
+	values[0] = Int64GetDatum(id);
+	values[1] = Int32GetDatum((int32) view.version);
+	values[2] = Int64GetDatum((int64) view.n_params);
+	values[3] = Int64GetDatum((int64) VARSIZE_ANY_EXHDR(blob));
+	values[4] = Int32GetDatum(view.cfg.drug_dim);
+	values[5] = Int32GetDatum(view.cfg.protein_dim);
+	values[6] = Int32GetDatum(view.cfg.n_experts);
+	values[7] = Int32GetDatum(view.cfg.top_k);
+	values[8] = CStringGetTextDatum(md5);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(moe_model_info_by_id);
+Datum
+moe_model_info_by_id(PG_FUNCTION_ARGS)
+{
+	model_info(fcinfo, PG_GETARG_INT64(0));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(moe_model_info_by_name);
+Datum
+moe_model_info_by_name(PG_FUNCTION_ARGS)
+{
+	model_info(fcinfo, moe_model_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+	return (Datum) 0;
+}
