@@ -1,0 +1,84 @@
+# scripts/lib.sh — shared by demo.sh and test.sh: dependencies, build, and a
+# throwaway PostgreSQL cluster on a free port.  Source it; do not run it.
+
+set -euo pipefail
+
+MOE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+MOE_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libopenblas-dev build-essential valgrind"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# Install what is missing (needs root; a non-root user must have it already).
+moe_install_deps() {
+    local missing=()
+    for p in $MOE_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q "${missing[@]}"
+}
+
+# Build and install the extension into the server's directories.
+moe_build_install() {
+    log "building moe_pg"
+    make -C "$MOE_ROOT" -s -j"$(nproc)"
+    if [ "$(id -u)" -eq 0 ]; then
+        make -C "$MOE_ROOT" -s install
+    else
+        sudo make -C "$MOE_ROOT" -s install
+    fi
+}
+
+# Run a command as the cluster's owner: postgres when we are root.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Start a cluster in a fresh temporary directory; sets PGHOST, PGPORT,
+# PGUSER, PGDATABASE and MOE_CLUSTER_DIR.  Extra arguments are postgresql.conf lines.
+moe_cluster_start() {
+    MOE_CLUSTER_DIR=$(mktemp -d /tmp/moe_pg_cluster.XXXXXX)
+    chmod 755 "$MOE_CLUSTER_DIR"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$MOE_CLUSTER_DIR"
+    local port=$((54320 + RANDOM % 1000))
+    while port_in_use "$port"; do port=$((port + 1)); done
+    log "starting a throwaway cluster in $MOE_CLUSTER_DIR on port $port"
+    as_owner "$PG_BIN/initdb" -D "$MOE_CLUSTER_DIR/data" -U postgres -A trust --no-sync >/dev/null
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$MOE_CLUSTER_DIR'"
+        echo "fsync = off"
+        echo "max_worker_processes = 16"
+        for line in "$@"; do echo "$line"; done
+    } >>"$MOE_CLUSTER_DIR/data/postgresql.conf"
+    as_owner "$PG_BIN/pg_ctl" -D "$MOE_CLUSTER_DIR/data" -l "$MOE_CLUSTER_DIR/server.log" -w start >/dev/null
+    export PGHOST=$MOE_CLUSTER_DIR PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+}
+
+moe_cluster_stop() {
+    [ -n "${MOE_CLUSTER_DIR:-}" ] || return 0
+    as_owner "$PG_BIN/pg_ctl" -D "$MOE_CLUSTER_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    if [ "${MOE_KEEP_CLUSTER:-0}" = 1 ]; then
+        echo "cluster kept in $MOE_CLUSTER_DIR (log: $MOE_CLUSTER_DIR/server.log)" >&2
+    else
+        rm -rf "$MOE_CLUSTER_DIR"
+    fi
+    MOE_CLUSTER_DIR=
+}
+
+psql_q() { psql -X -v ON_ERROR_STOP=1 -q "$@"; }

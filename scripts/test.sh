@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every test of moe_pg: engine unit tests (plain and under valgrind), then
+# pgTAP (pg_prove) and pg_regress against a throwaway cluster.
+#
+#   scripts/test.sh            everything (installs what is missing when root)
+#   MOE_SKIP_VALGRIND=1 ...    skip the valgrind pass (faster while developing)
+#
+# Tests that need the Davis CSVs read MOE_DATA_DIR (default ../shared/data)
+# and skip cleanly when it is absent.
+source "$(dirname "$0")/lib.sh"
+cd "$MOE_ROOT"
+
+moe_install_deps
+moe_build_install
+
+log "engine unit tests"
+make -s unit
+if [ "${MOE_SKIP_VALGRIND:-0}" != 1 ]; then
+    log "engine unit tests under valgrind"
+    make -s unit-valgrind
+fi
+
+trap moe_cluster_stop EXIT
+moe_cluster_start
+
+export MOE_DATA_DIR=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
+[ -d "$MOE_DATA_DIR/davis" ] || echo "note: $MOE_DATA_DIR/davis not found; tests that need it skip" >&2
+
+log "pgTAP tests"
+createdb moe_tap
+psql_q -d moe_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION moe_pg;"
+psql_q -d moe_tap -c "ALTER DATABASE moe_tap SET moe_test.data_dir = '$MOE_DATA_DIR'"
+pg_prove -d moe_tap --ext .sql -v test/pgtap/ 2>&1 | tee "$MOE_CLUSTER_DIR/pg_prove.log" | grep -v '^ok ' || true
+grep -q '^Result: PASS' "$MOE_CLUSTER_DIR/pg_prove.log" || { echo "pgTAP tests failed" >&2; exit 1; }
+
+log "pg_regress tests"
+if ! make -s installcheck; then
+    cat regression.diffs >&2 || true
+    exit 1
+fi
+
+log "all tests passed"
