@@ -14,7 +14,10 @@ GLUE_SRCS   = $(sort $(wildcard src/pg/*.c))
 
 MODULE_big  = moe_pg
 OBJS        = $(ENGINE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
-DATA        = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The install script is built from the numbered parts in sql/, one per
+# area (schema, featurizers, datasets, training, scoring, models, ...).
+SQL_PARTS   = $(sort $(wildcard sql/[0-9]*.sql))
+DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DOCS        = README.md
 
 PG_CPPFLAGS = -I$(srcdir)/src/engine
@@ -32,6 +35,9 @@ with_llvm   = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(DATA_built): $(SQL_PARTS) $(EXTENSION).control
+	cat $(SQL_PARTS) > $@
 
 # ---------------------------------------------------------------------------
 # Engine unit tests: compiled without any PostgreSQL header, which also
@@ -59,6 +65,6 @@ unit: unit-build
 
 unit-valgrind: unit-build
 	@set -e; for t in $(UNIT_TESTS); do echo "== valgrind $$t"; \
-	  OPENBLAS_NUM_THREADS=1 MOE_UNIT_QUICK=1 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
+	  OPENBLAS_NUM_THREADS=1 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
 
 EXTRA_CLEAN = build results regression.diffs regression.out

@@ -1,6 +1,6 @@
 -- Synthetic data and the dataset registry.
 BEGIN;
-SELECT plan(22);
+SELECT plan(27);
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(20, 12, 3, seed => 5);
 
@@ -41,6 +41,16 @@ SELECT throws_ok($$SELECT moe_create_dataset('bad', 'syn', protein_column => 'ta
 SELECT throws_ok($$SELECT moe_create_dataset('bad', 'no_such_table')$$, '42P01', NULL, 'an unknown relation is an error');
 SELECT throws_ok($$SELECT moe_drop_dataset('no such dataset')$$, '42704', NULL, 'dropping an unknown dataset is an error');
 SELECT lives_ok($$SELECT moe_drop_dataset('syn')$$, 'a dataset can be dropped');
+
+-- the benchmark loader checks its arguments before touching any file
+SELECT throws_ok($$SELECT moe_load_dta('/nonexistent/davis')$$, '58P01', NULL, 'a missing directory is an error');
+SELECT throws_ok($$SELECT moe_load_dta('/tmp', 'davis', 'lukewarm')$$, '22023',
+                 'unknown setting "lukewarm" (valid: warm, novel_drug, novel_prot, novel_pair, setting1)',
+                 'an unknown split setting lists the valid ones');
+SELECT throws_ok($$SELECT moe_load_dta('/tmp', 'x; DROP TABLE moe.models')$$, '22023', NULL,
+                 'a dataset name must be a plain identifier');
+SELECT throws_ok($$SELECT moe_load_dta(NULL)$$, '22004', NULL, 'NULL arguments are refused');
+SELECT throws_ok($$SELECT * FROM moe_model_info(-1::bigint)$$, '42704', 'model -1 does not exist', 'model info of an unknown model');
 
 SELECT * FROM finish();
 ROLLBACK;
