@@ -30,7 +30,7 @@ REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --outputdir=. --load-extension=$(EXTENSION)
 
 # Bitcode for the server's JIT is not worth a clang dependency here.
-with_llvm   = no
+override with_llvm = no
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -38,6 +38,9 @@ include $(PGXS)
 
 $(DATA_built): $(SQL_PARTS) $(EXTENSION).control
 	cat $(SQL_PARTS) > $@
+
+# PGXS tracks no header dependencies; structs shared across files change.
+$(OBJS): $(wildcard src/engine/*.h src/pg/*.h)
 
 # ---------------------------------------------------------------------------
 # Engine unit tests: compiled without any PostgreSQL header, which also

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "moe_status.h"
@@ -72,6 +73,8 @@ struct moe_backend
 									size_t n, float p, uint64_t key);
 	/* dx = dy * mask (in place allowed) */
 	void		(*mul) (moe_backend *be, float *out, const float *a, const float *b, size_t n);
+	/* y += x */
+	void		(*add) (moe_backend *be, float *y, const float *x, size_t n);
 
 	/* ---- moving rows ------------------------------------------------ */
 	/* dst[i,:] = (src[idx[i],:] - shift) * scale; shift/scale may be NULL */
@@ -113,6 +116,22 @@ struct moe_backend
 	void		(*route_backward) (moe_backend *be, float *dprobs, const float *dw,
 								   const float *sel_w, const int32_t *sel_idx, const float *probs,
 								   int M, int E, int k);
+	/* Noisy top-k gating (Shazeer et al. 2017), training only:
+	 * out = logits + eps * softplus(noise_pre) with eps[i] =
+	 * moe_counter_normal(key, i), saved in eps for the backward. */
+	void		(*noisy_logits) (moe_backend *be, float *out, float *eps, const float *logits,
+								 const float *noise_pre, size_t n, uint64_t key);
+	/* d_noise_pre = d_out * eps * sigmoid(noise_pre) */
+	void		(*noisy_logits_backward) (moe_backend *be, float *d_noise_pre, const float *d_out,
+										  const float *eps, const float *noise_pre, size_t n);
+	/* ST-MoE z-loss: returns mean over rows of logsumexp(logits[m,:])^2 and,
+	 * when dlogits is not NULL, adds scale times its gradient to dlogits. */
+	double		(*zloss) (moe_backend *be, float *dlogits, const float *logits, int M, int E,
+						  float scale);
+	/* Mean over rows of the row's entropy H(probs[m,:]) / log E; when
+	 * dprobs is not NULL, adds scale times its gradient to dprobs. */
+	double		(*row_entropy) (moe_backend *be, float *dprobs, const float *probs, int M, int E,
+								float scale);
 	/* out[j] = mean over rows of x[:, j] */
 	void		(*column_mean) (moe_backend *be, float *out, const float *x, int M, int N);
 	/* x[m, j] += alpha * v[j] for every row m */
@@ -151,6 +170,17 @@ moe_dropout_uniform(uint64_t key, uint64_t i)
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	z ^= z >> 31;
 	return (float) (z >> 40) * (1.0f / 16777216.0f);
+}
+
+/* A standard normal from the same counter-based stream (Box-Muller on
+ * draws 2i and 2i+1), for the noise of noisy gating. */
+static inline float
+moe_counter_normal(uint64_t key, uint64_t i)
+{
+	float		u1 = moe_dropout_uniform(key, 2 * i) + (0.5f / 16777216.0f);
+	float		u2 = moe_dropout_uniform(key, 2 * i + 1);
+
+	return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
 }
 
 #endif

@@ -212,6 +212,13 @@ cpu_mul(moe_backend *be, float *out, const float *a, const float *b, size_t n)
 		out[i] = a[i] * b[i];
 }
 
+static void
+cpu_add(moe_backend *be, float *y, const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
 /* ---- moving rows ------------------------------------------------------ */
 
 static void
@@ -424,6 +431,85 @@ cpu_route_backward(moe_backend *be, float *dprobs, const float *dw, const float 
 	}
 }
 
+static inline float
+softplus(float x)
+{
+	/* log(1 + e^x) without overflow */
+	return x > 20.0f ? x : log1pf(expf(x));
+}
+
+static void
+cpu_noisy_logits(moe_backend *be, float *out, float *eps, const float *logits,
+				 const float *noise_pre, size_t n, uint64_t key)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		eps[i] = moe_counter_normal(key, i);
+		out[i] = logits[i] + eps[i] * softplus(noise_pre[i]);
+	}
+}
+
+static void
+cpu_noisy_logits_backward(moe_backend *be, float *d_noise_pre, const float *d_out,
+						  const float *eps, const float *noise_pre, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		d_noise_pre[i] = d_out[i] * eps[i] / (1.0f + expf(-noise_pre[i]));
+}
+
+static double
+cpu_zloss(moe_backend *be, float *dlogits, const float *logits, int M, int E, float scale)
+{
+	double		sum = 0.0;
+
+	for (int m = 0; m < M; m++)
+	{
+		const float *z = logits + (size_t) m * E;
+		float		zmax = z[0];
+		double		se = 0.0,
+					lse;
+
+		for (int e = 1; e < E; e++)
+			if (z[e] > zmax)
+				zmax = z[e];
+		for (int e = 0; e < E; e++)
+			se += exp((double) z[e] - zmax);
+		lse = zmax + log(se);
+		sum += lse * lse;
+		/* d(lse^2)/dz_e = 2 lse softmax(z)_e, averaged over rows */
+		if (dlogits != NULL)
+			for (int e = 0; e < E; e++)
+				dlogits[(size_t) m * E + e] +=
+					(float) (scale * 2.0 * lse * exp((double) z[e] - lse) / M);
+	}
+	return M > 0 ? sum / M : 0.0;
+}
+
+static double
+cpu_row_entropy(moe_backend *be, float *dprobs, const float *probs, int M, int E, float scale)
+{
+	double		logE = log((double) E),
+				sum = 0.0;
+
+	if (E < 2)
+		return 0.0;
+	for (int m = 0; m < M; m++)
+	{
+		const float *p = probs + (size_t) m * E;
+
+		for (int e = 0; e < E; e++)
+		{
+			/* p log p -> 0 as p -> 0; the clamp keeps the gradient finite */
+			double		q = p[e] > 1e-12f ? p[e] : 1e-12;
+
+			sum -= q * log(q);
+			if (dprobs != NULL)
+				dprobs[(size_t) m * E + e] += (float) (-scale * (log(q) + 1.0) / (M * logE));
+		}
+	}
+	return sum / (M * logE);
+}
+
 static void
 cpu_column_mean(moe_backend *be, float *out, const float *x, int M, int N)
 {
@@ -536,6 +622,7 @@ moe_backend_cpu_create(int blas_threads)
 	be->relu_backward = cpu_relu_backward;
 	be->dropout_forward = cpu_dropout_forward;
 	be->mul = cpu_mul;
+	be->add = cpu_add;
 	be->gather_rows = cpu_gather_rows;
 	be->scatter_add_rows = cpu_scatter_add_rows;
 	be->concat_cols = cpu_concat_cols;
@@ -548,6 +635,10 @@ moe_backend_cpu_create(int blas_threads)
 	be->combine_forward = cpu_combine_forward;
 	be->combine_backward = cpu_combine_backward;
 	be->route_backward = cpu_route_backward;
+	be->noisy_logits = cpu_noisy_logits;
+	be->noisy_logits_backward = cpu_noisy_logits_backward;
+	be->zloss = cpu_zloss;
+	be->row_entropy = cpu_row_entropy;
 	be->column_mean = cpu_column_mean;
 	be->add_row_vector = cpu_add_row_vector;
 	be->mse_forward_backward = cpu_mse_forward_backward;

@@ -3,7 +3,10 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const lb_names[] = {"none", "entropy", "cv", "importance", "switch"};
+static const char *const lb_names[MOE_LB_N_METHODS] = {
+	"none", "entropy", "cv", "importance", "importance_e", "switch", "zloss", "router_entropy",
+	"aux_free"
+};
 
 const char *
 moe_lb_method_name(moe_lb_method method)
@@ -131,9 +134,22 @@ moe_balance_loss(moe_lb_method method, const float *P, const float *f, int E, fl
 			return cv_loss(P, E, dP, 1);
 		case MOE_LB_IMPORTANCE:
 			return cv_loss(P, E, dP, 2);
+		case MOE_LB_IMPORTANCE_E:
+			{
+				double		v = cv_loss(P, E, dP, 2);
+
+				if (dP != NULL)
+					for (int i = 0; i < E; i++)
+						dP[i] *= (float) E;
+				return v * E;
+			}
 		case MOE_LB_SWITCH:
 			return switch_loss(P, f, E, dP);
 		case MOE_LB_NONE:
+		case MOE_LB_ZLOSS:
+		case MOE_LB_ROUTER_ENTROPY:
+		case MOE_LB_AUX_FREE:
+		case MOE_LB_N_METHODS:
 		default:
 			zero(dP, E);
 			return 0.0;

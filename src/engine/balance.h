@@ -16,13 +16,38 @@
 typedef enum moe_lb_method
 {
 	MOE_LB_NONE = 0,
-	MOE_LB_ENTROPY,				/* -H(P) / log E: 0 when balanced, -1..0 */
+	MOE_LB_ENTROPY,				/* -H(P) / log E: -1 when balanced, 0 when collapsed */
 	MOE_LB_CV,					/* std(P) / mean(P), unbiased std */
 	MOE_LB_IMPORTANCE,			/* CV(P)^2 (Shazeer et al. 2017) */
-	MOE_LB_SWITCH				/* E * sum f_i P_i, 1 when balanced */
+	MOE_LB_IMPORTANCE_E,		/* CV(P)^2 * E, the seed's scaling of it */
+	MOE_LB_SWITCH,				/* E * sum f_i P_i, 1 when balanced */
+	/* not functions of P; the trainer applies them elsewhere: */
+	MOE_LB_ZLOSS,				/* mean_t logsumexp(z_t)^2 on the router logits */
+	MOE_LB_ROUTER_ENTROPY,		/* bonus: -mean_t H(p_t) / log E, per row */
+	MOE_LB_AUX_FREE,			/* bias on the selection scores, no loss */
+	MOE_LB_N_METHODS
 } moe_lb_method;
 
-#define MOE_LB_CHOICES "none, entropy, cv, importance, switch"
+#define MOE_LB_CHOICES "none, entropy, cv, importance, importance_e, switch, zloss, router_entropy, aux_free"
+
+/* At most this many terms are combined in one run. */
+#define MOE_MAX_BALANCE_TERMS 8
+
+/* One term of the auxiliary objective with its weight (for aux_free the
+ * weight is the bias update rate gamma). */
+typedef struct moe_balance_term
+{
+	moe_lb_method method;
+	float		weight;
+} moe_balance_term;
+
+/* True for the methods that are functions of the mean probabilities P. */
+static inline int
+moe_lb_uses_pbar(moe_lb_method m)
+{
+	return m == MOE_LB_ENTROPY || m == MOE_LB_CV || m == MOE_LB_IMPORTANCE ||
+		m == MOE_LB_IMPORTANCE_E || m == MOE_LB_SWITCH;
+}
 
 const char *moe_lb_method_name(moe_lb_method method);
 moe_status	moe_lb_method_parse(const char *name, moe_lb_method *out, moe_error *err);

@@ -177,6 +177,7 @@ put_config(writer *w, const moe_config *c)
 		put_u32(w, (uint32_t) c->expert_hidden[i]);
 	put_u32(w, (uint32_t) c->n_experts);
 	put_u32(w, (uint32_t) c->top_k);
+	put_u32(w, (uint32_t) c->noisy_gating);
 	put_f32(w, c->temperature);
 	put_f32(w, c->dropout);
 	put_f32(w, c->label_mean);
@@ -203,6 +204,7 @@ get_config(reader *r, moe_config *c)
 		c->expert_hidden[i] = (int32_t) get_u32(r);
 	c->n_experts = (int32_t) get_u32(r);
 	c->top_k = (int32_t) get_u32(r);
+	c->noisy_gating = (int32_t) get_u32(r);
 	c->temperature = get_f32(r);
 	c->dropout = get_f32(r);
 	c->label_mean = get_f32(r);

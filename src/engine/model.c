@@ -72,6 +72,8 @@ moe_config_validate(const moe_config *cfg, moe_error *err)
 	if (cfg->top_k < 1 || cfg->top_k > cfg->n_experts)
 		return moe_fail(err, MOE_ERR_INVALID, "top_k must be between 1 and experts (%d), not %d",
 						cfg->n_experts, cfg->top_k);
+	if (cfg->noisy_gating != 0 && cfg->noisy_gating != 1)
+		return moe_fail(err, MOE_ERR_INVALID, "noisy_gating must be 0 or 1, not %d", cfg->noisy_gating);
 	if (!(cfg->temperature > 0.0f) || !isfinite(cfg->temperature))
 		return moe_fail(err, MOE_ERR_INVALID, "temperature must be a positive number, not %g",
 						(double) cfg->temperature);
@@ -188,12 +190,21 @@ moe_layout_build(const moe_config *cfg, moe_layout *layout, moe_error *err)
 	layout->drug_scale = add_tensor(&lb, "input.drug.scale", cfg->drug_dim, 0);
 	layout->protein_shift = add_tensor(&lb, "input.protein.shift", cfg->protein_dim, 0);
 	layout->protein_scale = add_tensor(&lb, "input.protein.scale", cfg->protein_dim, 0);
+	layout->select_bias = add_tensor(&lb, "gate.select_bias", cfg->n_experts, 0);
 	layout->trainable_offset = layout->n_params;
 
 	add_mlp(&lb, &layout->drug, "drug", cfg->drug_dim, cfg->n_drug_layers, cfg->drug_hidden, 0);
 	add_mlp(&lb, &layout->protein, "protein", cfg->protein_dim, cfg->n_protein_layers,
 			cfg->protein_hidden, 0);
 	add_mlp(&lb, &layout->gate, "gate", rep, cfg->n_gate_layers, cfg->gate_hidden, cfg->n_experts);
+	layout->has_noise = cfg->noisy_gating == 1;
+	if (layout->has_noise)
+	{
+		int			last = cfg->n_gate_layers > 0 ? cfg->gate_hidden[cfg->n_gate_layers - 1] : rep;
+
+		layout->noise_W = add_tensor(&lb, "gate.noise.weight", cfg->n_experts, last);
+		layout->noise_b = add_tensor(&lb, "gate.noise.bias", cfg->n_experts, 0);
+	}
 	for (int e = 0; e < cfg->n_experts; e++)
 	{
 		char		prefix[24];
@@ -289,6 +300,13 @@ moe_model_free(moe_model *model)
 	free(model);
 }
 
+/* Width of the gate's last hidden layer (the input of its heads). */
+static int
+gate_last_width(const moe_layout *l)
+{
+	return l->gate.n_blocks > 0 ? l->gate.block[l->gate.n_blocks - 1].out : l->gate.in_dim;
+}
+
 static void
 init_uniform(float *dst, size_t n, float bound, moe_rng *rng)
 {
@@ -343,6 +361,14 @@ moe_model_init(moe_model *model, uint64_t seed)
 	init_mlp(p, &l->gate, &rng);
 	for (int e = 0; e < c->n_experts; e++)
 		init_mlp(p, &l->expert[e], &rng);
+	if (l->has_noise)
+	{
+		int			in = gate_last_width(l);
+		float		bound = 1.0f / sqrtf((float) in);
+
+		init_uniform(p + l->noise_W, (size_t) c->n_experts * in, bound, &rng);
+		init_uniform(p + l->noise_b, c->n_experts, bound, &rng);
+	}
 	model->be->upload(model->be, model->params, p, sizeof(float) * l->n_params);
 	free(p);
 }
@@ -494,6 +520,14 @@ moe_workspace_create(const moe_model *model, int max_rows, bool training,
 	mlp_acts_alloc(&a, &ws->experts, &l->expert[0], M * K, training);
 	ws->rep = ws_backend(&a, M * R, sizeof(float));
 	ws->probs = ws_backend(&a, M * E, sizeof(float));
+	if (training && l->has_noise)
+	{
+		ws->noise_pre = ws_backend(&a, M * E, sizeof(float));
+		ws->noise_eps = ws_backend(&a, M * E, sizeof(float));
+		ws->noisy_logits = ws_backend(&a, M * E, sizeof(float));
+		ws->d_noise_pre = ws_backend(&a, M * E, sizeof(float));
+		ws->d_gate_last = ws_backend(&a, M * gate_last_width(l), sizeof(float));
+	}
 	ws->sel_idx = ws_backend(&a, M * K, sizeof(int32_t));
 	ws->sel_w = ws_backend(&a, M * K, sizeof(float));
 	ws->sel_y = ws_backend(&a, M * K, sizeof(float));
@@ -549,6 +583,11 @@ moe_workspace_free(const moe_model *model, moe_workspace *ws)
 	mlp_acts_free(be, &ws->experts, &l->expert[0]);
 	be->release(be, ws->rep);
 	be->release(be, ws->probs);
+	be->release(be, ws->noise_pre);
+	be->release(be, ws->noise_eps);
+	be->release(be, ws->noisy_logits);
+	be->release(be, ws->d_noise_pre);
+	be->release(be, ws->d_gate_last);
 	be->release(be, ws->sel_idx);
 	be->release(be, ws->sel_w);
 	be->release(be, ws->sel_y);
@@ -658,7 +697,7 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 static void
 mlp_backward(moe_backend *be, const float *p, float *g, const moe_mlp_layout *mlp,
 			 moe_mlp_acts *acts, int off, const float *input, float *d_out, float *d_input,
-			 int M, bool dropout_on, float *scratch_a, float *scratch_b)
+			 const float *d_extra, int M, bool dropout_on, float *scratch_a, float *scratch_b)
 {
 	float	   *d = d_out;
 
@@ -671,6 +710,9 @@ mlp_backward(moe_backend *be, const float *p, float *g, const moe_mlp_layout *ml
 
 		be->linear_backward(be, dx, g + mlp->head_W, g + mlp->head_b, d_out, x_last,
 							p + mlp->head_W, M, mlp->out_dim, in);
+		/* another head on the same layer (the noise head) adds its share */
+		if (d_extra != NULL)
+			be->add(be, dx, d_extra, (size_t) M * in);
 		d = dx;
 	}
 	for (int i = mlp->n_blocks - 1; i >= 0; i--)
@@ -785,8 +827,26 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 
 	logits = mlp_forward(be, p, &l->gate, &ws->gate, 0, ws->rep, M, training, dropout,
 						 dropout_key, MLP_GATE);
+	ws->logits = logits;
+	if (training && l->has_noise)
+	{
+		/* Shazeer's noisy gating: logits + N(0,1) * softplus(noise head) */
+		const float *h_last = l->gate.n_blocks > 0
+			? ws->gate.block[l->gate.n_blocks - 1].out : ws->rep;
+
+		be->linear_forward(be, ws->noise_pre, h_last, p + l->noise_W, p + l->noise_b, M, E,
+						   gate_last_width(l));
+		be->noisy_logits(be, ws->noisy_logits, ws->noise_eps, logits, ws->noise_pre,
+						 (size_t) M * E, dropout_key ^ 0x6e6f697365ULL);
+		logits = ws->noisy_logits;
+	}
 	be->softmax_forward(be, ws->probs, logits, M, E, c->temperature);
-	be->topk_route(be, ws->sel_idx, ws->sel_w, ws->probs, NULL, M, E, k);
+	be->topk_route(be, ws->sel_idx, ws->sel_w, ws->probs, p + l->select_bias, M, E, k);
+	if (training)
+	{
+		ws->zloss = be->zloss(be, NULL, ws->logits, M, E, 0.0f);
+		ws->row_entropy = be->row_entropy(be, NULL, ws->probs, M, E, 0.0f);
+	}
 
 	/* Route: sort selections by expert and run each expert on its slice. */
 	be->download(be, ws->host_sel_idx, ws->sel_idx, sizeof(int32_t) * M * k);
@@ -815,7 +875,7 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 
 moe_status
 moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_pred,
-			 const float *d_pbar, moe_error *err)
+			 const moe_router_grad *router, moe_error *err)
 {
 	moe_backend *be = model->be;
 	const moe_config *c = &model->cfg;
@@ -835,14 +895,32 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 	/* Router: renormalisation, auxiliary loss on the mean probabilities,
 	 * softmax, then the gate MLP, whose input gradient starts d_rep. */
 	be->route_backward(be, ws->d_probs, ws->d_sel_w, ws->sel_w, ws->sel_idx, ws->probs, M, E, k);
-	if (d_pbar != NULL)
+	if (router != NULL && router->d_pbar != NULL)
 	{
-		be->upload(be, ws->pbar, d_pbar, sizeof(float) * E);
+		be->upload(be, ws->pbar, router->d_pbar, sizeof(float) * E);
 		be->add_row_vector(be, ws->d_probs, ws->pbar, 1.0f / M, M, E);
 	}
+	if (router != NULL && router->row_entropy_weight != 0.0f)
+		be->row_entropy(be, ws->d_probs, ws->probs, M, E, -router->row_entropy_weight);
 	be->softmax_backward(be, ws->d_logits, ws->d_probs, ws->probs, M, E, c->temperature);
-	mlp_backward(be, p, grads, &l->gate, &ws->gate, 0, ws->rep, ws->d_logits, ws->d_rep, M,
-				 dropout_on, ws->scratch_a, ws->scratch_b);
+	/* with noise, d_logits is the gradient of the noisy logits; the clean
+	 * logits get the same, the noise head its own share */
+	if (l->has_noise)
+	{
+		int			in = gate_last_width(l);
+		const float *h_last = l->gate.n_blocks > 0
+			? ws->gate.block[l->gate.n_blocks - 1].out : ws->rep;
+
+		be->noisy_logits_backward(be, ws->d_noise_pre, ws->d_logits, ws->noise_eps,
+								  ws->noise_pre, (size_t) M * E);
+		be->linear_backward(be, ws->d_gate_last, grads + l->noise_W, grads + l->noise_b,
+							ws->d_noise_pre, h_last, p + l->noise_W, M, E, in);
+	}
+	if (router != NULL && router->zloss_weight != 0.0f)
+		be->zloss(be, ws->d_logits, ws->logits, M, E, router->zloss_weight);
+	mlp_backward(be, p, grads, &l->gate, &ws->gate, 0, ws->rep, ws->d_logits, ws->d_rep,
+				 l->has_noise ? ws->d_gate_last : NULL, M, dropout_on, ws->scratch_a,
+				 ws->scratch_b);
 
 	/* Experts, each on its slice; their input gradients add into d_rep. */
 	be->gather(be, ws->d_y_expert, ws->d_sel_y, ws->perm_pos, M * k);
@@ -857,7 +935,7 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 			continue;
 		}
 		mlp_backward(be, p, grads, &l->expert[e], &ws->experts, off, ROWS(ws->x_expert, off, R),
-					 ws->d_y_expert + off, ROWS(ws->d_x_expert, off, R), n, dropout_on,
+					 ws->d_y_expert + off, ROWS(ws->d_x_expert, off, R), NULL, n, dropout_on,
 					 ws->scratch_a, ws->scratch_b);
 		be->scatter_add_rows(be, ws->d_rep, ROWS(ws->d_x_expert, off, R), ws->perm_row + off, n, R);
 	}
@@ -865,9 +943,9 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 	/* Encoders; their inputs are data, so no input gradient. */
 	be->split_cols(be, ws->d_drug, ws->d_protein, ws->d_rep, M, l->drug.out_dim,
 				   l->protein.out_dim);
-	mlp_backward(be, p, grads, &l->drug, &ws->drug, 0, ws->x_drug, ws->d_drug, NULL, M,
+	mlp_backward(be, p, grads, &l->drug, &ws->drug, 0, ws->x_drug, ws->d_drug, NULL, NULL, M,
 				 dropout_on, ws->scratch_a, ws->scratch_b);
 	mlp_backward(be, p, grads, &l->protein, &ws->protein, 0, ws->x_protein, ws->d_protein, NULL,
-				 M, dropout_on, ws->scratch_a, ws->scratch_b);
+				 NULL, M, dropout_on, ws->scratch_a, ws->scratch_b);
 	return be->check(be, err);
 }

@@ -47,6 +47,7 @@ typedef struct moe_config
 	int32_t		expert_hidden[MOE_MAX_LAYERS];
 	int32_t		n_experts;
 	int32_t		top_k;
+	int32_t		noisy_gating;	/* 1: a learnt noise head perturbs training logits */
 	float		temperature;	/* softmax temperature of the router */
 	float		dropout;		/* probability, used in training only */
 	float		label_mean;		/* labels are learnt standardised */
@@ -88,9 +89,14 @@ typedef struct moe_mlp_layout
 
 typedef struct moe_layout
 {
-	/* non-trainable: input standardisation, (x - shift) * scale */
+	/* non-trainable: input standardisation, (x - shift) * scale, and the
+	 * per-expert bias of aux-loss-free balancing (selection only) */
 	size_t		drug_shift, drug_scale, protein_shift, protein_scale;
+	size_t		select_bias;
 	moe_mlp_layout drug, protein, gate;
+	/* noisy gating: a second head on the gate's last hidden layer */
+	bool		has_noise;
+	size_t		noise_W, noise_b;
 	moe_mlp_layout expert[MOE_MAX_EXPERTS];
 	size_t		trainable_offset;	/* parameters from here on are learnt */
 	size_t		n_params;
@@ -158,6 +164,10 @@ typedef struct moe_workspace
 	moe_mlp_acts drug, protein, gate, experts;
 	float	   *rep;			/* [M, R] */
 	float	   *probs;			/* [M, E] */
+	const float *logits;		/* [M, E] the gate head's output (clean) */
+	float	   *noise_pre;		/* [M, E] noise head output (noisy gating) */
+	float	   *noise_eps;		/* [M, E] the standard normals drawn */
+	float	   *noisy_logits;	/* [M, E] logits + eps * softplus(noise_pre) */
 	int32_t    *sel_idx;		/* [M, k] */
 	float	   *sel_w;			/* [M, k] */
 	float	   *sel_y;			/* [M, k] expert outputs per selected slot */
@@ -179,12 +189,16 @@ typedef struct moe_workspace
 	float	   *d_rep;
 	float	   *d_probs;
 	float	   *d_logits;
+	float	   *d_noise_pre;
+	float	   *d_gate_last;	/* noise head's gradient into the gate's last layer */
 	float	   *d_drug;
 	float	   *d_protein;
 	float	   *scratch_a;
 	float	   *scratch_b;
 	float	   *pbar;			/* [E] backend scratch for the mean gate probability */
 	float	   *host_pbar;		/* [E] mean gate probability of the batch */
+	double		zloss;			/* of the last forward: mean logsumexp(logits)^2 */
+	double		row_entropy;	/* mean per-row entropy of probs / log E */
 } moe_workspace;
 
 moe_status	moe_workspace_create(const moe_model *model, int max_rows, bool training,
@@ -203,15 +217,22 @@ moe_status	moe_forward(moe_model *model, moe_workspace *ws,
 						const int32_t *drug_idx, const int32_t *protein_idx, int M,
 						bool training, uint64_t dropout_key, moe_error *err);
 
+/* The router's auxiliary terms as the backward needs them. */
+typedef struct moe_router_grad
+{
+	const float *d_pbar;		/* host [E]: d(aux)/d(mean gate probability), or NULL */
+	float		zloss_weight;	/* weight of the z-loss on the clean logits */
+	float		row_entropy_weight; /* weight of the bonus -mean H(p_t) / log E */
+} moe_router_grad;
+
 /*
  * Backward pass of the last forward.  d_pred (backend, [M]) is the loss
- * gradient with respect to ws->pred; d_pbar (host, [E], may be NULL) is the
- * gradient of the auxiliary loss with respect to the batch's mean gate
- * probabilities.  grads (backend, n_params) is overwritten in its
+ * gradient with respect to ws->pred; router (may be NULL) adds the
+ * auxiliary terms.  grads (backend, n_params) is overwritten in its
  * trainable part.
  */
 moe_status	moe_backward(moe_model *model, moe_workspace *ws, float *grads,
-						 const float *d_pred, const float *d_pbar, moe_error *err);
+						 const float *d_pred, const moe_router_grad *router, moe_error *err);
 
 /* Look a tensor up by name; NULL when absent. */
 const moe_tensor_info *moe_layout_find(const moe_layout *layout, const char *name);

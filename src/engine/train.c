@@ -10,27 +10,77 @@
 
 #include "rng.h"
 
-static const char *const lr_names[] = {"constant", "cosine"};
+static const char *const lr_names[MOE_LR_N_SCHEDULES] = {
+	"constant", "cosine", "linear", "step", "constant_linear", "warmup"
+};
+static const char *const lbs_names[MOE_LBS_N_SCHEDULES] = {
+	"constant", "warmup", "interpolate", "adaptive"
+};
+static const char *const ts_names[MOE_TS_N_SCHEDULES] = {
+	"constant", "linear", "cosine", "exponential", "step"
+};
+
+static int
+name_index(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
 
 const char *
 moe_lr_schedule_name(moe_lr_schedule s)
 {
-	if ((int) s < 0 || (size_t) s >= sizeof(lr_names) / sizeof(lr_names[0]))
-		return "unknown";
-	return lr_names[s];
+	return (int) s >= 0 && s < MOE_LR_N_SCHEDULES ? lr_names[s] : "unknown";
 }
 
 moe_status
 moe_lr_schedule_parse(const char *name, moe_lr_schedule *out, moe_error *err)
 {
-	for (size_t i = 0; i < sizeof(lr_names) / sizeof(lr_names[0]); i++)
-		if (strcmp(name, lr_names[i]) == 0)
-		{
-			*out = (moe_lr_schedule) i;
-			return MOE_OK;
-		}
-	return moe_fail(err, MOE_ERR_INVALID, "unknown learning-rate schedule \"%s\" (valid: %s)",
-					name, MOE_LR_CHOICES);
+	int			i = name_index(lr_names, MOE_LR_N_SCHEDULES, name);
+
+	if (i < 0)
+		return moe_fail(err, MOE_ERR_INVALID, "unknown learning-rate schedule \"%s\" (valid: %s)",
+						name, MOE_LR_CHOICES);
+	*out = (moe_lr_schedule) i;
+	return MOE_OK;
+}
+
+const char *
+moe_lb_schedule_name(moe_lb_schedule s)
+{
+	return (int) s >= 0 && s < MOE_LBS_N_SCHEDULES ? lbs_names[s] : "unknown";
+}
+
+moe_status
+moe_lb_schedule_parse(const char *name, moe_lb_schedule *out, moe_error *err)
+{
+	int			i = name_index(lbs_names, MOE_LBS_N_SCHEDULES, name);
+
+	if (i < 0)
+		return moe_fail(err, MOE_ERR_INVALID, "unknown load-balancing schedule \"%s\" (valid: %s)",
+						name, MOE_LB_SCHEDULE_CHOICES);
+	*out = (moe_lb_schedule) i;
+	return MOE_OK;
+}
+
+const char *
+moe_temperature_schedule_name(moe_temperature_schedule s)
+{
+	return (int) s >= 0 && s < MOE_TS_N_SCHEDULES ? ts_names[s] : "unknown";
+}
+
+moe_status
+moe_temperature_schedule_parse(const char *name, moe_temperature_schedule *out, moe_error *err)
+{
+	int			i = name_index(ts_names, MOE_TS_N_SCHEDULES, name);
+
+	if (i < 0)
+		return moe_fail(err, MOE_ERR_INVALID, "unknown temperature schedule \"%s\" (valid: %s)",
+						name, MOE_TEMPERATURE_SCHEDULE_CHOICES);
+	*out = (moe_temperature_schedule) i;
+	return MOE_OK;
 }
 
 void
@@ -42,13 +92,60 @@ moe_train_options_defaults(moe_train_options *opt)
 	opt->lr = 1e-3f;
 	opt->lr_min = 0.0f;
 	opt->lr_schedule = MOE_LR_COSINE;
+	opt->lr_warmup_epochs = 0;
+	opt->lr_step_epochs = 10;
+	opt->lr_gamma = 0.5f;
+	opt->lr_decay_start = 0.5f;
 	opt->weight_decay = 0.0f;
 	opt->grad_clip = 0.0f;
-	opt->lb_method = MOE_LB_ENTROPY;
-	opt->lb_weight = 1e-3f;
+	moe_train_options_set_balance(opt, MOE_LB_ENTROPY, 1e-3f);
+	opt->lb_schedule = MOE_LBS_CONSTANT;
+	opt->lb_warmup_epochs = 5;
+	opt->lb_min_scale = 0.1f;
+	opt->lb_decay = 0.5f;
+	opt->temperature_schedule = MOE_TS_CONSTANT;
+	opt->temperature_end = NAN;
+	opt->temperature_step_epochs = 10;
 	opt->patience = 10;
 	opt->min_delta = 0.0f;
 	opt->seed = 42;
+}
+
+void
+moe_train_options_set_balance(moe_train_options *opt, moe_lb_method method, float weight)
+{
+	opt->n_balance = 0;
+	if (method != MOE_LB_NONE)
+	{
+		opt->balance[0].method = method;
+		opt->balance[0].weight = weight;
+		opt->n_balance = 1;
+	}
+}
+
+moe_status
+moe_train_options_add_balance(moe_train_options *opt, moe_lb_method method, float weight,
+							  moe_error *err)
+{
+	if (method == MOE_LB_NONE)
+		return MOE_OK;
+	for (int i = 0; i < opt->n_balance; i++)
+		if (opt->balance[i].method == method)
+			return moe_fail(err, MOE_ERR_INVALID, "load-balancing method \"%s\" is given twice",
+							moe_lb_method_name(method));
+	if (opt->n_balance == MOE_MAX_BALANCE_TERMS)
+		return moe_fail(err, MOE_ERR_INVALID, "at most %d load-balancing terms can be combined",
+						MOE_MAX_BALANCE_TERMS);
+	opt->balance[opt->n_balance].method = method;
+	opt->balance[opt->n_balance].weight = weight;
+	opt->n_balance++;
+	return MOE_OK;
+}
+
+static bool
+finite_nonneg(float v)
+{
+	return v >= 0.0f && isfinite(v);
 }
 
 moe_status
@@ -62,22 +159,66 @@ moe_train_options_validate(const moe_train_options *o, moe_error *err)
 	if (!(o->lr > 0.0f) || !isfinite(o->lr) || o->lr > 10.0f)
 		return moe_fail(err, MOE_ERR_INVALID, "lr must be a positive number up to 10, not %g",
 						(double) o->lr);
-	if (!(o->lr_min >= 0.0f) || o->lr_min > o->lr)
+	if (!finite_nonneg(o->lr_min) || o->lr_min > o->lr)
 		return moe_fail(err, MOE_ERR_INVALID, "lr_min must be between 0 and lr (%g), not %g",
 						(double) o->lr, (double) o->lr_min);
-	if (!(o->weight_decay >= 0.0f) || !isfinite(o->weight_decay))
+	if ((int) o->lr_schedule < 0 || o->lr_schedule >= MOE_LR_N_SCHEDULES)
+		return moe_fail(err, MOE_ERR_INVALID, "unknown learning-rate schedule (valid: %s)", MOE_LR_CHOICES);
+	if (o->lr_warmup_epochs < 0 || o->lr_warmup_epochs >= o->epochs)
+		return moe_fail(err, MOE_ERR_INVALID, "lr_warmup_epochs must be between 0 and epochs - 1 (%d), not %d",
+						o->epochs - 1, o->lr_warmup_epochs);
+	if (o->lr_schedule == MOE_LR_WARMUP && o->lr_warmup_epochs == 0)
+		return moe_fail(err, MOE_ERR_INVALID, "lr_schedule \"warmup\" needs lr_warmup_epochs of at least 1");
+	if (o->lr_step_epochs < 1)
+		return moe_fail(err, MOE_ERR_INVALID, "lr_step_epochs must be at least 1, not %d", o->lr_step_epochs);
+	if (!(o->lr_gamma > 0.0f && o->lr_gamma <= 1.0f))
+		return moe_fail(err, MOE_ERR_INVALID, "lr_gamma must be in (0, 1], not %g", (double) o->lr_gamma);
+	if (!(o->lr_decay_start >= 0.0f && o->lr_decay_start < 1.0f))
+		return moe_fail(err, MOE_ERR_INVALID, "lr_decay_start must be in [0, 1), not %g",
+						(double) o->lr_decay_start);
+	if (!finite_nonneg(o->weight_decay))
 		return moe_fail(err, MOE_ERR_INVALID, "weight_decay must be a non-negative number, not %g",
 						(double) o->weight_decay);
-	if (!(o->grad_clip >= 0.0f) || !isfinite(o->grad_clip))
+	if (!finite_nonneg(o->grad_clip))
 		return moe_fail(err, MOE_ERR_INVALID, "grad_clip must be a non-negative number, not %g",
 						(double) o->grad_clip);
-	if (!(o->lb_weight >= 0.0f) || !isfinite(o->lb_weight))
-		return moe_fail(err, MOE_ERR_INVALID, "lb_weight must be a non-negative number, not %g",
-						(double) o->lb_weight);
+	if (o->n_balance < 0 || o->n_balance > MOE_MAX_BALANCE_TERMS)
+		return moe_fail(err, MOE_ERR_INVALID, "at most %d load-balancing terms can be combined",
+						MOE_MAX_BALANCE_TERMS);
+	for (int i = 0; i < o->n_balance; i++)
+	{
+		const moe_balance_term *t = &o->balance[i];
+
+		if ((int) t->method <= MOE_LB_NONE || t->method >= MOE_LB_N_METHODS)
+			return moe_fail(err, MOE_ERR_INVALID, "unknown load-balancing method (valid: %s)", MOE_LB_CHOICES);
+		if (!finite_nonneg(t->weight))
+			return moe_fail(err, MOE_ERR_INVALID, "the weight of \"%s\" must be a non-negative number, not %g",
+							moe_lb_method_name(t->method), (double) t->weight);
+	}
+	if ((int) o->lb_schedule < 0 || o->lb_schedule >= MOE_LBS_N_SCHEDULES)
+		return moe_fail(err, MOE_ERR_INVALID, "unknown load-balancing schedule (valid: %s)",
+						MOE_LB_SCHEDULE_CHOICES);
+	if (o->lb_warmup_epochs < 1)
+		return moe_fail(err, MOE_ERR_INVALID, "lb_warmup_epochs must be at least 1, not %d",
+						o->lb_warmup_epochs);
+	if (!(o->lb_min_scale >= 0.0f && o->lb_min_scale <= 1.0f))
+		return moe_fail(err, MOE_ERR_INVALID, "lb_min_scale must be in [0, 1], not %g",
+						(double) o->lb_min_scale);
+	if (!(o->lb_decay > 0.0f && o->lb_decay <= 1.0f))
+		return moe_fail(err, MOE_ERR_INVALID, "lb_decay must be in (0, 1], not %g", (double) o->lb_decay);
+	if ((int) o->temperature_schedule < 0 || o->temperature_schedule >= MOE_TS_N_SCHEDULES)
+		return moe_fail(err, MOE_ERR_INVALID, "unknown temperature schedule (valid: %s)",
+						MOE_TEMPERATURE_SCHEDULE_CHOICES);
+	if (!isnan(o->temperature_end) && !(o->temperature_end > 0.0f && isfinite(o->temperature_end)))
+		return moe_fail(err, MOE_ERR_INVALID, "temperature_end must be a positive number, not %g",
+						(double) o->temperature_end);
+	if (o->temperature_step_epochs < 1)
+		return moe_fail(err, MOE_ERR_INVALID, "temperature_step_epochs must be at least 1, not %d",
+						o->temperature_step_epochs);
 	if (o->patience < 0)
 		return moe_fail(err, MOE_ERR_INVALID, "patience must be 0 (off) or positive, not %d",
 						o->patience);
-	if (!(o->min_delta >= 0.0f) || !isfinite(o->min_delta))
+	if (!finite_nonneg(o->min_delta))
 		return moe_fail(err, MOE_ERR_INVALID, "min_delta must be a non-negative number, not %g",
 						(double) o->min_delta);
 	return MOE_OK;
@@ -115,10 +256,17 @@ struct moe_trainer
 	int			epoch;			/* epochs completed */
 	int64_t		step;			/* optimiser steps taken */
 	int64_t		total_steps;
+	int64_t		steps_per_epoch;
 	int			best_epoch;
 	double		best_val;
+	float		best_temperature;
+	float		start_temperature;
 	int			since_best;
 	bool		stopped_early;
+	double		lb_scale;		/* the balancing schedule's multiplier */
+	double		adaptive_scale; /* the adaptive schedule's current value */
+	float		aux_free_rate;	/* gamma of aux-loss-free balancing, 0 = off */
+	float	   *select_bias;	/* host copy of the model's selection bias */
 };
 
 static double
@@ -324,9 +472,10 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 	t->batch_protein = malloc(sizeof(int32_t) * opt->batch_size);
 	t->order = malloc(sizeof(uint32_t) * data->train.n);
 	t->val_pred = malloc(sizeof(float) * (data->valid.n > 0 ? data->valid.n : 1));
+	t->select_bias = calloc(cfg.n_experts, sizeof(float));
 	if (!t->grads || !t->adam_m || !t->adam_v || !t->best_params || !t->label_std_host ||
 		!t->batch_target || !t->batch_target_host || !t->batch_drug || !t->batch_protein ||
-		!t->order || !t->val_pred)
+		!t->order || !t->val_pred || !t->select_bias)
 	{
 		st = moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating the optimiser state (%zu parameters)",
 					  np);
@@ -337,7 +486,15 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 		t->label_std_host[i] = (data->train.label[i] - cfg.label_mean) / cfg.label_std;
 		t->order[i] = (uint32_t) i;
 	}
-	t->total_steps = (int64_t) opt->epochs * ((data->train.n + opt->batch_size - 1) / opt->batch_size);
+	t->steps_per_epoch = (data->train.n + opt->batch_size - 1) / opt->batch_size;
+	t->total_steps = (int64_t) opt->epochs * t->steps_per_epoch;
+	t->start_temperature = cfg.temperature;
+	t->best_temperature = cfg.temperature;
+	t->adaptive_scale = 1.0;
+	t->lb_scale = 1.0;
+	for (int i = 0; i < opt->n_balance; i++)
+		if (opt->balance[i].method == MOE_LB_AUX_FREE)
+			t->aux_free_rate = opt->balance[i].weight;
 	be->download(be, t->best_params, t->model->params, sizeof(float) * np);
 
 	free(dshift);
@@ -382,6 +539,7 @@ moe_trainer_free(moe_trainer *t)
 	free(t->batch_protein);
 	free(t->order);
 	free(t->val_pred);
+	free(t->select_bias);
 	moe_model_free(t->model);
 	free(t);
 }
@@ -392,20 +550,94 @@ moe_trainer_done(const moe_trainer *t)
 	return t->epoch >= t->opt.epochs || t->stopped_early;
 }
 
+/* The learning rate of the current step (t->step counts from 0). */
 static float
 learning_rate(const moe_trainer *t)
 {
 	const moe_train_options *o = &t->opt;
+	int64_t		warm = (int64_t) o->lr_warmup_epochs * t->steps_per_epoch;
+	int64_t		span = t->total_steps - warm;
+	double		p;
 
-	if (o->lr_schedule == MOE_LR_COSINE && t->total_steps > 0)
+	if (t->step < warm)
+		return (float) (o->lr * (double) (t->step + 1) / (double) warm);
+	p = span > 0 ? (double) (t->step - warm) / (double) span : 1.0;
+	if (p > 1.0)
+		p = 1.0;
+	switch (o->lr_schedule)
 	{
-		double		progress = (double) t->step / (double) t->total_steps;
-
-		if (progress > 1.0)
-			progress = 1.0;
-		return (float) (o->lr_min + 0.5 * (o->lr - o->lr_min) * (1.0 + cos(M_PI * progress)));
+		case MOE_LR_COSINE:
+			return (float) (o->lr_min + 0.5 * (o->lr - o->lr_min) * (1.0 + cos(M_PI * p)));
+		case MOE_LR_LINEAR:
+			return (float) (o->lr + (o->lr_min - o->lr) * p);
+		case MOE_LR_STEP:
+			return (float) (o->lr * pow(o->lr_gamma,
+										(double) ((t->step / t->steps_per_epoch) / o->lr_step_epochs)));
+		case MOE_LR_CONSTANT_LINEAR:
+			if (p <= o->lr_decay_start)
+				return o->lr;
+			return (float) (o->lr + (o->lr_min - o->lr) * (p - o->lr_decay_start) /
+							(1.0 - o->lr_decay_start));
+		case MOE_LR_CONSTANT:
+		case MOE_LR_WARMUP:
+		default:
+			return o->lr;
 	}
-	return o->lr;
+}
+
+/* Router temperature of epoch e0 (0-based). */
+static float
+epoch_temperature(const moe_trainer *t, int e0)
+{
+	const moe_train_options *o = &t->opt;
+	double		t0 = t->start_temperature,
+				t1 = isnan(o->temperature_end) ? t0 : o->temperature_end,
+				last = o->epochs > 1 ? o->epochs - 1 : 1,
+				p = e0 / last;
+
+	switch (o->temperature_schedule)
+	{
+		case MOE_TS_LINEAR:
+			return (float) (t0 + (t1 - t0) * p);
+		case MOE_TS_COSINE:
+			return (float) (t1 + (t0 - t1) * 0.5 * (1.0 + cos(M_PI * p)));
+		case MOE_TS_EXPONENTIAL:
+			return (float) (t0 * pow(t1 / t0, p));
+		case MOE_TS_STEP:
+			{
+				int			steps = (o->epochs - 1) / o->temperature_step_epochs;
+				int			k = e0 / o->temperature_step_epochs;
+
+				return steps > 0 ? (float) (t0 * pow(t1 / t0, (double) (k < steps ? k : steps) / steps))
+					: (float) t0;
+			}
+		case MOE_TS_CONSTANT:
+		default:
+			return (float) t0;
+	}
+}
+
+/* The balancing schedule's multiplier for epoch e (1-based). */
+static double
+balance_scale(const moe_trainer *t, int e)
+{
+	const moe_train_options *o = &t->opt;
+	double		ramp = (double) (e - 1) / o->lb_warmup_epochs;
+
+	if (ramp > 1.0)
+		ramp = 1.0;
+	switch (o->lb_schedule)
+	{
+		case MOE_LBS_WARMUP:
+			return e >= o->lb_warmup_epochs ? 1.0 : (double) e / o->lb_warmup_epochs;
+		case MOE_LBS_INTERPOLATE:
+			return o->lb_min_scale + (1.0 - o->lb_min_scale) * ramp;
+		case MOE_LBS_ADAPTIVE:
+			return t->adaptive_scale;
+		case MOE_LBS_CONSTANT:
+		default:
+			return 1.0;
+	}
 }
 
 /* A different dropout key for every step, derived from the seed. */
@@ -427,6 +659,69 @@ clip_gradients(moe_trainer *t, float *g, size_t n)
 		t->be->scale(t->be, g, n, (float) (t->opt.grad_clip / norm));
 }
 
+/*
+ * The auxiliary terms of one batch: fills the router gradient, adds every
+ * method's unweighted value to the report sums, returns the weighted sum.
+ */
+static double
+auxiliary_terms(moe_trainer *t, const moe_workspace *ws, const float *frac, int M,
+				moe_router_grad *router, float *d_pbar, double *value_sum)
+{
+	const int	E = t->model->cfg.n_experts;
+	float		dP[MOE_MAX_EXPERTS];
+	double		value[MOE_LB_N_METHODS] = {0},
+				weighted = 0.0;
+	bool		any_pbar = false;
+
+	for (int m = MOE_LB_ENTROPY; m < MOE_LB_N_METHODS; m++)
+		if (moe_lb_uses_pbar((moe_lb_method) m))
+			value[m] = moe_balance_loss((moe_lb_method) m, ws->host_pbar, frac, E, NULL);
+	value[MOE_LB_ZLOSS] = ws->zloss;
+	value[MOE_LB_ROUTER_ENTROPY] = -ws->row_entropy;
+
+	memset(router, 0, sizeof(*router));
+	for (int e = 0; e < E; e++)
+		d_pbar[e] = 0.0f;
+	for (int i = 0; i < t->opt.n_balance; i++)
+	{
+		moe_lb_method m = t->opt.balance[i].method;
+		float		w = (float) (t->opt.balance[i].weight * t->lb_scale);
+
+		if (m == MOE_LB_AUX_FREE)
+			continue;			/* a bias update, not a loss */
+		weighted += w * value[m];
+		if (moe_lb_uses_pbar(m))
+		{
+			moe_balance_loss(m, ws->host_pbar, frac, E, dP);
+			for (int e = 0; e < E; e++)
+				d_pbar[e] += w * dP[e];
+			any_pbar = true;
+		}
+		else if (m == MOE_LB_ZLOSS)
+			router->zloss_weight += w;
+		else if (m == MOE_LB_ROUTER_ENTROPY)
+			router->row_entropy_weight += w;
+	}
+	router->d_pbar = any_pbar ? d_pbar : NULL;
+	for (int m = 0; m < MOE_LB_N_METHODS; m++)
+		value_sum[m] += value[m] * M;
+	return weighted;
+}
+
+/* DeepSeek-V3's aux-loss-free balancing: nudge each expert's selection
+ * bias towards the mean load, b_i += gamma * sign(mean load - load_i). */
+static void
+update_selection_bias(moe_trainer *t, const float *frac)
+{
+	const int	E = t->model->cfg.n_experts;
+	const float mean = 1.0f / E;
+
+	for (int e = 0; e < E; e++)
+		t->select_bias[e] += t->aux_free_rate * (float) ((frac[e] < mean) - (frac[e] > mean));
+	t->be->upload(t->be, t->model->params + t->model->layout.select_bias, t->select_bias,
+				  sizeof(float) * E);
+}
+
 /* One optimiser step on rows order[from .. from + M). Adds to the report. */
 static moe_status
 train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_obj,
@@ -443,6 +738,7 @@ train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_o
 	float		d_pbar[MOE_MAX_EXPERTS],
 				frac[MOE_MAX_EXPERTS];
 	int64_t		count[MOE_MAX_EXPERTS] = {0};
+	moe_router_grad router;
 	double		mse,
 				aux;
 	moe_status	st;
@@ -468,31 +764,31 @@ train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_o
 		count[ws->host_sel_idx[i]]++;
 	for (int e = 0; e < E; e++)
 		frac[e] = (float) count[e] / (float) (M * k);
-	aux = moe_balance_loss(t->opt.lb_method, ws->host_pbar, frac, E, d_pbar);
-	for (int e = 0; e < E; e++)
-		d_pbar[e] *= t->opt.lb_weight;
+	aux = auxiliary_terms(t, ws, frac, M, &router, d_pbar, rep->aux_value);
 
-	st = moe_backward(model, ws, t->grads, ws->d_pred,
-					  t->opt.lb_method != MOE_LB_NONE ? d_pbar : NULL, err);
+	st = moe_backward(model, ws, t->grads, ws->d_pred, &router, err);
 	if (st != MOE_OK)
 		return st;
 	if (t->opt.grad_clip > 0.0f)
 		clip_gradients(t, t->grads + off, n);
 
-	t->step++;
 	lr = learning_rate(t);
+	t->step++;
 	be->adam_update(be, model->params + off, t->grads + off, t->adam_m + off, t->adam_v + off, n,
 					lr, 0.9f, 0.999f, 1e-8f, t->opt.weight_decay, t->step);
+	if (t->aux_free_rate > 0.0f)
+		update_selection_bias(t, frac);
 	if ((st = be->check(be, err)) != MOE_OK)
 		return st;
-	if (!isfinite(mse))
+	if (!isfinite(mse) || !isfinite(aux))
 		return moe_fail(err, MOE_ERR_DATA,
 						"training diverged at epoch %d (loss is not finite); try a smaller lr",
 						t->epoch + 1);
 
-	*sum_obj += (mse + t->opt.lb_weight * aux) * M;
+	*sum_obj += (mse + aux) * M;
 	*sum_mse += mse * M;
 	*sum_aux += aux * M;
+	rep->lr = lr;
 	for (int e = 0; e < E; e++)
 	{
 		rep->expert_prob[e] += (double) ws->host_pbar[e] * M;
@@ -536,6 +832,11 @@ moe_trainer_epoch(moe_trainer *t, moe_epoch_report *rep, moe_error *err)
 	if (moe_trainer_done(t))
 		return moe_fail(err, MOE_ERR_INVALID, "training is already finished");
 	rep->n_experts = E;
+	/* this epoch's temperature and balancing scale */
+	t->model->cfg.temperature = epoch_temperature(t, t->epoch);
+	t->lb_scale = balance_scale(t, t->epoch + 1);
+	rep->temperature = t->model->cfg.temperature;
+	rep->lb_scale = t->lb_scale;
 
 	moe_rng_shuffle_u32(&t->rng, t->order, N);
 	for (int from = 0; from < N; from += B)
@@ -553,9 +854,13 @@ moe_trainer_epoch(moe_trainer *t, moe_epoch_report *rep, moe_error *err)
 	rep->train_loss = sum_obj / N;
 	rep->train_mse = sum_mse / N * std2;
 	rep->aux_loss = sum_aux / N;
-	rep->lr = learning_rate(t);
+	for (int m = 0; m < MOE_LB_N_METHODS; m++)
+		rep->aux_value[m] /= N;
 	for (int e = 0; e < E; e++)
+	{
 		rep->expert_prob[e] /= N;
+		rep->expert_bias[e] = t->select_bias[e];
+	}
 
 	if (t->data.valid.n > 0)
 	{
@@ -576,9 +881,16 @@ moe_trainer_epoch(moe_trainer *t, moe_epoch_report *rep, moe_error *err)
 	if (rep->improved)
 	{
 		t->best_epoch = t->epoch;
+		t->best_temperature = t->model->cfg.temperature;
 		if (t->data.valid.n > 0)
 			t->best_val = rep->val_mse;
 		t->since_best = 0;
+		if (t->opt.lb_schedule == MOE_LBS_ADAPTIVE)
+		{
+			t->adaptive_scale *= t->opt.lb_decay;
+			if (t->adaptive_scale < t->opt.lb_min_scale)
+				t->adaptive_scale = t->opt.lb_min_scale;
+		}
 		t->be->download(t->be, t->best_params, t->model->params,
 						sizeof(float) * t->model->layout.n_params);
 	}
@@ -596,6 +908,7 @@ moe_trainer_best_model(moe_trainer *t)
 {
 	t->be->upload(t->be, t->model->params, t->best_params,
 				  sizeof(float) * t->model->layout.n_params);
+	t->model->cfg.temperature = t->best_temperature;
 	return t->model;
 }
 

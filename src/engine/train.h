@@ -3,10 +3,11 @@
  * trainer so the caller (the SQL procedure) can record and commit each
  * epoch, and can stop between any two steps.
  *
- * Objective per mini-batch: MSE on standardised labels + lb_weight * the
- * balancing loss of balance.h.  Adam(W), learning-rate schedule per step,
- * early stopping on validation MSE with patience; the best epoch's
- * parameters are kept.  Same seed, same machine, same thread count: the
+ * Objective per mini-batch: MSE on standardised labels + the weighted
+ * auxiliary terms of balance.h (times the balancing schedule's scale).
+ * Adam(W), learning-rate schedule per step, router temperature schedule per
+ * epoch, early stopping on validation MSE with patience; the best epoch's
+ * parameters (and temperature) are kept.  Same seed, same machine, same thread count: the
  * same parameters, bit for bit.
  */
 #ifndef MOE_TRAIN_H
@@ -23,31 +24,86 @@
 typedef enum moe_lr_schedule
 {
 	MOE_LR_CONSTANT = 0,
-	MOE_LR_COSINE				/* lr -> lr_min over all steps of all epochs */
+	MOE_LR_COSINE,				/* lr -> lr_min along a half cosine */
+	MOE_LR_LINEAR,				/* lr -> lr_min linearly */
+	MOE_LR_STEP,				/* lr * lr_gamma every lr_step_epochs epochs */
+	MOE_LR_CONSTANT_LINEAR,		/* lr until lr_decay_start of the run, then linear to lr_min */
+	MOE_LR_WARMUP,				/* linear warmup over lr_warmup_epochs, then lr */
+	MOE_LR_N_SCHEDULES
 } moe_lr_schedule;
 
-#define MOE_LR_CHOICES "constant, cosine"
+#define MOE_LR_CHOICES "constant, cosine, linear, step, constant_linear, warmup"
+
+/* How the weights of the balancing terms change over epochs. */
+typedef enum moe_lb_schedule
+{
+	MOE_LBS_CONSTANT = 0,
+	MOE_LBS_WARMUP,				/* 0 -> 1 over lb_warmup_epochs */
+	MOE_LBS_INTERPOLATE,		/* lb_min_scale -> 1 over lb_warmup_epochs */
+	MOE_LBS_ADAPTIVE,			/* times lb_decay whenever validation improves, floor lb_min_scale */
+	MOE_LBS_N_SCHEDULES
+} moe_lb_schedule;
+
+#define MOE_LB_SCHEDULE_CHOICES "constant, warmup, interpolate, adaptive"
+
+/* How the router temperature moves from temperature to temperature_end. */
+typedef enum moe_temperature_schedule
+{
+	MOE_TS_CONSTANT = 0,
+	MOE_TS_LINEAR,
+	MOE_TS_COSINE,
+	MOE_TS_EXPONENTIAL,
+	MOE_TS_STEP,				/* equal ratios every temperature_step_epochs epochs */
+	MOE_TS_N_SCHEDULES
+} moe_temperature_schedule;
+
+#define MOE_TEMPERATURE_SCHEDULE_CHOICES "constant, linear, cosine, exponential, step"
 
 const char *moe_lr_schedule_name(moe_lr_schedule s);
 moe_status	moe_lr_schedule_parse(const char *name, moe_lr_schedule *out, moe_error *err);
+const char *moe_lb_schedule_name(moe_lb_schedule s);
+moe_status	moe_lb_schedule_parse(const char *name, moe_lb_schedule *out, moe_error *err);
+const char *moe_temperature_schedule_name(moe_temperature_schedule s);
+moe_status	moe_temperature_schedule_parse(const char *name, moe_temperature_schedule *out,
+										   moe_error *err);
 
 typedef struct moe_train_options
 {
 	int			epochs;			/* maximum number of epochs */
 	int			batch_size;
+	/* learning rate */
 	float		lr;
-	float		lr_min;			/* floor of the cosine schedule */
+	float		lr_min;			/* end of the decaying schedules */
 	moe_lr_schedule lr_schedule;
+	int			lr_warmup_epochs;	/* linear warmup before any schedule; 0 = none */
+	int			lr_step_epochs; /* step: epochs between decays */
+	float		lr_gamma;		/* step: factor per decay */
+	float		lr_decay_start; /* constant_linear: fraction of the run before decay */
 	float		weight_decay;	/* decoupled (AdamW); 0 = Adam */
 	float		grad_clip;		/* max global gradient norm; 0 = off */
-	moe_lb_method lb_method;
-	float		lb_weight;
+	/* auxiliary objective: a sum of weighted terms, scaled by the schedule */
+	int			n_balance;
+	moe_balance_term balance[MOE_MAX_BALANCE_TERMS];
+	moe_lb_schedule lb_schedule;
+	int			lb_warmup_epochs;
+	float		lb_min_scale;
+	float		lb_decay;
+	/* router temperature (the start value is the model's cfg.temperature) */
+	moe_temperature_schedule temperature_schedule;
+	float		temperature_end;	/* NaN: the same as the start */
+	int			temperature_step_epochs;
+	/* early stopping */
 	int			patience;		/* epochs without improvement; 0 = off */
 	float		min_delta;		/* improvement smaller than this does not count */
 	uint64_t	seed;
 } moe_train_options;
 
 void		moe_train_options_defaults(moe_train_options *opt);
+/* Replace the auxiliary terms by one. */
+void		moe_train_options_set_balance(moe_train_options *opt, moe_lb_method method, float weight);
+/* Add a term; MOE_ERR_INVALID when the method is already there or the list is full. */
+moe_status	moe_train_options_add_balance(moe_train_options *opt, moe_lb_method method, float weight,
+										  moe_error *err);
 moe_status	moe_train_options_validate(const moe_train_options *opt, moe_error *err);
 
 /* Pairs as indices into entity tables. */
@@ -78,7 +134,12 @@ typedef struct moe_epoch_report
 	int			epoch;			/* 1-based */
 	double		train_loss;		/* the objective, standardised units */
 	double		train_mse;		/* label units */
-	double		aux_loss;		/* balancing loss (unweighted) */
+	double		aux_loss;		/* the auxiliary terms' weighted contribution to the loss */
+	/* every method's unweighted value, averaged over the epoch's batches,
+	 * whether or not it is trained with (0 for none and aux_free) */
+	double		aux_value[MOE_LB_N_METHODS];
+	double		lb_scale;		/* the schedule's multiplier of the term weights */
+	double		temperature;	/* router temperature of this epoch */
 	double		val_mse;		/* label units; NaN without validation rows */
 	double		lr;				/* learning rate at the end of the epoch */
 	double		seconds;
@@ -88,6 +149,7 @@ typedef struct moe_epoch_report
 	int			n_experts;
 	double		expert_prob[MOE_MAX_EXPERTS];	/* mean gate probability */
 	int64_t		expert_count[MOE_MAX_EXPERTS];	/* top-k selections */
+	double		expert_bias[MOE_MAX_EXPERTS];	/* aux-free selection bias at the end */
 } moe_epoch_report;
 
 typedef struct moe_trainer moe_trainer;

@@ -1,16 +1,16 @@
 /*
- * sql_train.c — CALL moe_train(dataset, fold => ..., ...).
+ * sql_train.c — CALL moe_train(), moe_cross_validate() and moe_sweep().
  *
- * A procedure, so it can COMMIT after every epoch: the run row and each
+ * Procedures, so they can COMMIT after every epoch: a run's row and each
  * epoch's history row become visible to other sessions while training goes
  * on.  Each unit of work (reading the data, one epoch, the final model)
  * runs in a subtransaction; if it fails or is cancelled, the subtransaction
  * is rolled back, the run is marked 'failed' or 'cancelled' and committed,
- * and the error is raised again.  No model row is written until the
- * training is complete, so a cancel never leaves half a model behind.
+ * and the error is raised again.  No model row is written until a run is
+ * complete, so a cancel never leaves half a model behind.
  *
- * Called inside a transaction block (or from a function) the procedure
- * cannot commit: it trains in the caller's transaction and says so.
+ * Called inside a transaction block (or from a function) the procedures
+ * cannot commit: they train in the caller's transaction and say so.
  */
 #include "moe_pg.h"
 
@@ -19,12 +19,13 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/lsyscache.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -32,108 +33,52 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "train.h"
+#include "train_options.h"
 
-/* Argument positions of moe_train in sql/moe_pg--*.sql. */
-enum
-{
-	ARG_DATASET, ARG_FOLD, ARG_MODEL_NAME, ARG_EXPERTS, ARG_TOP_K, ARG_LB_METHOD,
-	ARG_LB_WEIGHT, ARG_EPOCHS, ARG_BATCH_SIZE, ARG_LR, ARG_LR_SCHEDULE, ARG_WEIGHT_DECAY,
-	ARG_DROPOUT, ARG_TEMPERATURE, ARG_PATIENCE, ARG_SEED, ARG_DRUG_HIDDEN, ARG_PROTEIN_HIDDEN,
-	ARG_GATE_HIDDEN, ARG_EXPERT_HIDDEN, ARG_GRAD_CLIP, ARG_DEPLOY, N_ARGS
-};
+#define MAX_SWEEP_POINTS 1000
+#define MAX_FOLDS 100
 
-static const char *const arg_names[N_ARGS] = {
-	"dataset", "fold", "model_name", "experts", "top_k", "lb_method", "lb_weight", "epochs",
-	"batch_size", "lr", "lr_schedule", "weight_decay", "dropout", "temperature", "patience",
-	"seed", "drug_hidden", "protein_hidden", "gate_hidden", "expert_hidden", "grad_clip", "deploy"
-};
-
-/* Everything one training run carries from step to step. */
+/* One training run in progress. */
 typedef struct train_run
 {
+	train_spec *spec;
 	bool		nonatomic;		/* may commit */
-	char	   *dataset;
-	int			fold;
-	char	   *model_name;
-	bool		deploy;
-	moe_config	arch;
-	moe_train_options opt;
-	char	   *config_json;	/* hyperparameters, for the run and model rows */
+	char	   *config_json;
 	int64		run_id;
 	MemoryContext cxt;			/* data and strings; lives across commits */
 	moe_dataset_def *def;
 	moe_dataset_data data;
 	moe_trainer *trainer;
-	moe_epoch_report last;
+	moe_epoch_report last;		/* the last epoch that completed */
 	double		seconds;
 	int64		model_id;
 } train_run;
 
-/* ---- arguments ----------------------------------------------------------- */
+static bool
+call_is_nonatomic(FunctionCallInfo fcinfo)
+{
+	return fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+}
 
 static void
-require_arg(FunctionCallInfo fcinfo, int i)
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
 {
-	if (PG_ARGISNULL(i))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", arg_names[i])));
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "moe_pg: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
-static int
-int_arg(FunctionCallInfo fcinfo, int i)
+static int64
+returned_id(void)
 {
-	require_arg(fcinfo, i);
-	return PG_GETARG_INT32(i);
+	bool		isnull;
+
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-static float
-real_arg(FunctionCallInfo fcinfo, int i)
-{
-	float		v;
-
-	require_arg(fcinfo, i);
-	v = PG_GETARG_FLOAT4(i);
-	if (!isfinite(v))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a finite number", arg_names[i])));
-	return v;
-}
-
-/* An integer[] of layer widths into n / widths. */
-static void
-widths_arg(FunctionCallInfo fcinfo, int i, int min_layers, int32_t *n, int32_t *widths)
-{
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			count;
-
-	require_arg(fcinfo, i);
-	arr = PG_GETARG_ARRAYTYPE_P(i);
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a one-dimensional array of layer widths", arg_names[i])));
-	deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &count);
-	if (count < min_layers || count > MOE_MAX_LAYERS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must list between %d and %d layer widths, not %d", arg_names[i],
-						min_layers, MOE_MAX_LAYERS, count)));
-	for (int j = 0; j < count; j++)
-	{
-		if (nulls[j])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain NULL", arg_names[i])));
-		widths[j] = DatumGetInt32(elems[j]);
-	}
-	*n = count;
-}
-
-/* "key": — with a comma unless it opens an object. */
+/* "key": with a comma unless it opens an object. */
 static void
 json_key(StringInfo s, const char *key)
 {
@@ -144,17 +89,6 @@ json_key(StringInfo s, const char *key)
 }
 
 static void
-json_widths(StringInfo s, const char *key, int n, const int32_t *w)
-{
-	json_key(s, key);
-	appendStringInfoChar(s, '[');
-	for (int i = 0; i < n; i++)
-		appendStringInfo(s, "%s%d", i ? ", " : "", w[i]);
-	appendStringInfoChar(s, ']');
-}
-
-/* A float that jsonb reads back as the same float. */
-static void
 json_real(StringInfo s, const char *key, double v)
 {
 	json_key(s, key);
@@ -164,123 +98,21 @@ json_real(StringInfo s, const char *key, double v)
 		appendStringInfoString(s, "null");
 }
 
-static char *
-config_json(const train_run *r)
-{
-	StringInfoData s;
-	const moe_config *a = &r->arch;
-	const moe_train_options *o = &r->opt;
-
-	initStringInfo(&s);
-	appendStringInfoChar(&s, '{');
-	json_key(&s, "experts");
-	appendStringInfo(&s, "%d", a->n_experts);
-	json_key(&s, "top_k");
-	appendStringInfo(&s, "%d", a->top_k);
-	json_key(&s, "lb_method");
-	escape_json(&s, moe_lb_method_name(o->lb_method));
-	json_real(&s, "lb_weight", o->lb_weight);
-	json_key(&s, "epochs");
-	appendStringInfo(&s, "%d", o->epochs);
-	json_key(&s, "batch_size");
-	appendStringInfo(&s, "%d", o->batch_size);
-	json_real(&s, "lr", o->lr);
-	json_key(&s, "lr_schedule");
-	escape_json(&s, moe_lr_schedule_name(o->lr_schedule));
-	json_real(&s, "weight_decay", o->weight_decay);
-	json_real(&s, "grad_clip", o->grad_clip);
-	json_real(&s, "dropout", a->dropout);
-	json_real(&s, "temperature", a->temperature);
-	json_key(&s, "patience");
-	appendStringInfo(&s, "%d", o->patience);
-	json_key(&s, "seed");
-	appendStringInfo(&s, "%llu", (unsigned long long) o->seed);
-	json_widths(&s, "drug_hidden", a->n_drug_layers, a->drug_hidden);
-	json_widths(&s, "protein_hidden", a->n_protein_layers, a->protein_hidden);
-	json_widths(&s, "gate_hidden", a->n_gate_layers, a->gate_hidden);
-	json_widths(&s, "expert_hidden", a->n_expert_layers, a->expert_hidden);
-	appendStringInfoChar(&s, '}');
-	return s.data;
-}
-
-static void
-parse_arguments(FunctionCallInfo fcinfo, train_run *r)
-{
-	moe_error	err;
-	int64		seed;
-
-	require_arg(fcinfo, ARG_DATASET);
-	r->dataset = text_to_cstring(PG_GETARG_TEXT_PP(ARG_DATASET));
-	r->fold = int_arg(fcinfo, ARG_FOLD);
-	r->model_name = PG_ARGISNULL(ARG_MODEL_NAME) ? pstrdup(r->dataset)
-		: text_to_cstring(PG_GETARG_TEXT_PP(ARG_MODEL_NAME));
-	if (r->model_name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model_name must not be empty")));
-	require_arg(fcinfo, ARG_DEPLOY);
-	r->deploy = PG_GETARG_BOOL(ARG_DEPLOY);
-
-	/* dimensions come from the data; everything else from the arguments */
-	moe_config_defaults(&r->arch, 1, 1);
-	r->arch.n_experts = int_arg(fcinfo, ARG_EXPERTS);
-	r->arch.top_k = int_arg(fcinfo, ARG_TOP_K);
-	r->arch.dropout = real_arg(fcinfo, ARG_DROPOUT);
-	r->arch.temperature = real_arg(fcinfo, ARG_TEMPERATURE);
-	widths_arg(fcinfo, ARG_DRUG_HIDDEN, 1, &r->arch.n_drug_layers, r->arch.drug_hidden);
-	widths_arg(fcinfo, ARG_PROTEIN_HIDDEN, 1, &r->arch.n_protein_layers, r->arch.protein_hidden);
-	widths_arg(fcinfo, ARG_GATE_HIDDEN, 0, &r->arch.n_gate_layers, r->arch.gate_hidden);
-	widths_arg(fcinfo, ARG_EXPERT_HIDDEN, 0, &r->arch.n_expert_layers, r->arch.expert_hidden);
-	moe_check(moe_config_validate(&r->arch, &err), &err);
-
-	moe_train_options_defaults(&r->opt);
-	r->opt.epochs = int_arg(fcinfo, ARG_EPOCHS);
-	r->opt.batch_size = int_arg(fcinfo, ARG_BATCH_SIZE);
-	r->opt.lr = real_arg(fcinfo, ARG_LR);
-	r->opt.weight_decay = real_arg(fcinfo, ARG_WEIGHT_DECAY);
-	r->opt.grad_clip = real_arg(fcinfo, ARG_GRAD_CLIP);
-	r->opt.lb_weight = real_arg(fcinfo, ARG_LB_WEIGHT);
-	r->opt.patience = int_arg(fcinfo, ARG_PATIENCE);
-	require_arg(fcinfo, ARG_SEED);
-	seed = PG_GETARG_INT64(ARG_SEED);
-	if (seed < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("seed must not be negative")));
-	r->opt.seed = (uint64_t) seed;
-	require_arg(fcinfo, ARG_LB_METHOD);
-	moe_check(moe_lb_method_parse(text_to_cstring(PG_GETARG_TEXT_PP(ARG_LB_METHOD)),
-								  &r->opt.lb_method, &err), &err);
-	require_arg(fcinfo, ARG_LR_SCHEDULE);
-	moe_check(moe_lr_schedule_parse(text_to_cstring(PG_GETARG_TEXT_PP(ARG_LR_SCHEDULE)),
-									&r->opt.lr_schedule, &err), &err);
-	moe_check(moe_train_options_validate(&r->opt, &err), &err);
-	r->config_json = config_json(r);
-}
-
 /* ---- rows of moe.training_runs and moe.training_history ------------------ */
-
-static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "moe_train: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
-}
 
 static int64
 insert_run(train_run *r)
 {
-	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, TEXTOID};
-	Datum		values[4] = {CStringGetTextDatum(r->model_name), CStringGetTextDatum(r->dataset),
-		Int32GetDatum(r->fold), CStringGetTextDatum(r->config_json)};
-	bool		isnull;
+	train_spec *s = r->spec;
+	Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID};
+	Datum		values[5] = {CStringGetTextDatum(s->model_name), CStringGetTextDatum(s->dataset),
+		Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json), Int64GetDatum(s->experiment_id)};
+	char		nulls[5] = {' ', ' ', ' ', ' ', s->experiment_id > 0 ? ' ' : 'n'};
 
-	spi_exec("INSERT INTO moe.training_runs (model_name, dataset, fold, config, status) "
-			 "VALUES ($1, $2, $3, $4::jsonb, 'running') RETURNING id",
-			 4, types, values, NULL, SPI_OK_INSERT_RETURNING);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	spi_exec("INSERT INTO moe.training_runs (model_name, dataset, fold, config, status, experiment_id) "
+			 "VALUES ($1, $2, $3, $4::jsonb, 'running', $5) RETURNING id",
+			 5, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	return returned_id();
 }
 
 static void
@@ -319,23 +151,42 @@ int8_array(const int64_t *v, int n)
 	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* Every auxiliary method's unweighted value this epoch, as a JSON object. */
+static char *
+aux_terms_json(const moe_epoch_report *e)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (int m = MOE_LB_ENTROPY; m < MOE_LB_N_METHODS; m++)
+		if (m != MOE_LB_AUX_FREE)
+			json_real(&s, moe_lb_method_name((moe_lb_method) m), e->aux_value[m]);
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
 static void
 insert_history(const train_run *r, const moe_epoch_report *e)
 {
-	Oid			types[11] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
-		FLOAT8OID, FLOAT8OID, BOOLOID, FLOAT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[11] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
+	Oid			types[15] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
+		FLOAT8OID, FLOAT8OID, BOOLOID, FLOAT8ARRAYOID, INT8ARRAYOID, FLOAT8OID, FLOAT8OID,
+	TEXTOID, FLOAT8ARRAYOID};
+	Datum		values[15] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
 		Float8GetDatum(e->train_loss), Float8GetDatum(e->train_mse), Float8GetDatum(e->aux_loss),
 		Float8GetDatum(e->val_mse), Float8GetDatum(e->lr), Float8GetDatum(e->seconds),
 		BoolGetDatum(e->improved), float8_array(e->expert_prob, e->n_experts),
-	int8_array(e->expert_count, e->n_experts)};
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', isnan(e->val_mse) ? 'n' : ' ', ' ', ' ', ' ',
-	' ', ' '};
+		int8_array(e->expert_count, e->n_experts), Float8GetDatum(e->temperature),
+		Float8GetDatum(e->lb_scale), CStringGetTextDatum(aux_terms_json(e)),
+	float8_array(e->expert_bias, e->n_experts)};
+	char		nulls[15] = {' ', ' ', ' ', ' ', ' ', isnan(e->val_mse) ? 'n' : ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' '};
 
 	spi_exec("INSERT INTO moe.training_history (run_id, epoch, train_loss, train_mse, aux_loss, "
-			 "val_mse, lr, seconds, is_best, expert_prob, expert_count) "
-			 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-			 11, types, values, nulls, SPI_OK_INSERT);
+			 "val_mse, lr, seconds, is_best, expert_prob, expert_count, temperature, lb_scale, "
+			 "aux_terms, expert_bias) "
+			 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15)",
+			 15, types, values, nulls, SPI_OK_INSERT);
 }
 
 /* ---- units of work, each in a subtransaction ------------------------------ */
@@ -359,41 +210,42 @@ release_trainer(train_run *r)
 static void
 step_prepare(train_run *r)
 {
+	train_spec *s = r->spec;
 	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 	moe_dataset_data *d = &r->data;
 	moe_train_data td;
 	moe_error	err;
 
-	r->def = moe_dataset_lookup(r->dataset);
-	if (r->def->fold_col == NULL && r->fold != 0)
+	r->def = moe_dataset_lookup(s->dataset);
+	if (r->def->fold_col == NULL && s->fold != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dataset \"%s\" has no fold column, so fold must be 0", r->dataset)));
-	moe_dataset_read(r->def, r->fold, d);
+				 errmsg("dataset \"%s\" has no fold column, so fold must be 0", s->dataset)));
+	moe_dataset_read(r->def, s->fold, d);
 	MemoryContextSwitchTo(old);
 
 	if (d->split[MOE_SPLIT_TRAIN].n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("dataset \"%s\" has no training rows%s", r->dataset,
-						r->def->fold_col ? psprintf(" in fold %d", r->fold) : ""),
+				 errmsg("dataset \"%s\" has no training rows%s", s->dataset,
+						r->def->fold_col ? psprintf(" in fold %d", s->fold) : ""),
 				 errhint("Rows are used when their split is 'train', 'valid' or 'test'.")));
 	if (d->ignored_rows > 0)
 		ereport(NOTICE,
 				(errmsg("%lld rows of dataset \"%s\" have a split other than train, valid or test and are ignored",
-						(long long) d->ignored_rows, r->dataset)));
+						(long long) d->ignored_rows, s->dataset)));
 	if (d->split[MOE_SPLIT_VALID].n == 0)
 		ereport(NOTICE,
 				(errmsg("dataset \"%s\" has no validation rows: early stopping is off and the last epoch is kept",
-						r->dataset)));
+						s->dataset)));
 	ereport(NOTICE,
-			(errmsg("training on %d rows (%d validation, %d test): %d drugs x %d values, %d proteins x %d values",
-					d->split[MOE_SPLIT_TRAIN].n, d->split[MOE_SPLIT_VALID].n,
+			(errmsg("training \"%s\" on %d rows (%d validation, %d test): %d drugs x %d values, %d proteins x %d values",
+					s->model_name, d->split[MOE_SPLIT_TRAIN].n, d->split[MOE_SPLIT_VALID].n,
 					d->split[MOE_SPLIT_TEST].n, d->n_drugs, d->drug_dim, d->n_proteins,
 					d->protein_dim)));
 
-	r->arch.drug_dim = d->drug_dim;
-	r->arch.protein_dim = d->protein_dim;
+	s->arch.drug_dim = d->drug_dim;
+	s->arch.protein_dim = d->protein_dim;
 	td.n_drugs = d->n_drugs;
 	td.drug_dim = d->drug_dim;
 	td.drug_vec = d->drug_vec;
@@ -403,7 +255,7 @@ step_prepare(train_run *r)
 	td.train = moe_split_as_rows(&d->split[MOE_SPLIT_TRAIN]);
 	td.valid = moe_split_as_rows(&d->split[MOE_SPLIT_VALID]);
 	moe_backend_cpu_set_threads(moe_threads);
-	moe_check(moe_trainer_create(&r->arch, &r->opt, &td, moe_cpu_backend(), poll_interrupts, r,
+	moe_check(moe_trainer_create(&s->arch, &s->opt, &td, moe_cpu_backend(), poll_interrupts, r,
 								 &r->trainer, &err), &err);
 }
 
@@ -411,24 +263,23 @@ static void
 step_epoch(train_run *r)
 {
 	moe_error	err;
-	moe_epoch_report report;
-	moe_epoch_report *e = &report;
+	moe_epoch_report e;
 	char		val[32];
 
-	/* r->last changes only when an epoch completes, so a run stopped
-	 * half-way through an epoch reports the epochs it finished. */
-	moe_check(moe_trainer_epoch(r->trainer, e, &err), &err);
-	insert_history(r, e);
-	r->last = report;
-	r->seconds += e->seconds;
-	if (isnan(e->val_mse))
+	/* r->last changes only when an epoch completes and is recorded, so a
+	 * run stopped half-way through an epoch reports the epochs it finished. */
+	moe_check(moe_trainer_epoch(r->trainer, &e, &err), &err);
+	insert_history(r, &e);
+	r->last = e;
+	r->seconds += e.seconds;
+	if (isnan(e.val_mse))
 		snprintf(val, sizeof(val), "n/a");
 	else
-		snprintf(val, sizeof(val), "%.4f", e->val_mse);
+		snprintf(val, sizeof(val), "%.4f", e.val_mse);
 	ereport(NOTICE,
 			(errmsg("epoch %d/%d: loss %.4f (mse %.4f, aux %.4f), val_mse %s, lr %.2g, %.1f s%s",
-					e->epoch, r->opt.epochs, e->train_loss, e->train_mse, e->aux_loss, val, e->lr,
-					e->seconds, e->improved && !isnan(e->val_mse) ? " (best)" : "")));
+					e.epoch, r->spec->opt.epochs, e.train_loss, e.train_mse, e.aux_loss, val, e.lr,
+					e.seconds, e.improved && !isnan(e.val_mse) ? " (best)" : "")));
 }
 
 static void
@@ -459,6 +310,7 @@ final_metrics_json(train_run *r, moe_model *model)
 	json_key(&s, "best_epoch");
 	appendStringInfo(&s, "%d", r->last.best_epoch);
 	json_real(&s, "best_val_mse", r->last.best_val_mse);
+	json_real(&s, "temperature", model->cfg.temperature);
 	json_real(&s, "train_seconds", r->seconds);
 	json_key(&s, "n_train");
 	appendStringInfo(&s, "%d", r->data.split[MOE_SPLIT_TRAIN].n);
@@ -493,24 +345,24 @@ final_metrics_json(train_run *r, moe_model *model)
 static void
 step_finish(train_run *r)
 {
+	train_spec *s = r->spec;
 	moe_model  *model = moe_trainer_best_model(r->trainer);
 	char	   *metrics = final_metrics_json(r, model);
 	StringInfoData meta;
 	size_t		size;
 	bytea	   *blob;
 	moe_error	err;
-	bool		isnull;
 
 	/* The checkpoint carries its own description, so an exported file can
 	 * be imported elsewhere with nothing lost. */
 	initStringInfo(&meta);
 	appendStringInfoChar(&meta, '{');
 	json_key(&meta, "name");
-	escape_json(&meta, r->model_name);
+	escape_json(&meta, s->model_name);
 	json_key(&meta, "dataset");
-	escape_json(&meta, r->dataset);
+	escape_json(&meta, s->dataset);
 	json_key(&meta, "fold");
-	appendStringInfo(&meta, "%d", r->fold);
+	appendStringInfo(&meta, "%d", s->fold);
 	json_key(&meta, "config");
 	appendStringInfoString(&meta, r->config_json);
 	json_key(&meta, "metrics");
@@ -529,20 +381,19 @@ step_finish(train_run *r)
 
 	{
 		Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, BYTEAOID};
-		Datum		values[6] = {CStringGetTextDatum(r->model_name), CStringGetTextDatum(r->dataset),
-			Int32GetDatum(r->fold), CStringGetTextDatum(r->config_json),
+		Datum		values[6] = {CStringGetTextDatum(s->model_name), CStringGetTextDatum(s->dataset),
+			Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json),
 		CStringGetTextDatum(metrics), PointerGetDatum(blob)};
 
 		spi_exec("INSERT INTO moe.models (name, dataset, fold, config, metrics, checkpoint) "
 				 "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6) RETURNING id",
 				 6, types, values, NULL, SPI_OK_INSERT_RETURNING);
-		r->model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-												  &isnull));
+		r->model_id = returned_id();
 	}
-	if (r->deploy)
+	if (s->deploy)
 	{
 		Oid			types[2] = {TEXTOID, INT8OID};
-		Datum		values[2] = {CStringGetTextDatum(r->model_name), Int64GetDatum(r->model_id)};
+		Datum		values[2] = {CStringGetTextDatum(s->model_name), Int64GetDatum(r->model_id)};
 
 		spi_exec("INSERT INTO moe.deployments (name, model_id) VALUES ($1, $2) "
 				 "ON CONFLICT (name) DO UPDATE SET model_id = EXCLUDED.model_id, "
@@ -552,8 +403,8 @@ step_finish(train_run *r)
 	finish_run(r->run_id, "completed", NULL, r->last.epoch, r->last.best_epoch, r->model_id);
 	ereport(NOTICE,
 			(errmsg("model %lld \"%s\" saved (best epoch %d of %d, %.1f s)%s",
-					(long long) r->model_id, r->model_name, r->last.best_epoch, r->last.epoch,
-					r->seconds, r->deploy ? "" : "; not deployed")));
+					(long long) r->model_id, s->model_name, r->last.best_epoch, r->last.epoch,
+					r->seconds, s->deploy ? "" : "; not deployed")));
 }
 
 /*
@@ -597,49 +448,35 @@ in_subtransaction(train_run *r, void (*step) (train_run *))
 	PG_END_TRY();
 }
 
-static void
-commit_if_allowed(train_run *r)
-{
-	if (r->nonatomic)
-		SPI_commit();
-}
-
-PG_FUNCTION_INFO_V1(moe_train_sql);
-Datum
-moe_train_sql(PG_FUNCTION_ARGS)
+/*
+ * One training run from start to finish; the caller has an SPI connection
+ * (non-atomic when it may commit).  Returns the new model's id.
+ */
+static int64
+run_training(train_spec *spec, bool nonatomic)
 {
 	train_run	r;
 
 	memset(&r, 0, sizeof(r));
-	r.nonatomic = fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
-		!castNode(CallContext, fcinfo->context)->atomic;
-	r.cxt = AllocSetContextCreate(TopMemoryContext, "moe_train", ALLOCSET_DEFAULT_SIZES);
-
+	r.spec = spec;
+	r.nonatomic = nonatomic;
+	r.cxt = AllocSetContextCreate(TopMemoryContext, "moe_train run", ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
-		MemoryContext old = MemoryContextSwitchTo(r.cxt);
-
-		parse_arguments(fcinfo, &r);
-		MemoryContextSwitchTo(old);
-
-		if (SPI_connect_ext(r.nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (!r.nonatomic)
-			ereport(NOTICE,
-					(errmsg("moe_train is running inside a transaction block: progress becomes visible only when it commits")));
-
+		r.config_json = MemoryContextStrdup(r.cxt, train_spec_config_json(spec));
 		r.run_id = insert_run(&r);
-		commit_if_allowed(&r);
-
+		if (nonatomic)
+			SPI_commit();
 		in_subtransaction(&r, step_prepare);
 		while (!moe_trainer_done(r.trainer))
 		{
 			in_subtransaction(&r, step_epoch);
-			commit_if_allowed(&r);
+			if (nonatomic)
+				SPI_commit();
 		}
 		in_subtransaction(&r, step_finish);
-		commit_if_allowed(&r);
-		SPI_finish();
+		if (nonatomic)
+			SPI_commit();
 	}
 	PG_FINALLY();
 	{
@@ -647,5 +484,352 @@ moe_train_sql(PG_FUNCTION_ARGS)
 		MemoryContextDelete(r.cxt);
 	}
 	PG_END_TRY();
+	return r.model_id;
+}
+
+/* The spec's strings and its balance jsonb must survive commits. */
+static train_spec *
+spec_in(MemoryContext cxt, const train_spec *spec)
+{
+	train_spec *copy = MemoryContextAlloc(cxt, sizeof(train_spec));
+
+	*copy = *spec;
+	copy->dataset = MemoryContextStrdup(cxt, spec->dataset);
+	copy->model_name = MemoryContextStrdup(cxt, spec->model_name);
+	copy->lb_method = MemoryContextStrdup(cxt, spec->lb_method);
+	if (spec->balance != NULL)
+	{
+		copy->balance = MemoryContextAlloc(cxt, VARSIZE(spec->balance));
+		memcpy(copy->balance, spec->balance, VARSIZE(spec->balance));
+	}
+	return copy;
+}
+
+static void
+connect_spi(bool nonatomic)
+{
+	if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!nonatomic)
+		ereport(NOTICE,
+				(errmsg("training inside a transaction block: progress becomes visible only when it commits")));
+}
+
+PG_FUNCTION_INFO_V1(moe_train_sql);
+Datum
+moe_train_sql(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "moe_train", ALLOCSET_DEFAULT_SIZES);
+
+	PG_TRY();
+	{
+		bool		nonatomic = call_is_nonatomic(fcinfo);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		train_spec	spec;
+
+		train_spec_from_call(&spec, fcinfo);
+		train_spec_finalize(&spec);
+		MemoryContextSwitchTo(old);
+
+		connect_spi(nonatomic);
+		run_training(&spec, nonatomic);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		MemoryContextDelete(cxt);
+	}
+	PG_END_TRY();
 	PG_RETURN_VOID();
+}
+
+/* ---- experiments: cross-validation and sweeps ---------------------------- */
+
+static int64
+insert_experiment(const char *kind, const train_spec *base, Jsonb *options, Jsonb *grid, int folds)
+{
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, INT4OID, INT4OID};
+	Datum		values[7] = {CStringGetTextDatum(kind), CStringGetTextDatum(base->dataset),
+		CStringGetTextDatum(base->model_name), PointerGetDatum(options), PointerGetDatum(grid),
+	Int32GetDatum(folds), Int32GetDatum(base->fold)};
+	char		nulls[7] = {' ', ' ', ' ', ' ', grid ? ' ' : 'n', folds > 0 ? ' ' : 'n',
+	folds > 0 ? 'n' : ' '};
+
+	spi_exec("INSERT INTO moe.experiments (kind, dataset, model_name, options, grid, folds, fold) "
+			 "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+			 7, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	return returned_id();
+}
+
+/* Procedures with an INOUT argument return it as a one-column record. */
+static Datum
+return_experiment_id(FunctionCallInfo fcinfo, int64 id)
+{
+	TupleDesc	desc;
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		nulls[1] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) == TYPEFUNC_COMPOSITE)
+		return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+	PG_RETURN_INT64(id);
+}
+
+static Jsonb *
+jsonb_arg_or_empty(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	return PG_GETARG_JSONB_P_COPY(argno);
+}
+
+static void
+summarise_experiment(int64 experiment_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(experiment_id)};
+
+	spi_exec("SELECT fold, round(mse::numeric, 4), round(ci::numeric, 4) "
+			 "FROM moe.cross_validation_results WHERE experiment_id = $1 AND fold IN ('mean', 'std') "
+			 "ORDER BY fold", 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 2)
+		ereport(NOTICE,
+				(errmsg("cross-validation %lld: test mse %s +- %s, ci %s +- %s",
+						(long long) experiment_id,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+						SPI_getvalue(SPI_tuptable->vals[1], SPI_tuptable->tupdesc, 2),
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
+						SPI_getvalue(SPI_tuptable->vals[1], SPI_tuptable->tupdesc, 3))));
+}
+
+/*
+ * CALL moe_cross_validate(dataset, folds, model_name, options, INOUT experiment_id):
+ * one run per fold 0..folds-1, each a model "<name>_fold<k>" (not deployed).
+ */
+PG_FUNCTION_INFO_V1(moe_cross_validate_sql);
+Datum
+moe_cross_validate_sql(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "moe_cross_validate",
+											  ALLOCSET_DEFAULT_SIZES);
+	volatile int64 experiment_id = 0;
+
+	PG_TRY();
+	{
+		bool		nonatomic = call_is_nonatomic(fcinfo);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		train_spec	base;
+		Jsonb	   *options;
+		int			folds;
+
+		train_spec_defaults(&base);
+		if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("dataset and folds must not be NULL")));
+		base.dataset = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		folds = PG_GETARG_INT32(1);
+		if (folds < 1 || folds > MAX_FOLDS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("folds must be between 1 and %d, not %d", MAX_FOLDS, folds)));
+		base.model_name = PG_ARGISNULL(2) ? psprintf("%s_cv", base.dataset)
+			: text_to_cstring(PG_GETARG_TEXT_PP(2));
+		options = jsonb_arg_or_empty(fcinfo, 3);
+		train_spec_apply_json(&base, options, "options");
+		base.deploy = false;
+		train_spec_finalize(&base);
+		/* the dataset must have folds when more than one is asked for */
+		if (folds > 1 && moe_dataset_lookup(base.dataset)->fold_col == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dataset \"%s\" has no fold column, so folds must be 1", base.dataset)));
+		MemoryContextSwitchTo(old);
+
+		connect_spi(nonatomic);
+		experiment_id = insert_experiment("cross_validation", &base, options, NULL, folds);
+		if (nonatomic)
+			SPI_commit();
+		for (int k = 0; k < folds; k++)
+		{
+			train_spec *spec = spec_in(cxt, &base);
+
+			spec->fold = k;
+			spec->model_name = MemoryContextStrdup(cxt, psprintf("%s_fold%d", base.model_name, k));
+			spec->experiment_id = experiment_id;
+			run_training(spec, nonatomic);
+		}
+		summarise_experiment(experiment_id);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		MemoryContextDelete(cxt);
+	}
+	PG_END_TRY();
+	return return_experiment_id(fcinfo, experiment_id);
+}
+
+/* The grid's axes: option names and their JSON arrays of values. */
+typedef struct sweep_axis
+{
+	char	   *name;
+	int			n;
+	JsonbValue *values;
+} sweep_axis;
+
+static int
+read_grid(Jsonb *grid, sweep_axis **axes_out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	sweep_axis *axes = palloc0(sizeof(sweep_axis) * 64);
+	int			n_axes = 0;
+	char	   *key = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(grid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("grid must be a JSON object mapping option names to arrays of values")));
+	it = JsonbIteratorInit(&grid->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			if (!train_option_exists(key) || strcmp(key, "deploy") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("grid: unknown training option \"%s\"", key),
+						 errhint("Valid options: %s.", train_option_names())));
+		}
+		else if (tok == WJB_VALUE)
+		{
+			JsonbIterator *ait;
+			JsonbValue	elem;
+			sweep_axis *a;
+
+			if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data) ||
+				JsonContainerSize(v.val.binary.data) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("grid: \"%s\" must be a non-empty array of values", key)));
+			if (n_axes == 64)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("grid has too many options")));
+			a = &axes[n_axes++];
+			a->name = key;
+			a->values = palloc(sizeof(JsonbValue) * JsonContainerSize(v.val.binary.data));
+			ait = JsonbIteratorInit(v.val.binary.data);
+			while ((tok = JsonbIteratorNext(&ait, &elem, true)) != WJB_DONE)
+				if (tok == WJB_ELEM)
+					a->values[a->n++] = elem;
+		}
+	}
+	*axes_out = axes;
+	return n_axes;
+}
+
+/* A one-key jsonb object {name: value}, to apply one grid value. */
+static Jsonb *
+single_option(const char *name, JsonbValue *value)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	key;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) name;
+	key.val.string.len = strlen(name);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&state, WJB_KEY, &key);
+	pushJsonbValue(&state, WJB_VALUE, value);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/*
+ * CALL moe_sweep(dataset, grid, fold, model_name, options, INOUT experiment_id):
+ * one run per point of the grid's cartesian product, each a model
+ * "<name>_<i>" (not deployed).  All points are validated before the first
+ * run starts.
+ */
+PG_FUNCTION_INFO_V1(moe_sweep_sql);
+Datum
+moe_sweep_sql(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "moe_sweep", ALLOCSET_DEFAULT_SIZES);
+	volatile int64 experiment_id = 0;
+
+	PG_TRY();
+	{
+		bool		nonatomic = call_is_nonatomic(fcinfo);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		train_spec	base;
+		Jsonb	   *options,
+				   *grid;
+		sweep_axis *axes;
+		int			n_axes,
+					points = 1;
+		train_spec **specs;
+
+		train_spec_defaults(&base);
+		if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("dataset, grid and fold must not be NULL")));
+		base.dataset = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		grid = PG_GETARG_JSONB_P_COPY(1);
+		base.fold = PG_GETARG_INT32(2);
+		base.model_name = PG_ARGISNULL(3) ? psprintf("%s_sweep", base.dataset)
+			: text_to_cstring(PG_GETARG_TEXT_PP(3));
+		options = jsonb_arg_or_empty(fcinfo, 4);
+		train_spec_apply_json(&base, options, "options");
+		base.deploy = false;
+
+		n_axes = read_grid(grid, &axes);
+		for (int a = 0; a < n_axes; a++)
+		{
+			points *= axes[a].n;
+			if (points > MAX_SWEEP_POINTS)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("grid has more than %d points", MAX_SWEEP_POINTS)));
+		}
+		specs = palloc(sizeof(train_spec *) * points);
+		for (int p = 0; p < points; p++)
+		{
+			int			rest = p;
+			train_spec	spec = base;
+
+			/* the last axis varies fastest */
+			for (int a = n_axes - 1; a >= 0; a--)
+			{
+				train_spec_apply_json(&spec, single_option(axes[a].name, &axes[a].values[rest % axes[a].n]),
+									  "grid");
+				rest /= axes[a].n;
+			}
+			spec.model_name = psprintf("%s_%d", base.model_name, p + 1);
+			train_spec_finalize(&spec);
+			specs[p] = spec_in(cxt, &spec);
+		}
+		MemoryContextSwitchTo(old);
+
+		connect_spi(nonatomic);
+		experiment_id = insert_experiment("sweep", &base, options, grid, 0);
+		if (nonatomic)
+			SPI_commit();
+		for (int p = 0; p < points; p++)
+		{
+			specs[p]->experiment_id = experiment_id;
+			ereport(NOTICE, (errmsg("sweep %lld: point %d of %d", (long long) experiment_id, p + 1, points)));
+			run_training(specs[p], nonatomic);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		MemoryContextDelete(cxt);
+	}
+	PG_END_TRY();
+	return return_experiment_id(fcinfo, experiment_id);
 }

@@ -371,13 +371,13 @@ bal_loss(void *ctx)
 static void
 test_balance_losses(void)
 {
-	moe_lb_method methods[] = {MOE_LB_ENTROPY, MOE_LB_CV, MOE_LB_IMPORTANCE, MOE_LB_SWITCH};
+	moe_lb_method methods[] = {MOE_LB_ENTROPY, MOE_LB_CV, MOE_LB_IMPORTANCE, MOE_LB_IMPORTANCE_E, MOE_LB_SWITCH};
 	float		P[5] = {0.1f, 0.3f, 0.25f, 0.15f, 0.2f};
 	float		f[5] = {0.05f, 0.35f, 0.3f, 0.1f, 0.2f};
 	float		uniform[5] = {0.2f, 0.2f, 0.2f, 0.2f, 0.2f};
 	float		dP[5];
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 	{
 		bal_case	t = {methods[i], P, f, 5};
 
@@ -393,6 +393,7 @@ test_balance_losses(void)
 	 * variance 0.025/4 = 0.00625, cv = 0.0790569 / 0.2 */
 	CHECK_NEAR(moe_balance_loss(MOE_LB_CV, P, NULL, 5, NULL), 0.39528471, 1e-6);
 	CHECK_NEAR(moe_balance_loss(MOE_LB_IMPORTANCE, P, NULL, 5, NULL), 0.15625, 1e-6);
+	CHECK_NEAR(moe_balance_loss(MOE_LB_IMPORTANCE_E, P, NULL, 5, NULL), 5 * 0.15625, 1e-6);
 	/* collapse is the worst case for entropy: -H/log E -> 0 */
 	float		collapsed[5] = {1.0f, 0, 0, 0, 0};
 
@@ -416,9 +417,11 @@ typedef struct
 	float	   *drug, *protein;
 	int32_t    *di, *pi;
 	int			M;
-	float	   *c;				/* loss = c . pred + lambda * aux(Pbar) */
-	float		lambda;
+	float	   *c;				/* loss = c . pred + router terms */
+	float		lambda;			/* weight of the balance loss on Pbar */
 	moe_lb_method method;
+	float		zloss_weight;
+	float		row_entropy_weight;
 	int32_t    *ref_sel;		/* selection of the unperturbed model */
 	int			flipped;		/* evaluations whose selection changed */
 } model_case;
@@ -434,11 +437,19 @@ model_loss(void *ctx)
 	if (t->ref_sel != NULL && memcmp(t->ref_sel, t->ws->host_sel_idx, sizeof(int32_t) * nk) != 0)
 		t->flipped++;
 	return dot(t->ws->pred, t->c, t->M) +
-		t->lambda * moe_balance_loss(t->method, t->ws->host_pbar, NULL, cfg->n_experts, NULL);
+		t->lambda * moe_balance_loss(t->method, t->ws->host_pbar, NULL, cfg->n_experts, NULL) +
+		t->zloss_weight * t->ws->zloss - t->row_entropy_weight * t->ws->row_entropy;
 }
 
+/*
+ * Check every trainable parameter of a small model against central
+ * differences.  Where a perturbation flips the top-k selection or crosses
+ * a ReLU kink (the two one-sided differences disagree), the loss is not
+ * differentiable within the step, so those parameters are counted, and
+ * must be rare, rather than checked.
+ */
 static void
-test_model_backward(void)
+check_model(bool noisy, float temperature, float zloss_weight, float row_entropy_weight)
 {
 	moe_config	cfg;
 	moe_model  *model;
@@ -450,6 +461,7 @@ test_model_backward(void)
 	float		drug[4 * 5], protein[3 * 7], c[6];
 	int32_t		di[6] = {0, 1, 2, 3, 0, 1}, pi[6] = {0, 1, 2, 0, 1, 2};
 	float		d_pbar[MOE_MAX_EXPERTS];
+	moe_router_grad router;
 
 	moe_config_defaults(&cfg, 5, 7);
 	cfg.drug_hidden[0] = 6;
@@ -458,8 +470,9 @@ test_model_backward(void)
 	cfg.gate_hidden[1] = 6;
 	cfg.expert_hidden[0] = 7;
 	cfg.expert_hidden[1] = 4;
-	cfg.temperature = 0.7f;
+	cfg.temperature = temperature;
 	cfg.dropout = 0.2f;
+	cfg.noisy_gating = noisy;
 	CHECK_INT(moe_model_create(&cfg, be, &model, &err), MOE_OK);
 	moe_model_init(model, 5);
 	CHECK_INT(moe_workspace_create(model, M, true, &ws, &err), MOE_OK);
@@ -468,7 +481,7 @@ test_model_backward(void)
 	fill_normal(drug, 20, &rng, 1);
 	fill_normal(protein, 21, &rng, 1);
 	fill_normal(c, 6, &rng, 1);
-	/* a non-trivial input standardisation, which is not trained */
+	/* a non-trivial input standardisation and selection bias, not trained */
 	{
 		float		ds[5], dc[5], ps[7], pc[7];
 
@@ -477,8 +490,10 @@ test_model_backward(void)
 		for (int j = 0; j < 7; j++)
 			ps[j] = -0.1f * j, pc[j] = 0.8f + 0.05f * j;
 		moe_model_set_input_norm(model, ds, dc, ps, pc);
+		model->params[model->layout.select_bias + 1] = 0.05f;
 	}
 
+	memset(&t, 0, sizeof(t));
 	t.model = model;
 	t.ws = ws;
 	t.drug = drug;
@@ -489,8 +504,8 @@ test_model_backward(void)
 	t.c = c;
 	t.lambda = 0.5f;
 	t.method = MOE_LB_ENTROPY;
-	t.ref_sel = NULL;
-	t.flipped = 0;
+	t.zloss_weight = zloss_weight;
+	t.row_entropy_weight = row_entropy_weight;
 
 	size_t		np = model->layout.n_params,
 				off = model->layout.trainable_offset;
@@ -502,12 +517,11 @@ test_model_backward(void)
 	moe_balance_loss(t.method, ws->host_pbar, NULL, cfg.n_experts, d_pbar);
 	for (int e = 0; e < cfg.n_experts; e++)
 		d_pbar[e] *= t.lambda;
-	CHECK_INT(moe_backward(model, ws, grads, c, d_pbar, &err), MOE_OK);
+	router.d_pbar = d_pbar;
+	router.zloss_weight = zloss_weight;
+	router.row_entropy_weight = row_entropy_weight;
+	CHECK_INT(moe_backward(model, ws, grads, c, &router, &err), MOE_OK);
 
-	/* Perturb every trainable parameter.  Where a perturbation flips the
-	 * top-k selection or crosses a ReLU kink (the two one-sided differences
-	 * disagree), the loss is not differentiable within the step, so those
-	 * parameters are counted, and must be rare, rather than checked. */
 	int			bad = 0,
 				skipped = 0,
 				checked = 0;
@@ -549,8 +563,8 @@ test_model_backward(void)
 			bad++;
 		}
 	}
-	printf("  model gradient check: %d parameters checked, %d skipped (selection flip or kink), %d bad\n",
-		   checked, skipped, bad);
+	printf("  model gradient check%s: %d parameters checked, %d skipped (selection flip or kink), %d bad\n",
+		   noisy ? " (noisy gating, z-loss, row entropy)" : "", checked, skipped, bad);
 	CHECK_INT(bad, 0);
 	CHECK(skipped * 20 < checked);
 	/* the check covered experts that received rows (their gradients are
@@ -563,10 +577,82 @@ test_model_backward(void)
 			used += ws->expert_offset[e + 1] > ws->expert_offset[e];
 		CHECK(used >= 3);
 	}
+	if (noisy)
+	{
+		/* the noise head is part of what was checked */
+		double		g = 0;
+
+		for (size_t i = model->layout.noise_W; i < model->layout.noise_b + cfg.n_experts; i++)
+			g += fabs(grads[i]);
+		CHECK(g > 0);
+	}
 
 	free(grads);
 	moe_workspace_free(model, ws);
 	moe_model_free(model);
+}
+
+static void
+test_model_backward(void)
+{
+	check_model(false, 0.7f, 0.0f, 0.0f);
+}
+
+static void
+test_model_backward_router_terms(void)
+{
+	check_model(true, 1.3f, 0.3f, 0.4f);
+}
+
+/* z-loss and row entropy as functions of their inputs alone */
+typedef struct
+{
+	float	   *x;
+	int			M, E;
+	int			which;
+} router_case;
+
+static double
+router_value(void *ctx)
+{
+	router_case *t = ctx;
+
+	return t->which == 0 ? be->zloss(be, NULL, t->x, t->M, t->E, 0.0f)
+		: be->row_entropy(be, NULL, t->x, t->M, t->E, 0.0f);
+}
+
+static void
+test_zloss_and_row_entropy(void)
+{
+	float		z[12], p[12], g[12];
+	moe_rng		rng;
+	router_case t = {z, 3, 4, 0};
+
+	moe_rng_seed(&rng, 21);
+	fill_normal(z, 12, &rng, 1);
+	memset(g, 0, sizeof(g));
+	be->zloss(be, g, z, 3, 4, 1.0f);
+	CHECK_INT(check_param(z, 12, g, router_value, &t, "zloss"), 0);
+	/* logsumexp of a row of zeros is log E */
+	{
+		float		zeros[4] = {0};
+
+		CHECK_NEAR(be->zloss(be, NULL, zeros, 1, 4, 0.0f), log(4.0) * log(4.0), 1e-6);
+	}
+	for (int i = 0; i < 12; i++)
+		p[i] = 0.05f + moe_rng_uniform(&rng);
+	t.x = p;
+	t.which = 1;
+	memset(g, 0, sizeof(g));
+	be->row_entropy(be, g, p, 3, 4, 1.0f);
+	CHECK_INT(check_param(p, 12, g, router_value, &t, "row entropy"), 0);
+	{
+		float		uniform[4] = {0.25f, 0.25f, 0.25f, 0.25f},
+					onehot[4] = {1, 0, 0, 0};
+
+		CHECK_NEAR(be->row_entropy(be, NULL, uniform, 1, 4, 0.0f), 1.0, 1e-6);
+		CHECK_NEAR(be->row_entropy(be, NULL, onehot, 1, 4, 0.0f), 0.0, 1e-6);
+	}
 }
 
 int
@@ -581,7 +667,9 @@ main(void)
 	RUN(test_combine_backward);
 	RUN(test_mse_backward);
 	RUN(test_balance_losses);
+	RUN(test_zloss_and_row_entropy);
 	RUN(test_model_backward);
+	RUN(test_model_backward_router_terms);
 	be->destroy(be);
 	return unit_summary("test_gradients");
 }
