@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of moe_pg: engine unit tests (plain and under valgrind), then
-# pgTAP (pg_prove) and pg_regress against a throwaway cluster.
+# pgTAP (pg_prove), shell tests and pg_regress against a throwaway cluster.
 #
 #   scripts/test.sh            everything (installs what is missing when root)
 #   MOE_SKIP_VALGRIND=1 ...    skip the valgrind pass (faster while developing)
@@ -32,6 +32,11 @@ psql_q -d moe_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION moe_pg;"
 psql_q -d moe_tap -c "ALTER DATABASE moe_tap SET moe_test.data_dir = '$MOE_DATA_DIR'"
 pg_prove -d moe_tap --ext .sql -v test/pgtap/ 2>&1 | tee "$MOE_CLUSTER_DIR/pg_prove.log" | grep -v '^ok ' || true
 grep -q '^Result: PASS' "$MOE_CLUSTER_DIR/pg_prove.log" || { echo "pgTAP tests failed" >&2; exit 1; }
+
+log "shell tests (test/shell: behaviour seen from a client, e.g. warnings)"
+for t in test/shell/*.sh; do
+    bash "$t" moe_tap || { echo "$t failed" >&2; exit 1; }
+done
 
 log "pg_regress tests"
 if ! make -s installcheck; then

@@ -112,16 +112,52 @@ CREATE TABLE moe.training_history (
     lr           double precision NOT NULL,
     seconds      double precision NOT NULL,
     is_best      boolean NOT NULL,
-    expert_prob  double precision[] NOT NULL,
-    expert_count bigint[] NOT NULL,
     temperature  double precision NOT NULL,
     lb_scale     double precision NOT NULL,
     aux_terms    jsonb NOT NULL,
-    expert_bias  double precision[] NOT NULL,
     recorded_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (run_id, epoch)
 );
-COMMENT ON TABLE moe.training_history IS 'Per-epoch losses, validation MSE and expert usage of every run';
+COMMENT ON TABLE moe.training_history IS
+    'Per-epoch losses, validation MSE, schedules and every auxiliary measure of every run';
+
+-- One row per expert per epoch (layer is 1: the model has one MoE layer).
+CREATE TABLE moe.expert_history (
+    run_id             bigint NOT NULL,
+    epoch              integer NOT NULL,
+    layer              integer NOT NULL DEFAULT 1,
+    expert             integer NOT NULL,
+    mean_prob          double precision NOT NULL,
+    share              double precision NOT NULL,
+    selections         bigint NOT NULL,
+    selection_fraction double precision NOT NULL,
+    bias               double precision NOT NULL,
+    PRIMARY KEY (run_id, epoch, layer, expert),
+    FOREIGN KEY (run_id, epoch) REFERENCES moe.training_history (run_id, epoch) ON DELETE CASCADE
+);
+COMMENT ON TABLE moe.expert_history IS
+    'Per expert and epoch: mean gate probability, its share, top-k selections, selection bias';
+
+-- One row per epoch: the router's balance and its health (docs/monitoring.md).
+CREATE TABLE moe.router_history (
+    run_id             bigint NOT NULL,
+    epoch              integer NOT NULL,
+    layer              integer NOT NULL DEFAULT 1,
+    cv                 double precision NOT NULL,
+    max_min_ratio      double precision NOT NULL,
+    gini               double precision NOT NULL,
+    balance_entropy    double precision NOT NULL,
+    normalized_entropy double precision NOT NULL,
+    row_entropy        double precision NOT NULL,
+    max_violation      double precision NOT NULL,
+    dead_experts       integer NOT NULL,
+    dominant_expert    integer NOT NULL,
+    status             text NOT NULL CHECK (status IN ('balanced', 'imbalanced', 'dead_expert', 'collapsed')),
+    PRIMARY KEY (run_id, epoch, layer),
+    FOREIGN KEY (run_id, epoch) REFERENCES moe.training_history (run_id, epoch) ON DELETE CASCADE
+);
+COMMENT ON TABLE moe.router_history IS
+    'Per epoch: CV, max/min ratio, Gini, entropies, max violation, dead experts and the router status';
 
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('moe.datasets', '');
@@ -131,5 +167,7 @@ SELECT pg_catalog.pg_extension_config_dump('moe.experiments', '');
 SELECT pg_catalog.pg_extension_config_dump('moe.experiments_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('moe.training_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('moe.training_history', '');
+SELECT pg_catalog.pg_extension_config_dump('moe.expert_history', '');
+SELECT pg_catalog.pg_extension_config_dump('moe.router_history', '');
 SELECT pg_catalog.pg_extension_config_dump('moe.models_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('moe.training_runs_id_seq', '');

@@ -874,6 +874,36 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 }
 
 moe_status
+moe_forward_all_experts(moe_model *model, moe_workspace *ws, const float *drug_table,
+						const float *protein_table, const int32_t *drug_idx,
+						const int32_t *protein_idx, int M, float *out, moe_error *err)
+{
+	moe_backend *be = model->be;
+	const moe_layout *l = &model->layout;
+	const int	E = model->cfg.n_experts;
+	float	   *column = malloc(sizeof(float) * (M > 0 ? M : 1));
+	moe_status	st;
+
+	if (column == NULL)
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory");
+	st = moe_forward(model, ws, drug_table, protein_table, drug_idx, protein_idx, M, false, 0, err);
+	/* The expert buffers hold M * k >= M rows, and the routed outputs were
+	 * already combined into ws->pred, so they can be reused. */
+	for (int e = 0; st == MOE_OK && e < E; e++)
+	{
+		const float *y = mlp_forward(be, model->params, &l->expert[e], &ws->experts, 0, ws->rep, M,
+									 false, 0.0f, 0, MLP_EXPERT + e);
+
+		be->download(be, column, y, sizeof(float) * M);
+		for (int m = 0; m < M; m++)
+			out[(size_t) m * E + e] = column[m];
+		st = be->check(be, err);
+	}
+	free(column);
+	return st;
+}
+
+moe_status
 moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_pred,
 			 const moe_router_grad *router, moe_error *err)
 {

@@ -234,6 +234,16 @@ typedef struct moe_router_grad
 moe_status	moe_backward(moe_model *model, moe_workspace *ws, float *grads,
 						 const float *d_pred, const moe_router_grad *router, moe_error *err);
 
+/*
+ * Diagnostics, inference mode: the same as moe_forward(..., training =
+ * false), and then every expert's output for every row, not only the
+ * selected ones, into out (host [M, E], standardised label units).
+ */
+moe_status	moe_forward_all_experts(moe_model *model, moe_workspace *ws,
+									const float *drug_table, const float *protein_table,
+									const int32_t *drug_idx, const int32_t *protein_idx, int M,
+									float *out, moe_error *err);
+
 /* Look a tensor up by name; NULL when absent. */
 const moe_tensor_info *moe_layout_find(const moe_layout *layout, const char *name);
 

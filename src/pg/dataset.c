@@ -97,7 +97,8 @@ moe_dataset_lookup(const char *name)
 /* ---- growing arrays ------------------------------------------------------ */
 
 static void
-rows_push(MemoryContext cxt, moe_split_rows *s, int32 d, int32 p, float y)
+rows_push(MemoryContext cxt, moe_split_rows *s, int32 d, int32 p, float y, const char *extra,
+		  bool with_extra)
 {
 	if (s->n == s->capacity)
 	{
@@ -108,18 +109,24 @@ rows_push(MemoryContext cxt, moe_split_rows *s, int32 d, int32 p, float y)
 			s->drug_idx = MemoryContextAllocHuge(cxt, sizeof(int32) * cap);
 			s->protein_idx = MemoryContextAllocHuge(cxt, sizeof(int32) * cap);
 			s->label = MemoryContextAllocHuge(cxt, sizeof(float) * cap);
+			if (with_extra)
+				s->extra = MemoryContextAllocHuge(cxt, sizeof(char *) * cap);
 		}
 		else
 		{
 			s->drug_idx = repalloc_huge(s->drug_idx, sizeof(int32) * cap);
 			s->protein_idx = repalloc_huge(s->protein_idx, sizeof(int32) * cap);
 			s->label = repalloc_huge(s->label, sizeof(float) * cap);
+			if (with_extra)
+				s->extra = repalloc_huge(s->extra, sizeof(char *) * cap);
 		}
 		s->capacity = cap;
 	}
 	s->drug_idx[s->n] = d;
 	s->protein_idx[s->n] = p;
 	s->label[s->n] = y;
+	if (with_extra)
+		s->extra[s->n] = extra ? MemoryContextStrdup(cxt, extra) : NULL;
 	s->n++;
 }
 
@@ -395,8 +402,22 @@ label_value(Datum d, bool isnull, const char *where)
 	return (float) y;
 }
 
+const char *
+moe_dataset_drug_key(const moe_dataset_data *d, int i)
+{
+	return d->drug_key != NULL && d->drug_key[i] != NULL ? d->drug_key[i] : psprintf("#%d", i + 1);
+}
+
+const char *
+moe_dataset_protein_key(const moe_dataset_data *d, int i)
+{
+	return d->protein_key != NULL && d->protein_key[i] != NULL ? d->protein_key[i]
+		: psprintf("#%d", i + 1);
+}
+
 void
-moe_dataset_read(const moe_dataset_def *def, int fold, moe_dataset_data *out)
+moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
+				 moe_dataset_data *out)
 {
 	MemoryContext data_cxt = CurrentMemoryContext;
 	MemoryContext row_cxt = AllocSetContextCreate(data_cxt, "moe_pg dataset row",
@@ -407,6 +428,8 @@ moe_dataset_read(const moe_dataset_def *def, int fold, moe_dataset_data *out)
 	StringInfoData q;
 	Portal		portal;
 	int64		row = 0;
+	const char *extra = extra_column ? psprintf("%s::text", quote_identifier(extra_column))
+		: "NULL::text";
 
 	memset(out, 0, sizeof(*out));
 	entity_init(&drugs, data_cxt, "drug", keyed);
@@ -420,14 +443,14 @@ moe_dataset_read(const moe_dataset_def *def, int fold, moe_dataset_data *out)
 	{
 		read_keyed_entities(def, fold, &drugs, def->drug_key_col, def->drug_col, row_cxt);
 		read_keyed_entities(def, fold, &proteins, def->protein_key_col, def->protein_col, row_cxt);
-		appendStringInfo(&q, "SELECT %s::text, %s::text, %s::float8, %s::text FROM %s",
+		appendStringInfo(&q, "SELECT %s::text, %s::text, %s::float8, %s::text, %s FROM %s",
 						 def->drug_key_col, def->protein_key_col, def->label_col, def->split_col,
-						 def->relation);
+						 extra, def->relation);
 	}
 	else
-		appendStringInfo(&q, "SELECT %s, %s, %s::float8, %s::text FROM %s",
+		appendStringInfo(&q, "SELECT %s, %s, %s::float8, %s::text, %s FROM %s",
 						 def->drug_col, def->protein_col, def->label_col, def->split_col,
-						 def->relation);
+						 extra, def->relation);
 	append_fold_filter(&q, def);
 
 	portal = open_cursor(q.data, def, fold);
@@ -485,7 +508,8 @@ moe_dataset_read(const moe_dataset_def *def, int fold, moe_dataset_data *out)
 				di = entity_by_content(&drugs, vector_values(&drugs, dv, n1, where));
 				pi = entity_by_content(&proteins, vector_values(&proteins, pv, n2, where));
 			}
-			rows_push(data_cxt, &out->split[split], di, pi, label_value(yd, null_label, where));
+			rows_push(data_cxt, &out->split[split], di, pi, label_value(yd, null_label, where),
+					  SPI_getvalue(tup, desc, 5), extra_column != NULL);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_cxt);
 		}

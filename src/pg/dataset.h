@@ -40,6 +40,7 @@ typedef struct moe_split_rows
 	int32	   *drug_idx;
 	int32	   *protein_idx;
 	float	   *label;
+	char	  **extra;			/* the extra column as text, when one was asked for */
 } moe_split_rows;
 
 /* Everything read for one fold, allocated in one memory context. */
@@ -64,8 +65,16 @@ moe_dataset_def *moe_dataset_lookup(const char *name);
  * Read the rows of fold (ignored when the dataset has no fold column) into
  * out, allocating in the current memory context.  Validates every vector
  * and label on the way, with errors that name the offending key or row.
+ * extra_column (a column name, unquoted; may be NULL) is read along as
+ * text, e.g. a planted cluster.
  */
-void		moe_dataset_read(const moe_dataset_def *def, int fold, moe_dataset_data *out);
+void		moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
+							 moe_dataset_data *out);
+
+/* The key of a drug or protein: its key column's text, or "#<n>" for
+ * datasets without keys. */
+const char *moe_dataset_drug_key(const moe_dataset_data *d, int i);
+const char *moe_dataset_protein_key(const moe_dataset_data *d, int i);
 
 /* View a split as the engine's rows. */
 moe_rows	moe_split_as_rows(const moe_split_rows *s);

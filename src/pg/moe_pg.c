@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -60,6 +61,24 @@ moe_raise(const moe_error *err)
 			(errcode(sqlstate_for(err->status)),
 			 errmsg("%s", err->message)));
 	pg_unreachable();
+}
+
+const char *
+moe_extension_schema(void)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *schema;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e "
+					"JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+					"WHERE e.extname = 'moe_pg'", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "extension moe_pg is not installed in this database");
+	schema = MemoryContextStrdup(outer, quote_identifier(SPI_getvalue(SPI_tuptable->vals[0],
+																	   SPI_tuptable->tupdesc, 1)));
+	SPI_finish();
+	return schema;
 }
 
 moe_backend *

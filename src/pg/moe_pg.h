@@ -29,6 +29,9 @@ moe_check(moe_status st, const moe_error *err)
 		moe_raise(err);
 }
 
+/* The schema the extension's functions live in, quoted for SQL. */
+const char *moe_extension_schema(void);
+
 /* The process-wide CPU backend, created on first use. */
 moe_backend *moe_cpu_backend(void);
 

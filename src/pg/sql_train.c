@@ -32,6 +32,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "metrics.h"
+#include "router_stats.h"
 #include "train.h"
 #include "train_options.h"
 
@@ -50,6 +51,7 @@ typedef struct train_run
 	moe_dataset_data data;
 	moe_trainer *trainer;
 	moe_epoch_report last;		/* the last epoch that completed */
+	moe_router_status router_status;	/* at the last epoch */
 	double		seconds;
 	int64		model_id;
 } train_run;
@@ -131,26 +133,6 @@ finish_run(int64 run_id, const char *status, const char *message, int epochs, in
 			 6, types, values, nulls, SPI_OK_UPDATE);
 }
 
-static Datum
-float8_array(const double *v, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * n);
-
-	for (int i = 0; i < n; i++)
-		d[i] = Float8GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-static Datum
-int8_array(const int64_t *v, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * n);
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /* Every auxiliary method's unweighted value this epoch, as a JSON object. */
 static char *
 aux_terms_json(const moe_epoch_report *e)
@@ -169,24 +151,78 @@ aux_terms_json(const moe_epoch_report *e)
 static void
 insert_history(const train_run *r, const moe_epoch_report *e)
 {
-	Oid			types[15] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
-		FLOAT8OID, FLOAT8OID, BOOLOID, FLOAT8ARRAYOID, INT8ARRAYOID, FLOAT8OID, FLOAT8OID,
-	TEXTOID, FLOAT8ARRAYOID};
-	Datum		values[15] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
+	Oid			types[12] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
+		FLOAT8OID, FLOAT8OID, BOOLOID, FLOAT8OID, FLOAT8OID, TEXTOID};
+	Datum		values[12] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
 		Float8GetDatum(e->train_loss), Float8GetDatum(e->train_mse), Float8GetDatum(e->aux_loss),
 		Float8GetDatum(e->val_mse), Float8GetDatum(e->lr), Float8GetDatum(e->seconds),
-		BoolGetDatum(e->improved), float8_array(e->expert_prob, e->n_experts),
-		int8_array(e->expert_count, e->n_experts), Float8GetDatum(e->temperature),
-		Float8GetDatum(e->lb_scale), CStringGetTextDatum(aux_terms_json(e)),
-	float8_array(e->expert_bias, e->n_experts)};
-	char		nulls[15] = {' ', ' ', ' ', ' ', ' ', isnan(e->val_mse) ? 'n' : ' ', ' ', ' ', ' ',
-	' ', ' ', ' ', ' ', ' ', ' '};
+		BoolGetDatum(e->improved), Float8GetDatum(e->temperature), Float8GetDatum(e->lb_scale),
+	CStringGetTextDatum(aux_terms_json(e))};
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', isnan(e->val_mse) ? 'n' : ' ', ' ', ' ', ' ',
+	' ', ' ', ' '};
 
 	spi_exec("INSERT INTO moe.training_history (run_id, epoch, train_loss, train_mse, aux_loss, "
-			 "val_mse, lr, seconds, is_best, expert_prob, expert_count, temperature, lb_scale, "
-			 "aux_terms, expert_bias) "
-			 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15)",
-			 15, types, values, nulls, SPI_OK_INSERT);
+			 "val_mse, lr, seconds, is_best, temperature, lb_scale, aux_terms) "
+			 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+			 12, types, values, nulls, SPI_OK_INSERT);
+}
+
+/* One row per expert, then the router's summary; returns its status. */
+static moe_router_status
+insert_router_history(const train_run *r, const moe_epoch_report *e)
+{
+	moe_router_stats st;
+	int			E = e->n_experts;
+
+	moe_router_stats_compute(e->expert_prob, e->expert_count, E,
+							 -e->aux_value[MOE_LB_ROUTER_ENTROPY], &st);
+	{
+		Oid			types[8] = {INT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, INT8OID, FLOAT8OID,
+		FLOAT8OID};
+
+		for (int x = 0; x < E; x++)
+		{
+			Datum		values[8] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch), Int32GetDatum(x),
+				Float8GetDatum(e->expert_prob[x]), Float8GetDatum(st.share[x]),
+				Int64GetDatum(e->expert_count[x]), Float8GetDatum(st.selection_fraction[x]),
+			Float8GetDatum(e->expert_bias[x])};
+
+			spi_exec("INSERT INTO moe.expert_history (run_id, epoch, expert, mean_prob, share, "
+					 "selections, selection_fraction, bias) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+					 8, types, values, NULL, SPI_OK_INSERT);
+		}
+	}
+	{
+		Oid			types[12] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
+			FLOAT8OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID, TEXTOID};
+		Datum		values[12] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
+			Float8GetDatum(st.cv), Float8GetDatum(st.max_min_ratio), Float8GetDatum(st.gini),
+			Float8GetDatum(st.balance_entropy), Float8GetDatum(st.normalized_entropy),
+			Float8GetDatum(st.row_entropy), Float8GetDatum(st.max_violation),
+			Int32GetDatum(st.dead_experts), Int32GetDatum(st.dominant_expert),
+		CStringGetTextDatum(moe_router_status_name(st.status))};
+
+		spi_exec("INSERT INTO moe.router_history (run_id, epoch, cv, max_min_ratio, gini, "
+				 "balance_entropy, normalized_entropy, row_entropy, max_violation, dead_experts, "
+				 "dominant_expert, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+				 12, types, values, NULL, SPI_OK_INSERT);
+	}
+	return st.status;
+}
+
+/* Say so once when the router turns unhealthy, and again when it changes
+ * how it is unhealthy. */
+static void
+warn_on_health(train_run *r, const moe_epoch_report *e, moe_router_status status)
+{
+	if (status != MOE_ROUTER_BALANCED && status != r->router_status)
+		ereport(WARNING,
+				(errmsg("router of \"%s\" is %s at epoch %d", r->spec->model_name,
+						moe_router_status_name(status), e->epoch),
+				 errdetail("See moe.router_health for run %lld; thresholds in docs/monitoring.md.",
+						   (long long) r->run_id),
+				 errhint("A balancing term (lb_method, lb_weight, balance) or a higher temperature spreads the routing.")));
+	r->router_status = status;
 }
 
 /* ---- units of work, each in a subtransaction ------------------------------ */
@@ -221,7 +257,7 @@ step_prepare(train_run *r)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("dataset \"%s\" has no fold column, so fold must be 0", s->dataset)));
-	moe_dataset_read(r->def, s->fold, d);
+	moe_dataset_read(r->def, s->fold, NULL, d);
 	MemoryContextSwitchTo(old);
 
 	if (d->split[MOE_SPLIT_TRAIN].n == 0)
@@ -264,12 +300,14 @@ step_epoch(train_run *r)
 {
 	moe_error	err;
 	moe_epoch_report e;
+	moe_router_status status;
 	char		val[32];
 
 	/* r->last changes only when an epoch completes and is recorded, so a
 	 * run stopped half-way through an epoch reports the epochs it finished. */
 	moe_check(moe_trainer_epoch(r->trainer, &e, &err), &err);
 	insert_history(r, &e);
+	status = insert_router_history(r, &e);
 	r->last = e;
 	r->seconds += e.seconds;
 	if (isnan(e.val_mse))
@@ -280,6 +318,7 @@ step_epoch(train_run *r)
 			(errmsg("epoch %d/%d: loss %.4f (mse %.4f, aux %.4f), val_mse %s, lr %.2g, %.1f s%s",
 					e.epoch, r->spec->opt.epochs, e.train_loss, e.train_mse, e.aux_loss, val, e.lr,
 					e.seconds, e.improved && !isnan(e.val_mse) ? " (best)" : "")));
+	warn_on_health(r, &e, status);
 }
 
 static void
@@ -342,6 +381,23 @@ final_metrics_json(train_run *r, moe_model *model)
 	return s.data;
 }
 
+/* Which expert each target and drug of the run's fold goes to, kept with
+ * the model for the dashboards (moe.specialization). */
+static void
+record_specialization(train_run *r)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
+	Datum		values[3] = {Int64GetDatum(r->model_id), CStringGetTextDatum(r->spec->dataset),
+	Int32GetDatum(r->spec->fold)};
+	const char *schema = moe_extension_schema();
+
+	for (int by_drug = 0; by_drug <= 1; by_drug++)
+		spi_exec(psprintf("INSERT INTO moe.specialization_snapshots "
+						  "SELECT $1, '%s', s.* FROM %s.moe_specialization($1, $2, 'all', $3, '%s') s",
+						  by_drug ? "drug" : "target", schema, by_drug ? "drug" : "target"),
+				 3, types, values, NULL, SPI_OK_INSERT);
+}
+
 static void
 step_finish(train_run *r)
 {
@@ -400,6 +456,7 @@ step_finish(train_run *r)
 				 "updated_at = now(), updated_by = current_user",
 				 2, types, values, NULL, SPI_OK_INSERT);
 	}
+	record_specialization(r);
 	finish_run(r->run_id, "completed", NULL, r->last.epoch, r->last.best_epoch, r->model_id);
 	ereport(NOTICE,
 			(errmsg("model %lld \"%s\" saved (best epoch %d of %d, %.1f s)%s",

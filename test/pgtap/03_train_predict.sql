@@ -3,7 +3,7 @@
 -- transaction (the committing path is tested in test/sql/train_commit.sql).
 BEGIN;
 SELECT plan(41);
-SET LOCAL client_min_messages = warning;
+SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(60, 40, 4, seed => 11);
 SELECT moe_create_dataset('syn', 'syn', protein_column => 'target_vec',

@@ -1,7 +1,7 @@
 -- Managing models: immutability, deployment, export and import, privileges.
 BEGIN;
 SELECT plan(22);
-SET LOCAL client_min_messages = warning;
+SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3);
 SELECT moe_create_dataset('syn', 'syn', protein_column => 'target_vec');

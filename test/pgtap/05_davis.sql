@@ -2,7 +2,7 @@
 -- training run on them.  MOE_DATA_DIR reaches the test as moe_test.data_dir.
 BEGIN;
 SELECT plan(11);
-SET LOCAL client_min_messages = warning;
+SET LOCAL client_min_messages = error;
 
 CREATE FUNCTION pg_temp.davis_tests() RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE

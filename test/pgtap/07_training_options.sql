@@ -2,7 +2,7 @@
 -- and the comparison views.  Small networks on synthetic data keep it quick.
 BEGIN;
 SELECT plan(63);
-SET LOCAL client_min_messages = warning;
+SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(40, 40, 4, seed => 21);
 SELECT moe_create_dataset('syn', 'syn', protein_column => 'target_vec',
@@ -23,8 +23,11 @@ END $$;
 SELECT pg_temp.train_lb(m, w) FROM (VALUES ('none', 0), ('entropy', 1), ('cv', 1), ('importance', 1),
     ('importance_e', 1), ('switch', 1), ('zloss', 0.1), ('router_entropy', 1), ('aux_free', 0.01)) v(m, w);
 CREATE TEMP VIEW lb_last AS
-SELECT substr(r.model_name, 4) AS method, h.aux_terms, h.expert_count, h.expert_bias,
-       (SELECT stddev_pop(c) / avg(c) FROM unnest(h.expert_count) c) AS count_cv
+SELECT substr(r.model_name, 4) AS method, h.aux_terms,
+       (SELECT array_agg(x.bias ORDER BY x.expert) FROM moe.expert_history x
+         WHERE x.run_id = r.id AND x.epoch = h.epoch) AS expert_bias,
+       (SELECT stddev_pop(x.selections) / avg(x.selections) FROM moe.expert_history x
+         WHERE x.run_id = r.id AND x.epoch = h.epoch) AS count_cv
   FROM moe.training_runs r JOIN moe.training_history h ON h.run_id = r.id AND h.epoch = r.epochs_run
  WHERE r.model_name LIKE 'lb\_%';
 CREATE FUNCTION pg_temp.measure(m text, term text) RETURNS float8 LANGUAGE sql AS

@@ -1,0 +1,188 @@
+-- ---------------------------------------------------------------------------
+-- Looking inside a model's routing (docs/monitoring.md)
+
+CREATE TYPE moe.gate AS (prediction real, probs real[], selected integer[], weights real[]);
+
+CREATE FUNCTION moe_gate(drug real[], protein real[], model bigint)
+RETURNS moe.gate
+AS 'MODULE_PATHNAME', 'moe_gate_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION moe_gate(drug real[], protein real[], model text)
+RETURNS moe.gate
+AS 'MODULE_PATHNAME', 'moe_gate_sql'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION moe_gate(real[], real[], text) IS
+    'One pair''s routing as arrays: prediction, gate probabilities, selected experts (best first), their weights';
+
+CREATE FUNCTION moe_expert_outputs(drug real[], protein real[], model bigint)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'moe_expert_outputs_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION moe_expert_outputs(drug real[], protein real[], model text)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'moe_expert_outputs_sql'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION moe_expert_outputs(real[], real[], text) IS
+    'What every expert predicts for a pair, selected or not';
+
+CREATE FUNCTION moe_routing(model bigint, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                            fold integer DEFAULT NULL)
+RETURNS TABLE (drug_key text, protein_key text, split text, label real, prediction real,
+               expert integer, gate_prob real, selected boolean, weight real, rank integer)
+AS 'MODULE_PATHNAME', 'moe_routing_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10000;
+
+CREATE FUNCTION moe_routing(model text, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                            fold integer DEFAULT NULL)
+RETURNS TABLE (drug_key text, protein_key text, split text, label real, prediction real,
+               expert integer, gate_prob real, selected boolean, weight real, rank integer)
+AS 'MODULE_PATHNAME', 'moe_routing_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION moe_routing(text, text, text, integer) IS
+    'Per-row routing over a dataset: one row per pair and expert (rank: 1 = first choice; NULL = not selected)';
+
+CREATE FUNCTION moe_specialization(model bigint, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                   fold integer DEFAULT NULL, by text DEFAULT 'target')
+RETURNS TABLE (key text, rows bigint, dominant_expert integer, purity double precision,
+               mean_label double precision, expert_rows bigint[])
+AS 'MODULE_PATHNAME', 'moe_specialization_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 500;
+
+CREATE FUNCTION moe_specialization(model text, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                   fold integer DEFAULT NULL, by text DEFAULT 'target')
+RETURNS TABLE (key text, rows bigint, dominant_expert integer, purity double precision,
+               mean_label double precision, expert_rows bigint[])
+AS 'MODULE_PATHNAME', 'moe_specialization_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 500;
+COMMENT ON FUNCTION moe_specialization(text, text, text, integer, text) IS
+    'Per target (or drug): the expert that leads most of its rows, and that share (purity)';
+
+CREATE FUNCTION moe_expert_profile(model bigint, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                   fold integer DEFAULT NULL)
+RETURNS TABLE (expert integer, lead_rows bigint, lead_share double precision, selected_rows bigint,
+               mean_gate_prob double precision, mean_label double precision, min_label real,
+               q1_label double precision, median_label double precision, q3_label double precision,
+               max_label real, mean_prediction double precision)
+AS 'MODULE_PATHNAME', 'moe_expert_profile_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 8;
+
+CREATE FUNCTION moe_expert_profile(model text, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                   fold integer DEFAULT NULL)
+RETURNS TABLE (expert integer, lead_rows bigint, lead_share double precision, selected_rows bigint,
+               mean_gate_prob double precision, mean_label double precision, min_label real,
+               q1_label double precision, median_label double precision, q3_label double precision,
+               max_label real, mean_prediction double precision)
+AS 'MODULE_PATHNAME', 'moe_expert_profile_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 8;
+COMMENT ON FUNCTION moe_expert_profile(text, text, text, integer) IS
+    'Per expert: the rows it leads (top-1) and the affinity range of those rows';
+
+CREATE FUNCTION moe_expert_agreement(model bigint, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                     fold integer DEFAULT NULL)
+RETURNS TABLE (expert_a integer, expert_b integer, correlation double precision,
+               mean_abs_difference double precision)
+AS 'MODULE_PATHNAME', 'moe_expert_agreement_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 28;
+
+CREATE FUNCTION moe_expert_agreement(model text, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                     fold integer DEFAULT NULL)
+RETURNS TABLE (expert_a integer, expert_b integer, correlation double precision,
+               mean_abs_difference double precision)
+AS 'MODULE_PATHNAME', 'moe_expert_agreement_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 28;
+COMMENT ON FUNCTION moe_expert_agreement(text, text, text, integer) IS
+    'Per pair of experts: correlation and mean absolute difference of their outputs over every row';
+
+CREATE FUNCTION moe_cluster_recovery(model bigint, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                     fold integer DEFAULT NULL, cluster_column text DEFAULT 'cluster',
+                                     by text DEFAULT 'pair')
+RETURNS TABLE (level text, n bigint, clusters integer, experts integer, nmi double precision,
+               ari double precision, purity double precision)
+AS 'MODULE_PATHNAME', 'moe_cluster_recovery_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 1;
+
+CREATE FUNCTION moe_cluster_recovery(model text, dataset text DEFAULT NULL, split text DEFAULT 'all',
+                                     fold integer DEFAULT NULL, cluster_column text DEFAULT 'cluster',
+                                     by text DEFAULT 'pair')
+RETURNS TABLE (level text, n bigint, clusters integer, experts integer, nmi double precision,
+               ari double precision, purity double precision)
+AS 'MODULE_PATHNAME', 'moe_cluster_recovery_sql'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION moe_cluster_recovery(text, text, text, integer, text, text) IS
+    'How well routing recovers planted clusters: NMI, adjusted Rand index and purity of expert vs cluster';
+
+-- ---------------------------------------------------------------------------
+-- Dashboards
+
+-- Each model's expert usage at the epoch it was kept from.
+CREATE VIEW moe.expert_usage AS
+SELECT coalesce(d.name, m.name) AS model, m.id AS model_id, d.name IS NOT NULL AS deployed,
+       x.expert, x.mean_prob, x.share, x.selections, x.selection_fraction, x.bias,
+       h.status AS router_status, r.id AS run_id, r.best_epoch AS epoch
+  FROM moe.models m
+  LEFT JOIN moe.deployments d ON d.model_id = m.id
+  JOIN moe.training_runs r ON r.model_id = m.id
+  JOIN moe.expert_history x ON x.run_id = r.id AND x.epoch = r.best_epoch
+  LEFT JOIN moe.router_history h ON h.run_id = r.id AND h.epoch = r.best_epoch AND h.layer = x.layer;
+COMMENT ON VIEW moe.expert_usage IS
+    'Per model and expert: mean gate probability, share, selections at the kept epoch, and the router status';
+
+-- Training progress with the router's state, one row per run and epoch.
+CREATE VIEW moe.training_progress AS
+SELECT r.id AS run_id, r.model_name, r.dataset, r.fold, r.status AS run_status, h.epoch,
+       h.train_loss, h.train_mse, h.aux_loss, h.val_mse, h.lr, h.temperature, h.lb_scale, h.seconds,
+       h.is_best, g.status AS router_status, g.cv, g.normalized_entropy, g.dead_experts, h.recorded_at
+  FROM moe.training_runs r
+  JOIN moe.training_history h ON h.run_id = r.id
+  LEFT JOIN moe.router_history g ON g.run_id = r.id AND g.epoch = h.epoch;
+COMMENT ON VIEW moe.training_progress IS 'Per run and epoch: losses, schedules and router status';
+
+-- The router's health per run and epoch, with the statistics behind it.
+CREATE VIEW moe.router_health AS
+SELECT r.id AS run_id, r.model_name, r.dataset, r.fold, g.epoch, g.layer, g.status, g.cv,
+       g.max_min_ratio, g.gini, g.balance_entropy, g.normalized_entropy, g.row_entropy,
+       g.max_violation, g.dead_experts, g.dominant_expert,
+       (SELECT max(x.share) FROM moe.expert_history x
+         WHERE x.run_id = g.run_id AND x.epoch = g.epoch AND x.layer = g.layer) AS max_share
+  FROM moe.router_history g JOIN moe.training_runs r ON r.id = g.run_id;
+COMMENT ON VIEW moe.router_health IS
+    'Per run and epoch: balanced, imbalanced, dead_expert or collapsed, and the statistics behind it';
+
+-- Which expert each target and drug goes to, as measured when the model
+-- was trained (moe.specialization_snapshots; recompute any time with
+-- moe_specialization()).
+CREATE TABLE moe.specialization_snapshots (
+    model_id        bigint NOT NULL REFERENCES moe.models (id) ON DELETE CASCADE,
+    entity          text NOT NULL CHECK (entity IN ('target', 'drug')),
+    key             text NOT NULL,
+    rows            bigint NOT NULL,
+    dominant_expert integer NOT NULL,
+    purity          double precision NOT NULL,
+    mean_label      double precision NOT NULL,
+    expert_rows     bigint[] NOT NULL,
+    PRIMARY KEY (model_id, entity, key)
+);
+SELECT pg_catalog.pg_extension_config_dump('moe.specialization_snapshots', '');
+
+CREATE VIEW moe.specialization AS
+SELECT coalesce(d.name, m.name) AS model, s.model_id, s.entity, s.key, s.rows, s.dominant_expert,
+       s.purity, s.mean_label, s.expert_rows
+  FROM moe.specialization_snapshots s
+  JOIN moe.models m ON m.id = s.model_id
+  LEFT JOIN moe.deployments d ON d.model_id = s.model_id;
+COMMENT ON VIEW moe.specialization IS
+    'Per model, target and drug: the dominant expert and its share of the rows, measured at training time';
+
+CREATE FUNCTION moe_report(model bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'moe_report_sql'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION moe_report(model text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'moe_report_sql'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION moe_report(text) IS
+    'A self-contained XHTML page with SVG charts: training curves, expert usage over epochs, routing by target';

@@ -1,0 +1,187 @@
+/*
+ * model_rows.c — see model_rows.h.
+ */
+#include "model_rows.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+/* The dataset and fold a model was trained on, from moe.models. */
+static void
+model_origin(int64 id, char **dataset, int *fold, bool *has_fold)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(id)};
+	MemoryContext outer = CurrentMemoryContext;
+	bool		isnull;
+	Datum		d;
+
+	*dataset = NULL;
+	*has_fold = false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT dataset, fold FROM moe.models WHERE id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read moe.models");
+	if (SPI_processed == 1)
+	{
+		char	   *ds = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (ds != NULL)
+			*dataset = MemoryContextStrdup(outer, ds);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+		{
+			*fold = DatumGetInt32(d);
+			*has_fold = true;
+		}
+	}
+	SPI_finish();
+}
+
+void
+model_rows_read(model_rows *mr, int64 model_id, const char *dataset, const char *split,
+				bool fold_given, int fold, const char *extra_column)
+{
+	const moe_config *c;
+	int			first = -1,
+				last = -1,
+				total = 0,
+				at = 0;
+	char	   *own_dataset = NULL;
+	int			own_fold = 0;
+	bool		has_own_fold = false;
+
+	memset(mr, 0, sizeof(*mr));
+	mr->model_id = model_id;
+	mr->lm = moe_model_by_id(model_id);
+	c = &mr->lm->model->cfg;
+
+	model_origin(model_id, &own_dataset, &own_fold, &has_own_fold);
+	mr->dataset = dataset != NULL ? pstrdup(dataset) : own_dataset;
+	if (mr->dataset == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model %lld records no dataset, so dataset must be given", (long long) model_id)));
+	mr->fold = fold_given ? fold : has_own_fold ? own_fold : 0;
+	if (split == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("split must be 'train', 'valid', 'test' or 'all'")));
+	if (strcmp(split, "all") == 0)
+		first = MOE_SPLIT_TRAIN, last = MOE_SPLIT_TEST;
+	else
+		for (int s = 0; s < MOE_N_SPLITS; s++)
+			if (strcmp(split, moe_split_name(s)) == 0)
+				first = last = s;
+	if (first < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown split \"%s\" (valid: train, valid, test, all)", split)));
+
+	mr->def = moe_dataset_lookup(mr->dataset);
+	moe_dataset_read(mr->def, mr->fold, extra_column, &mr->data);
+	for (int s = first; s <= last; s++)
+		total += mr->data.split[s].n;
+	if (total == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("dataset \"%s\" has no %s rows%s", mr->dataset, split,
+						mr->def->fold_col ? psprintf(" in fold %d", mr->fold) : "")));
+	if (mr->data.drug_dim != c->drug_dim || mr->data.protein_dim != c->protein_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("dataset \"%s\" has vectors of %d and %d values, model %lld expects %d and %d",
+						mr->dataset, mr->data.drug_dim, mr->data.protein_dim, (long long) model_id,
+						c->drug_dim, c->protein_dim)));
+
+	/* concatenate the chosen splits */
+	{
+		int32	   *di = palloc_extended(sizeof(int32) * total, MCXT_ALLOC_HUGE);
+		int32	   *pi = palloc_extended(sizeof(int32) * total, MCXT_ALLOC_HUGE);
+		float	   *y = palloc_extended(sizeof(float) * total, MCXT_ALLOC_HUGE);
+
+		mr->split = palloc_extended(total, MCXT_ALLOC_HUGE);
+		if (extra_column != NULL)
+			mr->extra = palloc_extended(sizeof(char *) * total, MCXT_ALLOC_HUGE);
+		for (int s = first; s <= last; s++)
+		{
+			const moe_split_rows *sr = &mr->data.split[s];
+
+			memcpy(di + at, sr->drug_idx, sizeof(int32) * sr->n);
+			memcpy(pi + at, sr->protein_idx, sizeof(int32) * sr->n);
+			memcpy(y + at, sr->label, sizeof(float) * sr->n);
+			memset(mr->split + at, s, sr->n);
+			if (extra_column != NULL)
+				memcpy(mr->extra + at, sr->extra, sizeof(char *) * sr->n);
+			at += sr->n;
+		}
+		mr->rows.n = total;
+		mr->rows.drug_idx = di;
+		mr->rows.protein_idx = pi;
+		mr->rows.label = y;
+	}
+}
+
+void
+model_rows_from_args(model_rows *mr, FunctionCallInfo fcinfo, bool by_name, const char *extra_column)
+{
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL")));
+	id = by_name ? moe_model_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0))) : PG_GETARG_INT64(0);
+	model_rows_read(mr, id,
+					PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+					PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+					!PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3), extra_column);
+}
+
+void
+model_rows_infer(model_rows *mr, float *pred, float *probs, int32 *selected, float *weights,
+				 float *outputs)
+{
+	moe_model  *model = mr->lm->model;
+	moe_workspace *ws = mr->lm->ws;
+	moe_backend *be = model->be;
+	const moe_config *c = &model->cfg;
+	const int	E = c->n_experts,
+				k = c->top_k;
+	float	   *batch_out = outputs ? palloc(sizeof(float) * MOE_INFER_BATCH * E) : NULL;
+	moe_error	err;
+
+	for (int from = 0; from < mr->rows.n; from += MOE_INFER_BATCH)
+	{
+		int			M = mr->rows.n - from < MOE_INFER_BATCH ? mr->rows.n - from : MOE_INFER_BATCH;
+		const int32 *di = mr->rows.drug_idx + from,
+				   *pi = mr->rows.protein_idx + from;
+
+		CHECK_FOR_INTERRUPTS();
+		if (outputs != NULL)
+			moe_check(moe_forward_all_experts(model, ws, mr->data.drug_vec, mr->data.protein_vec,
+											  di, pi, M, batch_out, &err), &err);
+		else
+			moe_check(moe_forward(model, ws, mr->data.drug_vec, mr->data.protein_vec, di, pi, M,
+								  false, 0, &err), &err);
+		if (pred != NULL)
+		{
+			be->download(be, pred + from, ws->pred, sizeof(float) * M);
+			for (int i = 0; i < M; i++)
+				pred[from + i] = c->label_mean + c->label_std * pred[from + i];
+		}
+		if (probs != NULL)
+			be->download(be, probs + (size_t) from * E, ws->probs, sizeof(float) * M * E);
+		if (weights != NULL)
+			be->download(be, weights + (size_t) from * k, ws->sel_w, sizeof(float) * M * k);
+		if (selected != NULL)
+			memcpy(selected + (size_t) from * k, ws->host_sel_idx, sizeof(int32) * M * k);
+		if (outputs != NULL)
+			for (int i = 0; i < M * E; i++)
+				outputs[(size_t) from * E + i] = c->label_mean + c->label_std * batch_out[i];
+	}
+}
