@@ -45,9 +45,11 @@ struct moe_backend
 	void		(*linear_forward) (moe_backend *be, float *out, const float *in,
 								   const float *W, const float *b, int M, int N, int K);
 	/* The same product for inference: row m of out depends on row m of in
-	 * alone, bit for bit, whatever M is (gemm_rows.h). */
-	void		(*linear_infer) (moe_backend *be, float *out, const float *in,
-								 const float *W, const float *b, int M, int N, int K);
+	 * alone, bit for bit, whatever M is (gemm_rows.h).  Rows of out, in and
+	 * W are ldo, ldi and ldw apart (W may be a block of columns of a wider
+	 * matrix); b may be NULL. */
+	void		(*linear_infer) (moe_backend *be, float *out, int ldo, const float *in, int ldi,
+								 const float *W, int ldw, const float *b, int M, int N, int K);
 	/* din[M,K] = dout . W (skipped when din is NULL); dW = dout^T . in;
 	 * db = column sums of dout.  dW and db are overwritten, not added to. */
 	void		(*linear_backward) (moe_backend *be, float *din, float *dW, float *db,
@@ -88,6 +90,12 @@ struct moe_backend
 								int M, int Na, int Nb);
 	void		(*split_cols) (moe_backend *be, float *a, float *b, const float *in,
 							   int M, int Na, int Nb);
+	/* out[m, j] = (bias[j] + a[a_idx[m] * lda + j]) + b[b_idx[m] * ldb + j]
+	 * for j < N: a first layer from its drug and protein parts, added in
+	 * this order on every backend so cached and uncached agree. */
+	void		(*sum_parts) (moe_backend *be, float *out, int ldo, const float *bias,
+							  const float *a, int lda, const int32_t *a_idx,
+							  const float *b, int ldb, const int32_t *b_idx, int M, int N);
 	/* dst[i] = src[idx[i]] and dst[idx[i]] = src[i] on scalars */
 	void		(*gather) (moe_backend *be, float *dst, const float *src, const int32_t *idx, int n);
 	void		(*scatter) (moe_backend *be, float *dst, const float *src, const int32_t *idx, int n);

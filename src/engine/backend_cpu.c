@@ -74,11 +74,11 @@ cpu_linear_forward(moe_backend *be, float *out, const float *in, const float *W,
 }
 
 static void
-cpu_linear_infer(moe_backend *be, float *out, const float *in, const float *W,
-				 const float *b, int M, int N, int K)
+cpu_linear_infer(moe_backend *be, float *out, int ldo, const float *in, int ldi, const float *W,
+				 int ldw, const float *b, int M, int N, int K)
 {
 	if (M > 0)
-		moe_gemm_rows(out, in, W, b, M, N, K);
+		moe_gemm_rows(out, ldo, in, ldi, W, ldw, b, M, N, K);
 }
 
 static void
@@ -270,6 +270,21 @@ cpu_split_cols(moe_backend *be, float *a, float *b, const float *in, int M, int 
 	{
 		memcpy(a + (size_t) m * Na, in + (size_t) m * (Na + Nb), sizeof(float) * Na);
 		memcpy(b + (size_t) m * Nb, in + (size_t) m * (Na + Nb) + Na, sizeof(float) * Nb);
+	}
+}
+
+static void
+cpu_sum_parts(moe_backend *be, float *out, int ldo, const float *bias, const float *a, int lda,
+			  const int32_t *a_idx, const float *b, int ldb, const int32_t *b_idx, int M, int N)
+{
+	for (int m = 0; m < M; m++)
+	{
+		const float *x = a + (size_t) a_idx[m] * lda;
+		const float *y = b + (size_t) b_idx[m] * ldb;
+		float	   *o = out + (size_t) m * ldo;
+
+		for (int j = 0; j < N; j++)
+			o[j] = (bias[j] + x[j]) + y[j];
 	}
 }
 
@@ -627,6 +642,7 @@ moe_backend_cpu_create(int blas_threads)
 	be->scatter_add_rows = cpu_scatter_add_rows;
 	be->concat_cols = cpu_concat_cols;
 	be->split_cols = cpu_split_cols;
+	be->sum_parts = cpu_sum_parts;
 	be->gather = cpu_gather;
 	be->scatter = cpu_scatter;
 	be->softmax_forward = cpu_softmax_forward;

@@ -39,7 +39,7 @@ hsum8(__m256 v)
  */
 __attribute__((target("avx2,fma")))
 static inline void
-tile_avx2(float *C, const float *A, const float *W, int mr, int nr, int N, int K,
+tile_avx2(float *C, const float *A, const float *W, int mr, int nr, int ldc, int lda, int ldw,
 		  int k0, int k1)
 {
 	__m256		acc[MR][NR];
@@ -53,10 +53,10 @@ tile_avx2(float *C, const float *A, const float *W, int mr, int nr, int N, int K
 		__m256		a[MR];
 
 		for (int i = 0; i < mr; i++)
-			a[i] = _mm256_loadu_ps(A + (size_t) i * K + k);
+			a[i] = _mm256_loadu_ps(A + (size_t) i * lda + k);
 		for (int j = 0; j < nr; j++)
 		{
-			__m256		w = _mm256_loadu_ps(W + (size_t) j * K + k);
+			__m256		w = _mm256_loadu_ps(W + (size_t) j * ldw + k);
 
 			for (int i = 0; i < mr; i++)
 				acc[i][j] = _mm256_fmadd_ps(a[i], w, acc[i][j]);
@@ -68,14 +68,14 @@ tile_avx2(float *C, const float *A, const float *W, int mr, int nr, int N, int K
 			float		s = hsum8(acc[i][j]);
 
 			for (int k = k8; k < k1; k++)
-				s = __builtin_fmaf(A[(size_t) i * K + k], W[(size_t) j * K + k], s);
-			C[(size_t) i * N + j] += s;
+				s = __builtin_fmaf(A[(size_t) i * lda + k], W[(size_t) j * ldw + k], s);
+			C[(size_t) i * ldc + j] += s;
 		}
 }
 
 __attribute__((target("avx2,fma")))
 static void
-gemm_avx2(float *C, const float *A, const float *W, int M, int N, int K)
+gemm_avx2(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int M, int N, int K)
 {
 	for (int k0 = 0; k0 < K; k0 += KB)
 	{
@@ -92,14 +92,14 @@ gemm_avx2(float *C, const float *A, const float *W, int M, int N, int K)
 				for (int m = m0; m < m1; m += MR)
 				{
 					int			mr = m1 - m < MR ? m1 - m : MR;
-					float	   *c = C + (size_t) m * N + n;
-					const float *a = A + (size_t) m * K;
-					const float *w = W + (size_t) n * K;
+					float	   *c = C + (size_t) m * ldc + n;
+					const float *a = A + (size_t) m * lda;
+					const float *w = W + (size_t) n * ldw;
 
 					if (mr == MR && nr == NR)
-						tile_avx2(c, a, w, MR, NR, N, K, k0, k1);
+						tile_avx2(c, a, w, MR, NR, ldc, lda, ldw, k0, k1);
 					else
-						tile_avx2(c, a, w, mr, nr, N, K, k0, k1);
+						tile_avx2(c, a, w, mr, nr, ldc, lda, ldw, k0, k1);
 				}
 			}
 		}
@@ -111,7 +111,8 @@ gemm_avx2(float *C, const float *A, const float *W, int M, int N, int K)
  * without FMA its bits differ from the AVX2 path, but it too is
  * row-independent, which is the property that matters. */
 static void
-gemm_generic(float *C, const float *A, const float *W, int M, int N, int K)
+gemm_generic(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int M, int N,
+			 int K)
 {
 	for (int k0 = 0; k0 < K; k0 += KB)
 	{
@@ -121,8 +122,8 @@ gemm_generic(float *C, const float *A, const float *W, int M, int N, int K)
 		for (int m = 0; m < M; m++)
 			for (int n = 0; n < N; n++)
 			{
-				const float *a = A + (size_t) m * K;
-				const float *w = W + (size_t) n * K;
+				const float *a = A + (size_t) m * lda;
+				const float *w = W + (size_t) n * ldw;
 				float		lane[8] = {0};
 				float		s;
 
@@ -133,23 +134,24 @@ gemm_generic(float *C, const float *A, const float *W, int M, int N, int K)
 					((lane[1] + lane[5]) + (lane[3] + lane[7]));
 				for (int k = k8; k < k1; k++)
 					s += a[k] * w[k];
-				C[(size_t) m * N + n] += s;
+				C[(size_t) m * ldc + n] += s;
 			}
 	}
 }
 
 void
-moe_gemm_rows(float *C, const float *A, const float *W, const float *b, int M, int N, int K)
+moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
+			  const float *b, int M, int N, int K)
 {
 	for (int m = 0; m < M; m++)
 		for (int n = 0; n < N; n++)
-			C[(size_t) m * N + n] = b[n];
+			C[(size_t) m * ldc + n] = b != NULL ? b[n] : 0.0f;
 #if defined(__x86_64__) && defined(__GNUC__)
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
 	{
-		gemm_avx2(C, A, W, M, N, K);
+		gemm_avx2(C, ldc, A, lda, W, ldw, M, N, K);
 		return;
 	}
 #endif
-	gemm_generic(C, A, W, M, N, K);
+	gemm_generic(C, ldc, A, lda, W, ldw, M, N, K);
 }

@@ -12,8 +12,11 @@
 #ifndef MOE_GEMM_ROWS_H
 #define MOE_GEMM_ROWS_H
 
-/* C[M,N] = A[M,K] . W[N,K]^T + b[N] */
-void		moe_gemm_rows(float *C, const float *A, const float *W, const float *b,
-						  int M, int N, int K);
+/*
+ * C[M,N] = A[M,K] . W[N,K]^T + b[N], rows of C, A and W lda, ldc, ldw apart
+ * (so W can be a block of columns of a wider matrix).  b may be NULL (0).
+ */
+void		moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
+						  const float *b, int M, int N, int K);
 
 #endif

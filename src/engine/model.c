@@ -423,8 +423,7 @@ ws_host(ws_alloc *a, size_t count, size_t elem)
 }
 
 static void
-mlp_acts_alloc(ws_alloc *a, moe_mlp_acts *acts, const moe_mlp_layout *mlp, size_t rows,
-			   bool training)
+mlp_acts_alloc(ws_alloc *a, moe_mlp_acts *acts, const moe_mlp_layout *mlp, size_t rows)
 {
 	for (int i = 0; i < mlp->n_blocks; i++)
 	{
@@ -435,13 +434,8 @@ mlp_acts_alloc(ws_alloc *a, moe_mlp_acts *acts, const moe_mlp_layout *mlp, size_
 		b->mean = ws_backend(a, rows, sizeof(float));
 		b->rstd = ws_backend(a, rows, sizeof(float));
 		b->act = ws_backend(a, n, sizeof(float));
-		if (training)
-		{
-			b->mask = ws_backend(a, n, sizeof(float));
-			b->out = ws_backend(a, n, sizeof(float));
-		}
-		else
-			b->out = b->act;
+		b->mask = ws_backend(a, n, sizeof(float));
+		b->out = ws_backend(a, n, sizeof(float));
 	}
 	if (mlp->has_head)
 		acts->head = ws_backend(a, rows * mlp->out_dim, sizeof(float));
@@ -458,8 +452,7 @@ mlp_acts_free(moe_backend *be, moe_mlp_acts *acts, const moe_mlp_layout *mlp)
 		be->release(be, b->mean);
 		be->release(be, b->rstd);
 		be->release(be, b->act);
-		if (b->out != b->act)
-			be->release(be, b->out);
+		be->release(be, b->out);
 		be->release(be, b->mask);
 	}
 	be->release(be, acts->head);
@@ -477,8 +470,7 @@ mlp_max_width(const moe_mlp_layout *mlp)
 }
 
 moe_status
-moe_workspace_create(const moe_model *model, int max_rows, bool training,
-					 moe_workspace **out, moe_error *err)
+moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out, moe_error *err)
 {
 	const moe_config *c = &model->cfg;
 	const moe_layout *l = &model->layout;
@@ -497,7 +489,6 @@ moe_workspace_create(const moe_model *model, int max_rows, bool training,
 	if (ws == NULL)
 		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating a workspace");
 	ws->max_rows = max_rows;
-	ws->training = training;
 
 	/* Encoders and gate see every row; experts see M*k rows in total. */
 	width = (size_t) mlp_max_width(&l->gate);
@@ -514,13 +505,13 @@ moe_workspace_create(const moe_model *model, int max_rows, bool training,
 	ws->protein_idx = ws_backend(&a, M, sizeof(int32_t));
 	ws->x_drug = ws_backend(&a, M * c->drug_dim, sizeof(float));
 	ws->x_protein = ws_backend(&a, M * c->protein_dim, sizeof(float));
-	mlp_acts_alloc(&a, &ws->drug, &l->drug, M, training);
-	mlp_acts_alloc(&a, &ws->protein, &l->protein, M, training);
-	mlp_acts_alloc(&a, &ws->gate, &l->gate, M, training);
-	mlp_acts_alloc(&a, &ws->experts, &l->expert[0], M * K, training);
+	mlp_acts_alloc(&a, &ws->drug, &l->drug, M);
+	mlp_acts_alloc(&a, &ws->protein, &l->protein, M);
+	mlp_acts_alloc(&a, &ws->gate, &l->gate, M);
+	mlp_acts_alloc(&a, &ws->experts, &l->expert[0], M * K);
 	ws->rep = ws_backend(&a, M * R, sizeof(float));
 	ws->probs = ws_backend(&a, M * E, sizeof(float));
-	if (training && l->has_noise)
+	if (l->has_noise)
 	{
 		ws->noise_pre = ws_backend(&a, M * E, sizeof(float));
 		ws->noise_eps = ws_backend(&a, M * E, sizeof(float));
@@ -540,7 +531,6 @@ moe_workspace_create(const moe_model *model, int max_rows, bool training,
 	ws->host_perm_row = ws_host(&a, M * K, sizeof(int32_t));
 	ws->pbar = ws_backend(&a, E, sizeof(float));
 	ws->host_pbar = ws_host(&a, E, sizeof(float));
-	if (training)
 	{
 		ws->d_pred = ws_backend(&a, M, sizeof(float));
 		ws->d_sel_w = ws_backend(&a, M * K, sizeof(float));
@@ -624,28 +614,17 @@ block_key(uint64_t key, int mlp_id, int block)
 	return key ^ ((uint64_t) (mlp_id + 1) << 40) ^ ((uint64_t) (block + 1) << 32);
 }
 
-/* Training uses BLAS; inference the row-independent product. */
-static inline void
-linear(moe_backend *be, bool training, float *out, const float *in, const float *W,
-	   const float *b, int M, int N, int K)
-{
-	if (training)
-		be->linear_forward(be, out, in, W, b, M, N, K);
-	else
-		be->linear_infer(be, out, in, W, b, M, N, K);
-}
-
 /* Row r of buffer buf whose rows are width wide. */
 #define ROWS(buf, r, width) ((buf) + (size_t) (r) * (size_t) (width))
 
 /*
- * Forward of one MLP over rows [off, off + M) of its activation buffers;
- * input is already offset.  Returns the output (block output or head).
+ * Training forward of one MLP over rows [off, off + M) of its activation
+ * buffers; input is already offset.  Returns the output (block output or
+ * head).  Every block's output is kept for the backward.
  */
 static const float *
 mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_acts *acts,
-			int off, const float *input, int M, bool training, float dropout,
-			uint64_t key, int mlp_id)
+			int off, const float *input, int M, float dropout, uint64_t key, int mlp_id)
 {
 	const float *x = input;
 
@@ -657,11 +636,11 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 		float	   *act = ROWS(a->act, off, b->out);
 		size_t		n = (size_t) M * b->out;
 
-		linear(be, training, pre, x, p + b->W, p + b->b, M, b->out, b->in);
+		be->linear_forward(be, pre, x, p + b->W, p + b->b, M, b->out, b->in);
 		be->layernorm_forward(be, act, a->mean + off, a->rstd + off, pre,
 							  p + b->gamma, p + b->beta, M, b->out);
 		be->relu_forward(be, act, act, n);
-		if (training && dropout > 0.0f)
+		if (dropout > 0.0f)
 		{
 			float	   *o = ROWS(a->out, off, b->out);
 
@@ -669,21 +648,19 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 								block_key(key, mlp_id, i));
 			x = o;
 		}
-		else if (training)
+		else
 		{
 			/* no dropout: the output buffer mirrors act for the backward */
 			be->copy(be, ROWS(a->out, off, b->out), act, sizeof(float) * n);
 			x = ROWS(a->out, off, b->out);
 		}
-		else
-			x = act;
 	}
 	if (mlp->has_head)
 	{
 		int			in = mlp->n_blocks > 0 ? mlp->block[mlp->n_blocks - 1].out : mlp->in_dim;
 		float	   *h = ROWS(acts->head, off, mlp->out_dim);
 
-		linear(be, training, h, x, p + mlp->head_W, p + mlp->head_b, M, mlp->out_dim, in);
+		be->linear_forward(be, h, x, p + mlp->head_W, p + mlp->head_b, M, mlp->out_dim, in);
 		x = h;
 	}
 	return x;
@@ -791,7 +768,7 @@ sort_by_expert(moe_workspace *ws, int M, int E, int k)
 moe_status
 moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 			const float *protein_table, const int32_t *drug_idx, const int32_t *protein_idx,
-			int M, bool training, uint64_t dropout_key, moe_error *err)
+			int M, uint64_t dropout_key, moe_error *err)
 {
 	moe_backend *be = model->be;
 	const moe_config *c = &model->cfg;
@@ -808,8 +785,6 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 	if (M < 1 || M > ws->max_rows)
 		return moe_fail(err, MOE_ERR_INVALID, "batch of %d rows does not fit a workspace of %d",
 						M, ws->max_rows);
-	if (training && !ws->training)
-		return moe_fail(err, MOE_ERR_INVALID, "training forward needs a training workspace");
 	ws->rows = M;
 
 	be->upload(be, ws->drug_idx, drug_idx, sizeof(int32_t) * M);
@@ -819,16 +794,15 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 	be->gather_rows(be, ws->x_protein, protein_table, ws->protein_idx, M, c->protein_dim,
 					p + l->protein_shift, p + l->protein_scale);
 
-	h_drug = mlp_forward(be, p, &l->drug, &ws->drug, 0, ws->x_drug, M, training, dropout,
-						 dropout_key, MLP_DRUG);
-	h_protein = mlp_forward(be, p, &l->protein, &ws->protein, 0, ws->x_protein, M, training,
-							dropout, dropout_key, MLP_PROTEIN);
+	h_drug = mlp_forward(be, p, &l->drug, &ws->drug, 0, ws->x_drug, M, dropout, dropout_key,
+						 MLP_DRUG);
+	h_protein = mlp_forward(be, p, &l->protein, &ws->protein, 0, ws->x_protein, M, dropout,
+							dropout_key, MLP_PROTEIN);
 	be->concat_cols(be, ws->rep, h_drug, h_protein, M, l->drug.out_dim, l->protein.out_dim);
 
-	logits = mlp_forward(be, p, &l->gate, &ws->gate, 0, ws->rep, M, training, dropout,
-						 dropout_key, MLP_GATE);
+	logits = mlp_forward(be, p, &l->gate, &ws->gate, 0, ws->rep, M, dropout, dropout_key, MLP_GATE);
 	ws->logits = logits;
-	if (training && l->has_noise)
+	if (l->has_noise)
 	{
 		/* Shazeer's noisy gating: logits + N(0,1) * softplus(noise head) */
 		const float *h_last = l->gate.n_blocks > 0
@@ -842,11 +816,8 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 	}
 	be->softmax_forward(be, ws->probs, logits, M, E, c->temperature);
 	be->topk_route(be, ws->sel_idx, ws->sel_w, ws->probs, p + l->select_bias, M, E, k);
-	if (training)
-	{
-		ws->zloss = be->zloss(be, NULL, ws->logits, M, E, 0.0f);
-		ws->row_entropy = be->row_entropy(be, NULL, ws->probs, M, E, 0.0f);
-	}
+	ws->zloss = be->zloss(be, NULL, ws->logits, M, E, 0.0f);
+	ws->row_entropy = be->row_entropy(be, NULL, ws->probs, M, E, 0.0f);
 
 	/* Route: sort selections by expert and run each expert on its slice. */
 	be->download(be, ws->host_sel_idx, ws->sel_idx, sizeof(int32_t) * M * k);
@@ -862,7 +833,7 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 		if (n == 0)
 			continue;
 		mlp_forward(be, p, &l->expert[e], &ws->experts, off, ROWS(ws->x_expert, off, R), n,
-					training, dropout, dropout_key, MLP_EXPERT + e);
+					dropout, dropout_key, MLP_EXPERT + e);
 	}
 	/* experts.head holds one output per sorted selection */
 	be->scatter(be, ws->sel_y, ws->experts.head, ws->perm_pos, M * k);
@@ -871,36 +842,6 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 	be->column_mean(be, ws->pbar, ws->probs, M, E);
 	be->download(be, ws->host_pbar, ws->pbar, sizeof(float) * E);
 	return be->check(be, err);
-}
-
-moe_status
-moe_forward_all_experts(moe_model *model, moe_workspace *ws, const float *drug_table,
-						const float *protein_table, const int32_t *drug_idx,
-						const int32_t *protein_idx, int M, float *out, moe_error *err)
-{
-	moe_backend *be = model->be;
-	const moe_layout *l = &model->layout;
-	const int	E = model->cfg.n_experts;
-	float	   *column = malloc(sizeof(float) * (M > 0 ? M : 1));
-	moe_status	st;
-
-	if (column == NULL)
-		return moe_fail(err, MOE_ERR_NOMEM, "out of memory");
-	st = moe_forward(model, ws, drug_table, protein_table, drug_idx, protein_idx, M, false, 0, err);
-	/* The expert buffers hold M * k >= M rows, and the routed outputs were
-	 * already combined into ws->pred, so they can be reused. */
-	for (int e = 0; st == MOE_OK && e < E; e++)
-	{
-		const float *y = mlp_forward(be, model->params, &l->expert[e], &ws->experts, 0, ws->rep, M,
-									 false, 0.0f, 0, MLP_EXPERT + e);
-
-		be->download(be, column, y, sizeof(float) * M);
-		for (int m = 0; m < M; m++)
-			out[(size_t) m * E + e] = column[m];
-		st = be->check(be, err);
-	}
-	free(column);
-	return st;
 }
 
 moe_status
@@ -915,10 +856,8 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 				E = c->n_experts,
 				k = c->top_k,
 				R = moe_config_rep_dim(c);
-	bool		dropout_on = c->dropout > 0.0f;
+	bool		dropout_on = c->dropout > 0.0f;	/* masks exist only then */
 
-	if (!ws->training)
-		return moe_fail(err, MOE_ERR_INVALID, "backward needs a training workspace");
 
 	be->combine_backward(be, ws->d_sel_w, ws->d_sel_y, d_pred, ws->sel_w, ws->sel_y, M, k);
 

@@ -151,11 +151,11 @@ typedef struct moe_mlp_acts
 	float	   *head;			/* head output */
 } moe_mlp_acts;
 
-/* Everything one forward and backward pass needs, sized for max_rows. */
+/* Everything one training forward and backward pass needs, sized for
+ * max_rows.  (Inference has its own, smaller workspace: infer.h.) */
 typedef struct moe_workspace
 {
 	int			max_rows;
-	bool		training;
 	int			rows;			/* rows of the last forward */
 	int32_t    *drug_idx;		/* backend copies of the batch's indices */
 	int32_t    *protein_idx;
@@ -201,21 +201,22 @@ typedef struct moe_workspace
 	double		row_entropy;	/* mean per-row entropy of probs / log E */
 } moe_workspace;
 
-moe_status	moe_workspace_create(const moe_model *model, int max_rows, bool training,
-								 moe_workspace **out, moe_error *err);
+moe_status	moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out,
+								 moe_error *err);
 void		moe_workspace_free(const moe_model *model, moe_workspace *ws);
 
 /*
- * Forward pass over M <= max_rows rows.  drug_table and protein_table are
- * backend arrays of entity vectors; drug_idx and protein_idx (host) pick a
- * row of each for every batch row.  training turns dropout on, with masks
- * derived from dropout_key.  Leaves pred, probs, sel_idx, sel_w in ws and the
- * batch's mean gate probabilities in ws->host_pbar.
+ * Training forward pass over M <= max_rows rows, with dropout (masks derived
+ * from dropout_key) and, when configured, noisy gating.  drug_table and
+ * protein_table are backend arrays of entity vectors; drug_idx and
+ * protein_idx (host) pick a row of each for every batch row.  Leaves pred,
+ * probs, sel_idx, sel_w in ws, the batch's mean gate probabilities in
+ * ws->host_pbar and the router diagnostics (zloss, row_entropy).
  */
 moe_status	moe_forward(moe_model *model, moe_workspace *ws,
 						const float *drug_table, const float *protein_table,
 						const int32_t *drug_idx, const int32_t *protein_idx, int M,
-						bool training, uint64_t dropout_key, moe_error *err);
+						uint64_t dropout_key, moe_error *err);
 
 /* The router's auxiliary terms as the backward needs them. */
 typedef struct moe_router_grad
@@ -233,16 +234,6 @@ typedef struct moe_router_grad
  */
 moe_status	moe_backward(moe_model *model, moe_workspace *ws, float *grads,
 						 const float *d_pred, const moe_router_grad *router, moe_error *err);
-
-/*
- * Diagnostics, inference mode: the same as moe_forward(..., training =
- * false), and then every expert's output for every row, not only the
- * selected ones, into out (host [M, E], standardised label units).
- */
-moe_status	moe_forward_all_experts(moe_model *model, moe_workspace *ws,
-									const float *drug_table, const float *protein_table,
-									const int32_t *drug_idx, const int32_t *protein_idx, int M,
-									float *out, moe_error *err);
 
 /* Look a tensor up by name; NULL when absent. */
 const moe_tensor_info *moe_layout_find(const moe_layout *layout, const char *name);

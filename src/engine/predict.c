@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 moe_status
 moe_check_finite(const float *x, int n, const char *what, moe_error *err)
@@ -17,8 +18,8 @@ moe_check_finite(const float *x, int n, const char *what, moe_error *err)
 }
 
 moe_status
-moe_infer_vectors(moe_model *model, moe_workspace *ws, const float *drug, const float *protein,
-				  int M, float *pred, moe_routing *routing, moe_error *err)
+moe_infer_vectors(moe_model *model, moe_infer_ws *ws, const float *drug, const float *protein,
+				  int M, float *pred, moe_routing *routing, float *outputs, moe_error *err)
 {
 	moe_backend *be = model->be;
 	const moe_config *c = &model->cfg;
@@ -29,9 +30,9 @@ moe_infer_vectors(moe_model *model, moe_workspace *ws, const float *drug, const 
 	int32_t    *identity;
 	moe_status	st;
 
-	if (M < 1 || M > ws->max_rows)
+	if (M < 1 || M > moe_infer_ws_max_rows(ws))
 		return moe_fail(err, MOE_ERR_INVALID, "cannot predict %d rows with a workspace of %d",
-						M, ws->max_rows);
+						M, moe_infer_ws_max_rows(ws));
 	identity = malloc(sizeof(int32_t) * M);
 	if (identity == NULL)
 		return moe_fail(err, MOE_ERR_NOMEM, "out of memory");
@@ -57,18 +58,17 @@ moe_infer_vectors(moe_model *model, moe_workspace *ws, const float *drug, const 
 		protein_table = staged_protein;
 	}
 
-	st = moe_forward(model, ws, drug_table, protein_table, identity, identity, M, false, 0, err);
+	st = moe_infer_rows(model, ws, drug_table, identity, protein_table, identity, M, outputs, err);
 	if (st == MOE_OK)
 	{
-		be->download(be, pred, ws->pred, sizeof(float) * M);
-		for (int i = 0; i < M; i++)
-			pred[i] = c->label_mean + c->label_std * pred[i];
+		const moe_infer_out *r = moe_infer_results(ws);
+
+		memcpy(pred, r->pred, sizeof(float) * M);
 		if (routing != NULL)
 		{
-			be->download(be, routing->probs, ws->probs, sizeof(float) * (size_t) M * c->n_experts);
-			be->download(be, routing->weights, ws->sel_w, sizeof(float) * (size_t) M * c->top_k);
-			for (int i = 0; i < M * c->top_k; i++)
-				routing->selected[i] = ws->host_sel_idx[i];
+			memcpy(routing->probs, r->probs, sizeof(float) * (size_t) M * c->n_experts);
+			memcpy(routing->weights, r->sel_w, sizeof(float) * (size_t) M * c->top_k);
+			memcpy(routing->selected, r->host_sel, sizeof(int32_t) * (size_t) M * c->top_k);
 		}
 	}
 	be->release(be, staged_drug);

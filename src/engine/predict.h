@@ -2,13 +2,15 @@
  * predict.h — inference from plain vectors, for the SQL functions.
  *
  * Inference is deterministic and row-independent: dropout is off, routing
- * has no capacity limit, and each row's answer depends only on that row.
+ * has no capacity limit, and each row's answer depends only on that row
+ * (infer.h).
  */
 #ifndef MOE_PREDICT_H
 #define MOE_PREDICT_H
 
 #include <stdint.h>
 
+#include "infer.h"
 #include "model.h"
 #include "moe_status.h"
 
@@ -22,12 +24,12 @@ typedef struct moe_routing
 
 /*
  * Predict M rows from host vectors drug [M, drug_dim] and protein
- * [M, protein_dim] into pred (label units), M <= ws->max_rows; ws must come
- * from moe_workspace_create(model, ..., false).  routing may be NULL.
+ * [M, protein_dim] into pred (label units), M <= the workspace's rows.
+ * routing and outputs ([M, E], every expert's output) may be NULL.
  */
-moe_status	moe_infer_vectors(moe_model *model, moe_workspace *ws, const float *drug,
+moe_status	moe_infer_vectors(moe_model *model, moe_infer_ws *ws, const float *drug,
 							  const float *protein, int M, float *pred, moe_routing *routing,
-							  moe_error *err);
+							  float *outputs, moe_error *err);
 
 /* Reject vectors with NaN or infinite values: MOE_ERR_DATA naming the
  * 1-based element. */

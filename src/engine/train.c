@@ -231,7 +231,7 @@ struct moe_trainer
 	moe_backend *be;
 	moe_model  *model;
 	moe_workspace *ws;			/* training workspace */
-	moe_workspace *eval_ws;		/* inference workspace for validation */
+	moe_infer_ws *eval_ws;		/* inference workspace for validation */
 	moe_interrupt_fn interrupted;
 	void	   *ctx;
 
@@ -455,8 +455,8 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 	{
 		int			bs = opt->batch_size < data->train.n ? opt->batch_size : data->train.n;
 
-		if ((st = moe_workspace_create(t->model, bs, true, &t->ws, err)) != MOE_OK ||
-			(st = moe_workspace_create(t->model, opt->batch_size, false, &t->eval_ws, err)) != MOE_OK)
+		if ((st = moe_workspace_create(t->model, bs, &t->ws, err)) != MOE_OK ||
+			(st = moe_infer_ws_create(t->model, opt->batch_size, &t->eval_ws, err)) != MOE_OK)
 			goto fail;
 	}
 
@@ -524,7 +524,7 @@ moe_trainer_free(moe_trainer *t)
 	if (t->model != NULL)
 	{
 		moe_workspace_free(t->model, t->ws);
-		moe_workspace_free(t->model, t->eval_ws);
+		moe_infer_ws_free(t->model, t->eval_ws);
 	}
 	be->release(be, t->owned_drug_table);
 	be->release(be, t->owned_protein_table);
@@ -755,7 +755,7 @@ train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_o
 	be->upload(be, t->batch_target, t->batch_target_host, sizeof(float) * M);
 
 	st = moe_forward(model, ws, t->drug_table, t->protein_table, t->batch_drug, t->batch_protein,
-					 M, true, step_key(t), err);
+					 M, step_key(t), err);
 	if (st != MOE_OK)
 		return st;
 	mse = be->mse_forward_backward(be, ws->d_pred, ws->pred, t->batch_target, M);
@@ -910,27 +910,4 @@ moe_trainer_best_model(moe_trainer *t)
 				  sizeof(float) * t->model->layout.n_params);
 	t->model->cfg.temperature = t->best_temperature;
 	return t->model;
-}
-
-moe_status
-moe_predict_rows(moe_model *model, moe_workspace *ws, const float *drug_table,
-				 const float *protein_table, const moe_rows *rows, float *out, moe_error *err)
-{
-	moe_backend *be = model->be;
-	const float mean = model->cfg.label_mean,
-				std = model->cfg.label_std;
-
-	for (int from = 0; from < rows->n; from += ws->max_rows)
-	{
-		int			M = rows->n - from < ws->max_rows ? rows->n - from : ws->max_rows;
-		moe_status	st = moe_forward(model, ws, drug_table, protein_table, rows->drug_idx + from,
-									 rows->protein_idx + from, M, false, 0, err);
-
-		if (st != MOE_OK)
-			return st;
-		be->download(be, out + from, ws->pred, sizeof(float) * M);
-		for (int i = 0; i < M; i++)
-			out[from + i] = mean + std * out[from + i];
-	}
-	return MOE_OK;
 }

@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "balance.h"
+#include "infer.h"
 #include "model.h"
 #include "moe_status.h"
 
@@ -106,15 +107,6 @@ moe_status	moe_train_options_add_balance(moe_train_options *opt, moe_lb_method m
 										  moe_error *err);
 moe_status	moe_train_options_validate(const moe_train_options *opt, moe_error *err);
 
-/* Pairs as indices into entity tables. */
-typedef struct moe_rows
-{
-	int			n;
-	const int32_t *drug_idx;
-	const int32_t *protein_idx;
-	const float *label;
-} moe_rows;
-
 /* Host arrays; the trainer does not copy them on a host backend, so they
  * must outlive it. */
 typedef struct moe_train_data
@@ -174,14 +166,5 @@ bool		moe_trainer_done(const moe_trainer *t);
  * the trainer). */
 moe_model  *moe_trainer_best_model(moe_trainer *t);
 void		moe_trainer_free(moe_trainer *t);
-
-/*
- * Predictions in label units (host array out) for rows over entity tables
- * (backend arrays; on a host backend, ordinary host arrays),
- * batch by batch through ws.  Used for validation and evaluation.
- */
-moe_status	moe_predict_rows(moe_model *model, moe_workspace *ws, const float *drug_table,
-							 const float *protein_table, const moe_rows *rows, float *out,
-							 moe_error *err);
 
 #endif

@@ -147,41 +147,27 @@ model_rows_infer(model_rows *mr, float *pred, float *probs, int32 *selected, flo
 				 float *outputs)
 {
 	moe_model  *model = mr->lm->model;
-	moe_workspace *ws = mr->lm->ws;
-	moe_backend *be = model->be;
-	const moe_config *c = &model->cfg;
-	const int	E = c->n_experts,
-				k = c->top_k;
-	float	   *batch_out = outputs ? palloc(sizeof(float) * MOE_INFER_BATCH * E) : NULL;
+	moe_infer_ws *ws = mr->lm->ws;
+	const moe_infer_out *r = moe_infer_results(ws);
+	const int	E = model->cfg.n_experts,
+				k = model->cfg.top_k;
 	moe_error	err;
 
 	for (int from = 0; from < mr->rows.n; from += MOE_INFER_BATCH)
 	{
 		int			M = mr->rows.n - from < MOE_INFER_BATCH ? mr->rows.n - from : MOE_INFER_BATCH;
-		const int32 *di = mr->rows.drug_idx + from,
-				   *pi = mr->rows.protein_idx + from;
 
 		CHECK_FOR_INTERRUPTS();
-		if (outputs != NULL)
-			moe_check(moe_forward_all_experts(model, ws, mr->data.drug_vec, mr->data.protein_vec,
-											  di, pi, M, batch_out, &err), &err);
-		else
-			moe_check(moe_forward(model, ws, mr->data.drug_vec, mr->data.protein_vec, di, pi, M,
-								  false, 0, &err), &err);
+		moe_check(moe_infer_rows(model, ws, mr->data.drug_vec, mr->rows.drug_idx + from,
+								 mr->data.protein_vec, mr->rows.protein_idx + from, M,
+								 outputs ? outputs + (size_t) from * E : NULL, &err), &err);
 		if (pred != NULL)
-		{
-			be->download(be, pred + from, ws->pred, sizeof(float) * M);
-			for (int i = 0; i < M; i++)
-				pred[from + i] = c->label_mean + c->label_std * pred[from + i];
-		}
+			memcpy(pred + from, r->pred, sizeof(float) * M);
 		if (probs != NULL)
-			be->download(be, probs + (size_t) from * E, ws->probs, sizeof(float) * M * E);
+			memcpy(probs + (size_t) from * E, r->probs, sizeof(float) * M * E);
 		if (weights != NULL)
-			be->download(be, weights + (size_t) from * k, ws->sel_w, sizeof(float) * M * k);
+			memcpy(weights + (size_t) from * k, r->sel_w, sizeof(float) * M * k);
 		if (selected != NULL)
-			memcpy(selected + (size_t) from * k, ws->host_sel_idx, sizeof(int32) * M * k);
-		if (outputs != NULL)
-			for (int i = 0; i < M * E; i++)
-				outputs[(size_t) from * E + i] = c->label_mean + c->label_std * batch_out[i];
+			memcpy(selected + (size_t) from * k, r->host_sel, sizeof(int32) * M * k);
 	}
 }

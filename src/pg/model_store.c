@@ -47,7 +47,7 @@ entry_release(cache_entry *e)
 {
 	if (e->loaded.model != NULL)
 	{
-		moe_workspace_free(e->loaded.model, e->loaded.ws);
+		moe_infer_ws_free(e->loaded.model, e->loaded.ws);
 		moe_model_free(e->loaded.model);
 	}
 	e->loaded.model = NULL;
@@ -100,7 +100,7 @@ load_from_table(int64 id, moe_loaded_model *out)
 	moe_error	err;
 	moe_status	st;
 	moe_model  *model = NULL;
-	moe_workspace *ws = NULL;
+	moe_infer_ws *ws = NULL;
 
 	out->model = NULL;
 	out->ws = NULL;
@@ -123,7 +123,7 @@ load_from_table(int64 id, moe_loaded_model *out)
 				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED
 						 : ERRCODE_DATA_CORRUPTED),
 				 errmsg("cannot load model %lld: %s", (long long) id, err.message)));
-	if (moe_workspace_create(model, MOE_INFER_BATCH, false, &ws, &err) != MOE_OK)
+	if (moe_infer_ws_create(model, MOE_INFER_BATCH, &ws, &err) != MOE_OK)
 	{
 		moe_model_free(model);
 		moe_raise(&err);

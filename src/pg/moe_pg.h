@@ -12,6 +12,7 @@
 #include "utils/array.h"
 
 #include "backend.h"
+#include "infer.h"
 #include "model.h"
 #include "moe_status.h"
 
@@ -53,7 +54,7 @@ typedef struct moe_loaded_model
 {
 	int64		id;
 	moe_model  *model;
-	moe_workspace *ws;			/* inference workspace, max_rows MOE_INFER_BATCH */
+	moe_infer_ws *ws;			/* inference workspace, MOE_INFER_BATCH rows */
 } moe_loaded_model;
 
 #define MOE_INFER_BATCH 256

@@ -47,7 +47,7 @@ infer_one(moe_loaded_model *lm, ArrayType *drug, ArrayType *protein, moe_routing
 	float		pred;
 	moe_error	err;
 
-	moe_check(moe_infer_vectors(lm->model, lm->ws, d, p, 1, &pred, routing, &err), &err);
+	moe_check(moe_infer_vectors(lm->model, lm->ws, d, p, 1, &pred, routing, NULL, &err), &err);
 	return pred;
 }
 

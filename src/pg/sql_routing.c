@@ -77,7 +77,7 @@ moe_gate_sql(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
-	moe_check(moe_infer_vectors(lm->model, lm->ws, d, p, 1, &pred, &routing, &err), &err);
+	moe_check(moe_infer_vectors(lm->model, lm->ws, d, p, 1, &pred, &routing, NULL, &err), &err);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "moe_gate must return a composite type");
 	values[0] = Float4GetDatum(pred);
@@ -98,13 +98,11 @@ moe_expert_outputs_sql(PG_FUNCTION_ARGS)
 	const moe_config *c = &model->cfg;
 	const float *d = moe_vector_arg(PG_GETARG_ARRAYTYPE_P(0), "drug vector", c->drug_dim, NULL);
 	const float *p = moe_vector_arg(PG_GETARG_ARRAYTYPE_P(1), "protein vector", c->protein_dim, NULL);
-	float		out[MOE_MAX_EXPERTS];
-	int32_t		zero = 0;
+	float		out[MOE_MAX_EXPERTS],
+				pred;
 	moe_error	err;
 
-	moe_check(moe_forward_all_experts(model, lm->ws, d, p, &zero, &zero, 1, out, &err), &err);
-	for (int e = 0; e < c->n_experts; e++)
-		out[e] = c->label_mean + c->label_std * out[e];
+	moe_check(moe_infer_vectors(model, lm->ws, d, p, 1, &pred, NULL, out, &err), &err);
 	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, c->n_experts));
 }
 

@@ -357,16 +357,16 @@ final_metrics_json(train_run *r, moe_model *model)
 	appendStringInfo(&s, "%d", r->data.split[MOE_SPLIT_VALID].n);
 	if (test->n > 0)
 	{
-		moe_workspace *ws;
+		moe_infer_ws *ws;
 		moe_rows	rows = moe_split_as_rows(test);
 		float	   *pred = palloc_extended(sizeof(float) * test->n, MCXT_ALLOC_HUGE);
 		moe_metrics m;
 		moe_error	err;
 		moe_status	st;
 
-		moe_check(moe_workspace_create(model, MOE_INFER_BATCH, false, &ws, &err), &err);
+		moe_check(moe_infer_ws_create(model, MOE_INFER_BATCH, &ws, &err), &err);
 		st = moe_predict_rows(model, ws, r->data.drug_vec, r->data.protein_vec, &rows, pred, &err);
-		moe_workspace_free(model, ws);
+		moe_infer_ws_free(model, ws);
 		moe_check(st, &err);
 		moe_check(moe_compute_metrics(test->label, pred, test->n, &m, &err), &err);
 		json_key(&s, "test");

@@ -433,7 +433,7 @@ model_loss(void *ctx)
 	const moe_config *cfg = &t->model->cfg;
 	int			nk = t->M * cfg->top_k;
 
-	moe_forward(t->model, t->ws, t->drug, t->protein, t->di, t->pi, t->M, true, 1234, NULL);
+	moe_forward(t->model, t->ws, t->drug, t->protein, t->di, t->pi, t->M, 1234, NULL);
 	if (t->ref_sel != NULL && memcmp(t->ref_sel, t->ws->host_sel_idx, sizeof(int32_t) * nk) != 0)
 		t->flipped++;
 	return dot(t->ws->pred, t->c, t->M) +
@@ -475,7 +475,7 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	cfg.noisy_gating = noisy;
 	CHECK_INT(moe_model_create(&cfg, be, &model, &err), MOE_OK);
 	moe_model_init(model, 5);
-	CHECK_INT(moe_workspace_create(model, M, true, &ws, &err), MOE_OK);
+	CHECK_INT(moe_workspace_create(model, M, &ws, &err), MOE_OK);
 
 	moe_rng_seed(&rng, 77);
 	fill_normal(drug, 20, &rng, 1);

@@ -166,19 +166,19 @@ test_learns_and_keeps_best_epoch(void)
 	/* the returned model predicts the best epoch's validation MSE */
 	{
 		moe_model  *m = moe_trainer_best_model(tr);
-		moe_workspace *ws;
+		moe_infer_ws *ws;
 		moe_error	err;
 		float	   *pred = malloc(sizeof(float) * t.nva);
 		moe_rows	rows = {t.nva, t.va_d, t.va_p, t.va_y};
 		double		mse = 0;
 
-		moe_workspace_create(m, 64, false, &ws, &err);
+		moe_infer_ws_create(m, 64, &ws, &err);
 		CHECK_INT(moe_predict_rows(m, ws, t.drug, t.protein, &rows, pred, &err), MOE_OK);
 		for (int i = 0; i < t.nva; i++)
 			mse += (pred[i] - t.va_y[i]) * (pred[i] - t.va_y[i]);
 		CHECK_NEAR(mse / t.nva, last.best_val_mse, 1e-5);
 		free(pred);
-		moe_workspace_free(m, ws);
+		moe_infer_ws_free(m, ws);
 	}
 	moe_trainer_free(tr);
 	toy_free(&t);
@@ -312,13 +312,36 @@ test_bad_options_and_data(void)
 	toy_free(&t);
 }
 
+/* A small random model for the inference tests. */
+static moe_model *
+random_model(int dd, int dp, int experts, int k, uint64_t seed)
+{
+	moe_config	cfg;
+	moe_model  *m;
+	moe_error	err;
+
+	moe_config_defaults(&cfg, dd, dp);
+	cfg.drug_hidden[0] = 24;
+	cfg.protein_hidden[0] = 20;
+	cfg.gate_hidden[0] = 16;
+	cfg.gate_hidden[1] = 8;
+	cfg.expert_hidden[0] = 12;
+	cfg.expert_hidden[1] = 6;
+	cfg.n_experts = experts;
+	cfg.top_k = k;
+	cfg.label_mean = 6.0f;
+	cfg.label_std = 1.5f;
+	moe_model_create(&cfg, be, &m, &err);
+	moe_model_init(m, seed);
+	return m;
+}
+
 /* A row's prediction must not depend on the other rows of its batch. */
 static void
 test_inference_is_row_independent(void)
 {
-	moe_config	cfg;
-	moe_model  *m;
-	moe_workspace *ws;
+	moe_model  *m = random_model(20, 30, 4, 2, 8);
+	moe_infer_ws *ws;
 	moe_error	err;
 	moe_rng		rng;
 	const int	M = 37;
@@ -328,24 +351,110 @@ test_inference_is_row_independent(void)
 				one;
 	int			differ = 0;
 
-	moe_config_defaults(&cfg, 20, 30);
-	moe_model_create(&cfg, be, &m, &err);
-	moe_model_init(m, 8);
-	moe_workspace_create(m, M, false, &ws, &err);
+	moe_infer_ws_create(m, M, &ws, &err);
 	moe_rng_seed(&rng, 8);
 	for (int i = 0; i < M * 20; i++)
 		drug[i] = moe_rng_normal(&rng);
 	for (int i = 0; i < M * 30; i++)
 		protein[i] = moe_rng_normal(&rng);
-	CHECK_INT(moe_infer_vectors(m, ws, drug, protein, M, batch, NULL, &err), MOE_OK);
+	CHECK_INT(moe_infer_vectors(m, ws, drug, protein, M, batch, NULL, NULL, &err), MOE_OK);
 	for (int i = 0; i < M; i++)
 	{
-		CHECK_INT(moe_infer_vectors(m, ws, drug + i * 20, protein + i * 30, 1, &one, NULL, &err), MOE_OK);
+		CHECK_INT(moe_infer_vectors(m, ws, drug + i * 20, protein + i * 30, 1, &one, NULL, NULL, &err), MOE_OK);
 		differ += one != batch[i];
 	}
 	CHECK_INT(differ, 0);
 	free(drug), free(protein);
-	moe_workspace_free(m, ws);
+	moe_infer_ws_free(m, ws);
+	moe_model_free(m);
+}
+
+/*
+ * Parts computed once and reused (what the SQL layer caches), parts of a
+ * whole batch, and rows with repeated entities: the same bits.
+ */
+static void
+test_cached_parts_give_the_same_bits(void)
+{
+	moe_model  *m = random_model(10, 14, 5, 2, 3);
+	moe_infer_ws *ws;
+	moe_error	err;
+	moe_rng		rng;
+	int			PF = moe_entity_part_floats(m);
+	float		drugs[6 * 10], proteins[4 * 14], direct[24], cached[24];
+	float	   *dparts = malloc(sizeof(float) * 6 * PF),
+			   *pparts = malloc(sizeof(float) * 4 * PF);
+	int32_t		di[24], pi[24], all_d[6] = {0, 1, 2, 3, 4, 5}, all_p[4] = {0, 1, 2, 3};
+	int			differ = 0;
+
+	moe_infer_ws_create(m, 24, &ws, &err);
+	moe_rng_seed(&rng, 4);
+	for (int i = 0; i < 60; i++)
+		drugs[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 56; i++)
+		proteins[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 24; i++)
+		di[i] = i % 6, pi[i] = i / 6;
+	CHECK_INT(moe_infer_rows(m, ws, drugs, di, proteins, pi, 24, NULL, &err), MOE_OK);
+	memcpy(direct, moe_infer_results(ws)->pred, sizeof(direct));
+
+	/* each entity's part computed on its own, as a per-row cache would */
+	for (int d = 0; d < 6; d++)
+		CHECK_INT(moe_entity_parts(m, ws, MOE_DRUG, drugs, &all_d[d], 1, dparts + d * PF, &err), MOE_OK);
+	CHECK_INT(moe_entity_parts(m, ws, MOE_PROTEIN, proteins, all_p, 4, pparts, &err), MOE_OK);
+	for (int i = 0; i < 24; i++)
+	{
+		CHECK_INT(moe_infer_pairs(m, ws, dparts, &di[i], pparts, &pi[i], 1, NULL, &err), MOE_OK);
+		cached[i] = moe_infer_results(ws)->pred[0];
+		differ += cached[i] != direct[i];
+	}
+	CHECK_INT(differ, 0);
+	free(dparts), free(pparts);
+	moe_infer_ws_free(m, ws);
+	moe_model_free(m);
+}
+
+/* Every expert's output, weighted over the selected ones, is the
+ * prediction; and inference agrees with the training forward (no dropout)
+ * up to the difference between BLAS and the row-independent product. */
+static void
+test_outputs_and_training_forward_agree(void)
+{
+	moe_model  *m = random_model(8, 9, 4, 2, 6);
+	moe_infer_ws *iws;
+	moe_workspace *tws;
+	moe_error	err;
+	moe_rng		rng;
+	float		drugs[5 * 8], proteins[5 * 9], outputs[5 * 4], pred[5], train_pred[5];
+	int32_t		idx[5] = {0, 1, 2, 3, 4};
+
+	m->cfg.dropout = 0.0f;
+	moe_infer_ws_create(m, 5, &iws, &err);
+	moe_workspace_create(m, 5, &tws, &err);
+	moe_rng_seed(&rng, 9);
+	for (int i = 0; i < 40; i++)
+		drugs[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 45; i++)
+		proteins[i] = moe_rng_normal(&rng);
+	CHECK_INT(moe_infer_rows(m, iws, drugs, idx, proteins, idx, 5, outputs, &err), MOE_OK);
+	memcpy(pred, moe_infer_results(iws)->pred, sizeof(pred));
+	for (int r = 0; r < 5; r++)
+	{
+		const moe_infer_out *o = moe_infer_results(iws);
+		double		sum = 0;
+
+		for (int s = 0; s < 2; s++)
+			sum += o->sel_w[r * 2 + s] * outputs[r * 4 + o->host_sel[r * 2 + s]];
+		CHECK_NEAR(sum, pred[r], 1e-4);
+	}
+	CHECK_INT(moe_forward(m, tws, drugs, proteins, idx, idx, 5, 0, &err), MOE_OK);
+	for (int r = 0; r < 5; r++)
+	{
+		train_pred[r] = m->cfg.label_mean + m->cfg.label_std * tws->pred[r];
+		CHECK_NEAR(train_pred[r], pred[r], 1e-4);
+	}
+	moe_infer_ws_free(m, iws);
+	moe_workspace_free(m, tws);
 	moe_model_free(m);
 }
 
@@ -376,11 +485,11 @@ test_only_routed_experts_compute(void)
 	cfg.top_k = 1;
 	moe_model_create(&cfg, be, &m, &err);
 	moe_model_init(m, 3);
-	moe_workspace_create(m, 2, true, &ws, &err);
+	moe_workspace_create(m, 2, &ws, &err);
 	grads = malloc(sizeof(float) * m->layout.n_params);
 	for (size_t i = 0; i < m->layout.n_params; i++)
 		grads[i] = 123.0f;		/* must be overwritten */
-	CHECK_INT(moe_forward(m, ws, drug, protein, di, pi, 2, true, 7, &err), MOE_OK);
+	CHECK_INT(moe_forward(m, ws, drug, protein, di, pi, 2, 7, &err), MOE_OK);
 	CHECK_INT(moe_backward(m, ws, grads, d_pred, NULL, &err), MOE_OK);
 	used[ws->host_sel_idx[0]] = used[ws->host_sel_idx[1]] = 1;
 	for (int e = 0; e < 8; e++)
@@ -417,6 +526,8 @@ main(void)
 	RUN(test_interrupt_stops_between_steps);
 	RUN(test_bad_options_and_data);
 	RUN(test_inference_is_row_independent);
+	RUN(test_cached_parts_give_the_same_bits);
+	RUN(test_outputs_and_training_forward_agree);
 	RUN(test_only_routed_experts_compute);
 	be->destroy(be);
 	return unit_summary("test_train");

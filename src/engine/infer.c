@@ -1,0 +1,490 @@
+/*
+ * infer.c — inference factored by entity (see infer.h).
+ */
+#include "infer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct moe_infer_ws
+{
+	int			max_rows;
+	int			part_floats;
+	int			G1;				/* width of the gate's first layer */
+	int			X1;				/* width of an expert's first layer */
+	int32_t    *idx_a;			/* backend index arrays, [max_rows * k] */
+	int32_t    *idx_b;
+	int32_t    *host_a;			/* host scratch for them */
+	int32_t    *host_b;
+	int32_t    *uniq;			/* host: distinct entities of a batch */
+	int32_t    *local_d;		/* host: rows' indices into the batch's parts */
+	int32_t    *local_p;
+	float	   *x;				/* standardised inputs [max_rows, max input dim] */
+	float	   *buf_a;			/* ping-pong activations [max_rows * k, widest layer] */
+	float	   *buf_b;
+	float	   *mean;			/* LayerNorm statistics [max_rows * k] */
+	float	   *rstd;
+	float	   *drug_parts;		/* parts of the batch's entities [max_rows, part_floats] */
+	float	   *protein_parts;
+	float	   *probs;			/* [max_rows, E] */
+	int32_t    *sel_idx;		/* [max_rows, k] */
+	float	   *sel_w;
+	float	   *sel_y;
+	float	   *y;				/* expert outputs in expert-sorted order [max_rows * k] */
+	float	   *pred;			/* [max_rows] */
+	int32_t    *perm_pos;		/* backend [max_rows * k] */
+	int32_t    *host_sel;
+	int32_t    *host_perm_pos;
+	int32_t    *host_perm_row;
+	float	   *host_pred;
+	float	   *host_probs;
+	float	   *host_sel_w;
+	float	   *host_column;
+	int			expert_offset[MOE_MAX_EXPERTS + 1];
+	moe_infer_out out;
+};
+
+/* ---- sizes ------------------------------------------------------------ */
+
+/* The first linear layer of an MLP whose input is rep. */
+static void
+first_layer(const moe_mlp_layout *mlp, size_t *W, size_t *b, int *width)
+{
+	if (mlp->n_blocks > 0)
+	{
+		*W = mlp->block[0].W;
+		*b = mlp->block[0].b;
+		*width = mlp->block[0].out;
+	}
+	else
+	{
+		*W = mlp->head_W;
+		*b = mlp->head_b;
+		*width = mlp->out_dim;
+	}
+}
+
+int
+moe_entity_part_floats(const moe_model *model)
+{
+	size_t		W,
+				b;
+	int			g1,
+				x1;
+
+	first_layer(&model->layout.gate, &W, &b, &g1);
+	first_layer(&model->layout.expert[0], &W, &b, &x1);
+	return g1 + model->cfg.n_experts * x1;
+}
+
+static int
+widest(const moe_mlp_layout *mlp, int w)
+{
+	for (int i = 0; i < mlp->n_blocks; i++)
+		if (mlp->block[i].out > w)
+			w = mlp->block[i].out;
+	return mlp->out_dim > w ? mlp->out_dim : w;
+}
+
+moe_status
+moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, moe_error *err)
+{
+	moe_backend *be = model->be;
+	const moe_config *c = &model->cfg;
+	const moe_layout *l = &model->layout;
+	moe_infer_ws *ws;
+	size_t		M = (size_t) max_rows,
+				K = (size_t) c->top_k,
+				E = (size_t) c->n_experts,
+				D = (size_t) (c->drug_dim > c->protein_dim ? c->drug_dim : c->protein_dim),
+				width = 1,
+				W,
+				b;
+	bool		failed = false;
+
+	*out = NULL;
+	if (max_rows < 1)
+		return moe_fail(err, MOE_ERR_INVALID, "batch size must be at least 1");
+	ws = calloc(1, sizeof(moe_infer_ws));
+	if (ws == NULL)
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating an inference workspace");
+	ws->max_rows = max_rows;
+	ws->part_floats = moe_entity_part_floats(model);
+	first_layer(&l->gate, &W, &b, &ws->G1);
+	first_layer(&l->expert[0], &W, &b, &ws->X1);
+	width = widest(&l->drug, width);
+	width = widest(&l->protein, width);
+	width = widest(&l->gate, width);
+	width = widest(&l->expert[0], width);
+
+#define BE(ptr, count, type) \
+	do { if (!failed && ((ptr) = be->alloc(be, (count) * sizeof(type))) == NULL) failed = true; } while (0)
+#define HOST(ptr, count, type) \
+	do { if (!failed && ((ptr) = calloc((count) > 0 ? (count) : 1, sizeof(type))) == NULL) failed = true; } while (0)
+
+	BE(ws->idx_a, M * K, int32_t);
+	BE(ws->idx_b, M * K, int32_t);
+	HOST(ws->host_a, M * K, int32_t);
+	HOST(ws->host_b, M * K, int32_t);
+	HOST(ws->uniq, M, int32_t);
+	HOST(ws->local_d, M, int32_t);
+	HOST(ws->local_p, M, int32_t);
+	BE(ws->x, M * D, float);
+	BE(ws->buf_a, M * K * width, float);
+	BE(ws->buf_b, M * K * width, float);
+	BE(ws->mean, M * K, float);
+	BE(ws->rstd, M * K, float);
+	BE(ws->drug_parts, M * ws->part_floats, float);
+	BE(ws->protein_parts, M * ws->part_floats, float);
+	BE(ws->probs, M * E, float);
+	BE(ws->sel_idx, M * K, int32_t);
+	BE(ws->sel_w, M * K, float);
+	BE(ws->sel_y, M * K, float);
+	BE(ws->y, M * K, float);
+	BE(ws->pred, M, float);
+	BE(ws->perm_pos, M * K, int32_t);
+	HOST(ws->host_sel, M * K, int32_t);
+	HOST(ws->host_perm_pos, M * K, int32_t);
+	HOST(ws->host_perm_row, M * K, int32_t);
+	HOST(ws->host_pred, M, float);
+	HOST(ws->host_probs, M * E, float);
+	HOST(ws->host_sel_w, M * K, float);
+	HOST(ws->host_column, M, float);
+#undef BE
+#undef HOST
+	if (failed)
+	{
+		moe_infer_ws_free(model, ws);
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating an inference workspace for %d rows",
+						max_rows);
+	}
+	ws->out.pred = ws->host_pred;
+	ws->out.probs = ws->host_probs;
+	ws->out.sel_w = ws->host_sel_w;
+	ws->out.host_sel = ws->host_sel;
+	*out = ws;
+	return MOE_OK;
+}
+
+void
+moe_infer_ws_free(const moe_model *model, moe_infer_ws *ws)
+{
+	moe_backend *be = model->be;
+
+	if (ws == NULL)
+		return;
+	be->release(be, ws->idx_a);
+	be->release(be, ws->idx_b);
+	be->release(be, ws->x);
+	be->release(be, ws->buf_a);
+	be->release(be, ws->buf_b);
+	be->release(be, ws->mean);
+	be->release(be, ws->rstd);
+	be->release(be, ws->drug_parts);
+	be->release(be, ws->protein_parts);
+	be->release(be, ws->probs);
+	be->release(be, ws->sel_idx);
+	be->release(be, ws->sel_w);
+	be->release(be, ws->sel_y);
+	be->release(be, ws->y);
+	be->release(be, ws->pred);
+	be->release(be, ws->perm_pos);
+	free(ws->host_a);
+	free(ws->host_b);
+	free(ws->uniq);
+	free(ws->local_d);
+	free(ws->local_p);
+	free(ws->host_sel);
+	free(ws->host_perm_pos);
+	free(ws->host_perm_row);
+	free(ws->host_pred);
+	free(ws->host_probs);
+	free(ws->host_sel_w);
+	free(ws->host_column);
+	free(ws);
+}
+
+int
+moe_infer_ws_max_rows(const moe_infer_ws *ws)
+{
+	return ws->max_rows;
+}
+
+const moe_infer_out *
+moe_infer_results(const moe_infer_ws *ws)
+{
+	return &ws->out;
+}
+
+/* ---- layers ----------------------------------------------------------- */
+
+/* LayerNorm then ReLU in place on n rows of width w (eval: no dropout). */
+static void
+norm_relu(moe_backend *be, const float *p, const moe_block_layout *blk, float *x, int n,
+		  moe_infer_ws *ws)
+{
+	be->layernorm_forward(be, x, ws->mean, ws->rstd, x, p + blk->gamma, p + blk->beta, n, blk->out);
+	be->relu_forward(be, x, x, (size_t) n * blk->out);
+}
+
+/* Blocks first..end and the head of mlp on n rows whose input is in
+ * *cur (width in); ping-pongs between the two buffers.  Returns the output. */
+static float *
+run_layers(moe_backend *be, const float *p, const moe_mlp_layout *mlp, int first, float *cur,
+		   int in, int n, moe_infer_ws *ws)
+{
+	for (int i = first; i < mlp->n_blocks; i++)
+	{
+		const moe_block_layout *blk = &mlp->block[i];
+		float	   *next = cur == ws->buf_a ? ws->buf_b : ws->buf_a;
+
+		be->linear_infer(be, next, blk->out, cur, in, p + blk->W, blk->in, p + blk->b, n, blk->out,
+						 blk->in);
+		norm_relu(be, p, blk, next, n, ws);
+		cur = next;
+		in = blk->out;
+	}
+	if (mlp->has_head)
+	{
+		float	   *next = cur == ws->buf_a ? ws->buf_b : ws->buf_a;
+
+		be->linear_infer(be, next, mlp->out_dim, cur, in, p + mlp->head_W, in, p + mlp->head_b, n,
+						 mlp->out_dim, in);
+		cur = next;
+	}
+	return cur;
+}
+
+/* The rest of the gate or an expert once its first layer's output (pre,
+ * in buf_a) is known. */
+static float *
+finish_mlp(moe_backend *be, const float *p, const moe_mlp_layout *mlp, int n, moe_infer_ws *ws)
+{
+	if (mlp->n_blocks == 0)
+		return ws->buf_a;		/* the first layer was the head */
+	norm_relu(be, p, &mlp->block[0], ws->buf_a, n, ws);
+	return run_layers(be, p, mlp, 1, ws->buf_a, mlp->block[0].out, n, ws);
+}
+
+/* ---- entity parts ----------------------------------------------------- */
+
+moe_status
+moe_entity_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const float *table,
+				 const int32_t *idx, int n, float *parts, moe_error *err)
+{
+	moe_backend *be = model->be;
+	const moe_config *c = &model->cfg;
+	const moe_layout *l = &model->layout;
+	const float *p = model->params;
+	const moe_mlp_layout *enc = kind == MOE_DRUG ? &l->drug : &l->protein;
+	int			D = kind == MOE_DRUG ? c->drug_dim : c->protein_dim;
+	int			H = enc->out_dim;
+	int			R = moe_config_rep_dim(c);
+	int			col = kind == MOE_DRUG ? 0 : l->drug.out_dim;
+	float	   *h;
+	size_t		W,
+				b;
+	int			width;
+
+	if (n < 1 || n > ws->max_rows)
+		return moe_fail(err, MOE_ERR_INVALID, "%d entities do not fit a workspace of %d", n, ws->max_rows);
+	be->upload(be, ws->idx_a, idx, sizeof(int32_t) * n);
+	be->gather_rows(be, ws->x, table, ws->idx_a, n, D,
+					p + (kind == MOE_DRUG ? l->drug_shift : l->protein_shift),
+					p + (kind == MOE_DRUG ? l->drug_scale : l->protein_scale));
+	h = run_layers(be, p, enc, 0, ws->x, D, n, ws);
+
+	/* this entity's share of every first layer: W[:, col .. col + H) . h */
+	first_layer(&l->gate, &W, &b, &width);
+	be->linear_infer(be, parts, ws->part_floats, h, H, p + W + col, R, NULL, n, width, H);
+	for (int e = 0; e < c->n_experts; e++)
+	{
+		first_layer(&l->expert[e], &W, &b, &width);
+		be->linear_infer(be, parts + ws->G1 + e * ws->X1, ws->part_floats, h, H, p + W + col, R, NULL,
+						 n, width, H);
+	}
+	return be->check(be, err);
+}
+
+/* ---- pairs ------------------------------------------------------------ */
+
+/* Stable counting sort of the M*k selections by expert. */
+static void
+sort_selections(moe_infer_ws *ws, int M, int E, int k)
+{
+	int			count[MOE_MAX_EXPERTS + 1] = {0};
+	int			next[MOE_MAX_EXPERTS];
+
+	for (int i = 0; i < M * k; i++)
+		count[ws->host_sel[i] + 1]++;
+	for (int e = 0; e < E; e++)
+		count[e + 1] += count[e];
+	for (int e = 0; e <= E; e++)
+		ws->expert_offset[e] = count[e];
+	for (int e = 0; e < E; e++)
+		next[e] = count[e];
+	for (int i = 0; i < M * k; i++)
+	{
+		int			slot = next[ws->host_sel[i]]++;
+
+		ws->host_perm_pos[slot] = i;
+		ws->host_perm_row[slot] = i / k;
+	}
+}
+
+/* Expert e's output for n pairs given their parts' indices (host). */
+static const float *
+expert_output(moe_model *model, moe_infer_ws *ws, int e, const float *drug_parts,
+			  const int32_t *di, const float *protein_parts, const int32_t *pi, int n)
+{
+	moe_backend *be = model->be;
+	const float *p = model->params;
+	const moe_mlp_layout *mlp = &model->layout.expert[e];
+	size_t		W,
+				b;
+	int			width,
+				off = ws->G1 + e * ws->X1;
+
+	first_layer(mlp, &W, &b, &width);
+	be->upload(be, ws->idx_a, di, sizeof(int32_t) * n);
+	be->upload(be, ws->idx_b, pi, sizeof(int32_t) * n);
+	be->sum_parts(be, ws->buf_a, width, p + b, drug_parts + off, ws->part_floats, ws->idx_a,
+				  protein_parts + off, ws->part_floats, ws->idx_b, n, width);
+	return finish_mlp(be, p, mlp, n, ws);
+}
+
+moe_status
+moe_infer_pairs(moe_model *model, moe_infer_ws *ws, const float *drug_parts,
+				const int32_t *drug_idx, const float *protein_parts, const int32_t *protein_idx,
+				int M, float *outputs, moe_error *err)
+{
+	moe_backend *be = model->be;
+	const moe_config *c = &model->cfg;
+	const moe_layout *l = &model->layout;
+	const float *p = model->params;
+	const int	E = c->n_experts,
+				k = c->top_k;
+	const float *logits;
+	size_t		W,
+				b;
+	int			width;
+	moe_status	st;
+
+	if (M < 1 || M > ws->max_rows)
+		return moe_fail(err, MOE_ERR_INVALID, "%d pairs do not fit a workspace of %d", M, ws->max_rows);
+
+	/* the gate */
+	first_layer(&l->gate, &W, &b, &width);
+	be->upload(be, ws->idx_a, drug_idx, sizeof(int32_t) * M);
+	be->upload(be, ws->idx_b, protein_idx, sizeof(int32_t) * M);
+	be->sum_parts(be, ws->buf_a, width, p + b, drug_parts, ws->part_floats, ws->idx_a,
+				  protein_parts, ws->part_floats, ws->idx_b, M, width);
+	logits = finish_mlp(be, p, &l->gate, M, ws);
+	be->softmax_forward(be, ws->probs, logits, M, E, c->temperature);
+	be->topk_route(be, ws->sel_idx, ws->sel_w, ws->probs, p + l->select_bias, M, E, k);
+	be->download(be, ws->host_sel, ws->sel_idx, sizeof(int32_t) * M * k);
+
+	/* each selected expert on the pairs that chose it */
+	sort_selections(ws, M, E, k);
+	for (int e = 0; e < E; e++)
+	{
+		int			off = ws->expert_offset[e];
+		int			n = ws->expert_offset[e + 1] - off;
+		const float *y;
+
+		if (n == 0)
+			continue;
+		for (int i = 0; i < n; i++)
+		{
+			ws->host_a[i] = drug_idx[ws->host_perm_row[off + i]];
+			ws->host_b[i] = protein_idx[ws->host_perm_row[off + i]];
+		}
+		y = expert_output(model, ws, e, drug_parts, ws->host_a, protein_parts, ws->host_b, n);
+		be->copy(be, ws->y + off, y, sizeof(float) * n);
+	}
+	be->upload(be, ws->perm_pos, ws->host_perm_pos, sizeof(int32_t) * M * k);
+	be->scatter(be, ws->sel_y, ws->y, ws->perm_pos, M * k);
+	be->combine_forward(be, ws->pred, ws->sel_w, ws->sel_y, M, k);
+
+	be->download(be, ws->host_pred, ws->pred, sizeof(float) * M);
+	for (int m = 0; m < M; m++)
+		ws->host_pred[m] = c->label_mean + c->label_std * ws->host_pred[m];
+	be->download(be, ws->host_probs, ws->probs, sizeof(float) * M * E);
+	be->download(be, ws->host_sel_w, ws->sel_w, sizeof(float) * M * k);
+
+	/* diagnostics: every expert on every pair */
+	for (int e = 0; outputs != NULL && e < E; e++)
+	{
+		const float *y = expert_output(model, ws, e, drug_parts, drug_idx, protein_parts,
+									   protein_idx, M);
+
+		be->download(be, ws->host_column, y, sizeof(float) * M);
+		for (int m = 0; m < M; m++)
+			outputs[(size_t) m * E + e] = c->label_mean + c->label_std * ws->host_column[m];
+	}
+	st = be->check(be, err);
+	return st;
+}
+
+/* Distinct values of idx[0..M) into ws->uniq, and each row's position. */
+static int
+distinct(const int32_t *idx, int M, int32_t *uniq, int32_t *local)
+{
+	int			n = 0;
+
+	/* batches are small (hundreds): a linear probe of what was seen is
+	 * cheaper than hashing, and keeps first-seen order */
+	for (int m = 0; m < M; m++)
+	{
+		int			j;
+
+		for (j = n - 1; j >= 0; j--)
+			if (uniq[j] == idx[m])
+				break;
+		if (j < 0)
+		{
+			uniq[n] = idx[m];
+			j = n++;
+		}
+		local[m] = j;
+	}
+	return n;
+}
+
+moe_status
+moe_infer_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+			   const int32_t *drug_idx, const float *protein_table, const int32_t *protein_idx,
+			   int M, float *outputs, moe_error *err)
+{
+	moe_status	st;
+	int			n;
+
+	if (M < 1 || M > ws->max_rows)
+		return moe_fail(err, MOE_ERR_INVALID, "%d rows do not fit a workspace of %d", M, ws->max_rows);
+	n = distinct(drug_idx, M, ws->uniq, ws->local_d);
+	if ((st = moe_entity_parts(model, ws, MOE_DRUG, drug_table, ws->uniq, n, ws->drug_parts, err)) != MOE_OK)
+		return st;
+	n = distinct(protein_idx, M, ws->uniq, ws->local_p);
+	if ((st = moe_entity_parts(model, ws, MOE_PROTEIN, protein_table, ws->uniq, n, ws->protein_parts,
+							   err)) != MOE_OK)
+		return st;
+	return moe_infer_pairs(model, ws, ws->drug_parts, ws->local_d, ws->protein_parts, ws->local_p,
+						   M, outputs, err);
+}
+
+moe_status
+moe_predict_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+				 const float *protein_table, const moe_rows *rows, float *out, moe_error *err)
+{
+	for (int from = 0; from < rows->n; from += ws->max_rows)
+	{
+		int			M = rows->n - from < ws->max_rows ? rows->n - from : ws->max_rows;
+		moe_status	st = moe_infer_rows(model, ws, drug_table, rows->drug_idx + from, protein_table,
+										rows->protein_idx + from, M, NULL, err);
+
+		if (st != MOE_OK)
+			return st;
+		memcpy(out + from, ws->host_pred, sizeof(float) * M);
+	}
+	return MOE_OK;
+}

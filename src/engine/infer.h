@@ -1,0 +1,99 @@
+/*
+ * infer.h — inference, factored by entity.
+ *
+ * The first layer of the gate and of every expert reads rep = [h_d | h_p],
+ * so it splits: W . rep + b = (b + W_d . h_d) + W_p . h_p.  A drug's "part"
+ * is its encoder output pushed through W_d of every first layer; a
+ * protein's part likewise through W_p.  A pair then needs only an addition
+ * and the later, small layers.  Entities are computed once per batch (and
+ * the SQL layer caches them across calls), and since every path adds the
+ * parts in the same order with the row-independent product, a pair scored
+ * from cached parts, from fresh parts, alone or in a batch gets the same
+ * bits.  Dropout is off and there is no noise: inference is deterministic.
+ *
+ * Part layout, part_floats = G1 + E * X1 values per entity:
+ *   [0, G1)                   the gate's first layer (G1 = its width, or E
+ *                             when the gate has no hidden layer)
+ *   [G1 + e * X1, +X1)        expert e's first layer
+ */
+#ifndef MOE_INFER_H
+#define MOE_INFER_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "moe_status.h"
+
+typedef enum moe_entity_kind
+{
+	MOE_DRUG = 0,
+	MOE_PROTEIN = 1
+} moe_entity_kind;
+
+typedef struct moe_infer_ws moe_infer_ws;
+
+/* Pairs as indices into entity tables. */
+typedef struct moe_rows
+{
+	int			n;
+	const int32_t *drug_idx;
+	const int32_t *protein_idx;
+	const float *label;
+} moe_rows;
+
+/* Results of the last moe_infer_pairs / moe_infer_rows call. */
+typedef struct moe_infer_out
+{
+	const float *pred;			/* backend [M], label units */
+	const float *probs;			/* backend [M, E] */
+	const float *sel_w;			/* backend [M, k] */
+	const int32_t *host_sel;	/* host [M, k], best first */
+} moe_infer_out;
+
+/* Workspace for up to max_rows pairs (and as many entities) per call. */
+moe_status	moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out,
+								moe_error *err);
+void		moe_infer_ws_free(const moe_model *model, moe_infer_ws *ws);
+int			moe_infer_ws_max_rows(const moe_infer_ws *ws);
+const moe_infer_out *moe_infer_results(const moe_infer_ws *ws);
+
+/* Values per entity part. */
+int			moe_entity_part_floats(const moe_model *model);
+
+/*
+ * Parts of n <= max_rows entities of one kind: row idx[i] (host index) of
+ * table (backend, raw vectors) goes to row i of parts (backend,
+ * [n, part_floats]).
+ */
+moe_status	moe_entity_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind,
+							 const float *table, const int32_t *idx, int n, float *parts,
+							 moe_error *err);
+
+/*
+ * M <= max_rows pairs: drug part drug_idx[m] of drug_parts and protein
+ * part protein_idx[m] of protein_parts (backend tables; host indices).
+ * When outputs (host [M, E]) is not NULL it also receives every expert's
+ * output in label units.
+ */
+moe_status	moe_infer_pairs(moe_model *model, moe_infer_ws *ws, const float *drug_parts,
+							const int32_t *drug_idx, const float *protein_parts,
+							const int32_t *protein_idx, int M, float *outputs, moe_error *err);
+
+/*
+ * M <= max_rows rows over tables of raw vectors (backend; host indices):
+ * each distinct entity of the batch is computed once, then the pairs.
+ */
+moe_status	moe_infer_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+						   const int32_t *drug_idx, const float *protein_table,
+						   const int32_t *protein_idx, int M, float *outputs, moe_error *err);
+
+/*
+ * Predictions in label units (host array out) for any number of rows over
+ * entity tables of raw vectors (backend arrays; on a host backend, ordinary
+ * host arrays), batch by batch through ws.
+ */
+moe_status	moe_predict_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+							 const float *protein_table, const moe_rows *rows, float *out,
+							 moe_error *err);
+
+#endif
