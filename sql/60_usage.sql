@@ -1,5 +1,6 @@
 -- ---------------------------------------------------------------------------
--- Router statistics (docs/monitoring.md)
+-- Router statistics: how evenly a router spreads rows over its experts and
+-- whether it is healthy (docs/monitoring.md has the formulas and thresholds).
 
 CREATE TYPE moe.router_summary AS (
     n                  bigint,
@@ -18,29 +19,47 @@ CREATE TYPE moe.router_summary AS (
     dominant_expert    integer,
     status             text
 );
+COMMENT ON TYPE moe.router_summary IS
+    'Router statistics: rows, per-expert mean gate probability, its normalised share, selections and their fractions, cv, max/min, Gini, balance entropy (raw and / ln E), mean per-row entropy / ln E, max violation, dead experts, dominant expert, status (balanced, imbalanced, dead_expert, collapsed)';
 
+-- Not STRICT: a NULL row_entropy gives a NULL row_entropy, NULL arrays an error.
 CREATE FUNCTION moe_router_stats(mean_prob double precision[], selections bigint[],
                                  row_entropy double precision DEFAULT NULL)
 RETURNS moe.router_summary
 AS 'MODULE_PATHNAME', 'moe_router_stats_sql'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION moe_router_stats(double precision[], bigint[], double precision) IS
-    'Balance statistics and health status of a router from its per-expert mean probabilities and selections';
+    'Balance statistics and health status of a router from its per-expert mean gate probabilities and top-k selection counts (n is NULL)';
 
+-- The aggregate's support functions.  The state is internal (a C struct in
+-- the aggregate's memory context); the transition and combine functions
+-- are not STRICT because they create it; serialise and deserialise are
+-- STRICT, which also keeps them from being called usefully from SQL.
 CREATE FUNCTION moe_usage_transfn(internal, real[], integer[]) RETURNS internal
 AS 'MODULE_PATHNAME', 'moe_usage_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION moe_usage_transfn(internal, real[], integer[]) IS
+    'Transition function of moe_usage';
 CREATE FUNCTION moe_usage_combinefn(internal, internal) RETURNS internal
 AS 'MODULE_PATHNAME', 'moe_usage_combinefn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION moe_usage_combinefn(internal, internal) IS
+    'Combine function of moe_usage (partial aggregation)';
 CREATE FUNCTION moe_usage_serialfn(internal) RETURNS bytea
 AS 'MODULE_PATHNAME', 'moe_usage_serialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION moe_usage_serialfn(internal) IS
+    'Serialisation function of moe_usage: version byte, E, rows, sums (little-endian)';
 CREATE FUNCTION moe_usage_deserialfn(bytea, internal) RETURNS internal
 AS 'MODULE_PATHNAME', 'moe_usage_deserialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION moe_usage_deserialfn(bytea, internal) IS
+    'Deserialisation function of moe_usage; a damaged state is an error';
 CREATE FUNCTION moe_usage_finalfn(internal) RETURNS moe.router_summary
 AS 'MODULE_PATHNAME', 'moe_usage_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION moe_usage_finalfn(internal) IS
+    'Final function of moe_usage: the statistics, or NULL without rows';
 
 CREATE AGGREGATE moe_usage(probs real[], selected integer[]) (
     SFUNC = moe_usage_transfn,
     STYPE = internal,
+    SSPACE = 1048,
     FINALFUNC = moe_usage_finalfn,
     COMBINEFUNC = moe_usage_combinefn,
     SERIALFUNC = moe_usage_serialfn,
@@ -48,4 +67,4 @@ CREATE AGGREGATE moe_usage(probs real[], selected integer[]) (
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE moe_usage(real[], integer[]) IS
-    'Expert usage over rows of routing (gate probabilities, selected experts): balance statistics and status';
+    'Expert usage over rows of routing (one row''s gate probabilities, the 0-based experts it selected): balance statistics and status; NULL rows are skipped, no rows give NULL; parallel safe';

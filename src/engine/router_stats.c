@@ -26,12 +26,12 @@ moe_router_status_name(moe_router_status s)
 double
 moe_dominance_share(int E)
 {
-	double		relative = MOE_HEALTH_DOMINANCE_SHARE * 4.0 / E;
+	double		relative = E > 0 ? MOE_HEALTH_DOMINANCE_SHARE * 4.0 / E : 1.0;
 
 	return relative > MOE_HEALTH_DOMINANCE_SHARE ? relative : MOE_HEALTH_DOMINANCE_SHARE;
 }
 
-/* First rule that matches: collapse, a dead expert, imbalance. */
+/* The first rule that matches: collapse, a dead expert, imbalance. */
 static moe_router_status
 classify(const moe_router_stats *s, double max_share)
 {
@@ -60,6 +60,8 @@ moe_router_stats_compute(const double *mean_prob, const int64_t *selections, int
 	int64_t		picks = 0;
 
 	memset(out, 0, sizeof(*out));
+	if (E < 1 || E > MOE_ROUTER_MAX_EXPERTS)
+		return;
 	out->n_experts = E;
 	out->row_entropy = row_entropy;
 	for (int i = 0; i < E; i++)
@@ -69,6 +71,7 @@ moe_router_stats_compute(const double *mean_prob, const int64_t *selections, int
 	}
 	for (int i = 0; i < E; i++)
 	{
+		/* all zero is the caller's error; shares stay defined anyway */
 		out->share[i] = total > 0 ? mean_prob[i] / total : 1.0 / E;
 		out->selection_fraction[i] = picks > 0 ? (double) selections[i] / picks : 0.0;
 		out->dead_experts += selections[i] == 0;
@@ -100,4 +103,218 @@ moe_router_stats_compute(const double *mean_prob, const int64_t *selections, int
 	out->normalized_entropy = E > 1 ? out->balance_entropy / log((double) E) : 1.0;
 	out->max_violation = (max_share - mean) / mean;
 	out->status = classify(out, max_share);
+}
+
+/* ---- the accumulator ------------------------------------------------- */
+
+void
+moe_usage_init(moe_usage_acc *acc)
+{
+	memset(acc, 0, sizeof(*acc));
+}
+
+moe_status
+moe_usage_add(moe_usage_acc *acc, const float *probs, int E, const int32_t *selected, int k,
+			  moe_error *err)
+{
+	double		h = 0,
+				total = 0;
+	uint64_t	seen = 0;
+
+	if (E < 1 || E > MOE_ROUTER_MAX_EXPERTS)
+		return moe_fail(err, MOE_ERR_INVALID, "probs must have 1 to %d elements, not %d",
+						MOE_ROUTER_MAX_EXPERTS, E);
+	if (acc->E > 0 && E != acc->E)
+		return moe_fail(err, MOE_ERR_DATA,
+						"probs has %d elements in this row and %d in earlier ones", E, acc->E);
+	for (int i = 0; i < E; i++)
+	{
+		if (!isfinite(probs[i]) || probs[i] < 0)
+			return moe_fail(err, MOE_ERR_INVALID,
+							"probs element %d is %g; probabilities must be finite and non-negative",
+							i + 1, (double) probs[i]);
+		total += probs[i];
+	}
+	if (total <= 0)
+		return moe_fail(err, MOE_ERR_INVALID, "probs must not be all zero");
+	for (int j = 0; j < k; j++)
+	{
+		int32_t		x = selected[j];
+
+		if (x < 0 || x >= E)
+			return moe_fail(err, MOE_ERR_INVALID, "selected expert %d is outside 0..%d",
+							(int) x, E - 1);
+		if (seen & ((uint64_t) 1 << x))
+			return moe_fail(err, MOE_ERR_INVALID, "selected lists expert %d twice", (int) x);
+		seen |= (uint64_t) 1 << x;
+	}
+
+	acc->E = E;
+	acc->n++;
+	for (int i = 0; i < E; i++)
+	{
+		double		p = probs[i];
+
+		acc->prob[i] += p;
+		if (p > 0)
+			h -= p * log(p);
+	}
+	acc->row_entropy += E > 1 ? h / log((double) E) : 0.0;
+	for (int j = 0; j < k; j++)
+		acc->selections[selected[j]]++;
+	return MOE_OK;
+}
+
+moe_status
+moe_usage_merge(moe_usage_acc *acc, const moe_usage_acc *other, moe_error *err)
+{
+	if (other->E == 0)
+		return MOE_OK;
+	if (acc->E == 0)
+		acc->E = other->E;
+	else if (acc->E != other->E)
+		return moe_fail(err, MOE_ERR_DATA, "probs has %d elements in some rows and %d in others",
+						acc->E, other->E);
+	acc->n += other->n;
+	acc->row_entropy += other->row_entropy;
+	for (int i = 0; i < acc->E; i++)
+	{
+		acc->prob[i] += other->prob[i];
+		acc->selections[i] += other->selections[i];
+	}
+	return MOE_OK;
+}
+
+/* Little-endian whatever the machine, so a state can cross machines
+ * (partial aggregation on Citus workers). */
+static uint8_t *
+put_u32(uint8_t *p, uint32_t v)
+{
+	for (int b = 0; b < 4; b++)
+		*p++ = (uint8_t) (v >> (8 * b));
+	return p;
+}
+
+static uint8_t *
+put_u64(uint8_t *p, uint64_t v)
+{
+	for (int b = 0; b < 8; b++)
+		*p++ = (uint8_t) (v >> (8 * b));
+	return p;
+}
+
+static uint8_t *
+put_f64(uint8_t *p, double d)
+{
+	uint64_t	v;
+
+	memcpy(&v, &d, sizeof(v));
+	return put_u64(p, v);
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+	uint32_t	v = 0;
+
+	for (int b = 0; b < 4; b++)
+		v |= (uint32_t) p[b] << (8 * b);
+	return v;
+}
+
+static uint64_t
+get_u64(const uint8_t *p)
+{
+	uint64_t	v = 0;
+
+	for (int b = 0; b < 8; b++)
+		v |= (uint64_t) p[b] << (8 * b);
+	return v;
+}
+
+static double
+get_f64(const uint8_t *p)
+{
+	uint64_t	v = get_u64(p);
+	double		d;
+
+	memcpy(&d, &v, sizeof(d));
+	return d;
+}
+
+size_t
+moe_usage_serial_size(const moe_usage_acc *acc)
+{
+	return MOE_USAGE_STATE_HEADER + (size_t) acc->E * MOE_USAGE_STATE_PER_EXPERT;
+}
+
+void
+moe_usage_serialize(const moe_usage_acc *acc, uint8_t *buf)
+{
+	uint8_t    *p = buf;
+
+	*p++ = MOE_USAGE_STATE_VERSION;
+	p = put_u32(p, (uint32_t) acc->E);
+	p = put_u64(p, (uint64_t) acc->n);
+	p = put_f64(p, acc->row_entropy);
+	for (int i = 0; i < acc->E; i++)
+	{
+		p = put_f64(p, acc->prob[i]);
+		p = put_u64(p, (uint64_t) acc->selections[i]);
+	}
+}
+
+moe_status
+moe_usage_deserialize(const uint8_t *buf, size_t len, moe_usage_acc *acc, moe_error *err)
+{
+	moe_usage_acc a;
+	int32_t		E;
+	double		total = 0;
+	const uint8_t *p;
+
+	if (len < 1)
+		return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: empty");
+	if (buf[0] != MOE_USAGE_STATE_VERSION)
+		return moe_fail(err, MOE_ERR_VERSION,
+						"invalid moe_usage state: version %d, this build reads version %d",
+						(int) buf[0], MOE_USAGE_STATE_VERSION);
+	if (len < MOE_USAGE_STATE_HEADER)
+		return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: %zu bytes, truncated", len);
+	E = (int32_t) get_u32(buf + 1);
+	if (E < 0 || E > MOE_ROUTER_MAX_EXPERTS)
+		return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: %d experts", (int) E);
+	if (len != MOE_USAGE_STATE_HEADER + (size_t) E * MOE_USAGE_STATE_PER_EXPERT)
+		return moe_fail(err, MOE_ERR_CORRUPT,
+						"invalid moe_usage state: %zu bytes for %d experts, expected %zu", len,
+						(int) E, MOE_USAGE_STATE_HEADER + (size_t) E * MOE_USAGE_STATE_PER_EXPERT);
+	moe_usage_init(&a);
+	a.E = E;
+	a.n = (int64_t) get_u64(buf + 5);
+	a.row_entropy = get_f64(buf + 13);
+	p = buf + MOE_USAGE_STATE_HEADER;
+	for (int i = 0; i < E; i++, p += MOE_USAGE_STATE_PER_EXPERT)
+	{
+		a.prob[i] = get_f64(p);
+		a.selections[i] = (int64_t) get_u64(p + 8);
+		if (!isfinite(a.prob[i]) || a.prob[i] < 0 || a.selections[i] < 0)
+			return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: expert %d", i);
+		total += a.prob[i];
+	}
+	if (a.n < 0 || (E == 0) != (a.n == 0) || (a.n > 0 && !(total > 0)) ||
+		!isfinite(a.row_entropy) || a.row_entropy < 0)
+		return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: inconsistent counts");
+	*acc = a;
+	return MOE_OK;
+}
+
+int
+moe_usage_finish(const moe_usage_acc *acc, double *mean_prob, moe_router_stats *out)
+{
+	if (acc->n <= 0 || acc->E < 1)
+		return 0;
+	for (int i = 0; i < acc->E; i++)
+		mean_prob[i] = acc->prob[i] / (double) acc->n;
+	moe_router_stats_compute(mean_prob, acc->selections, acc->E,
+							 acc->row_entropy / (double) acc->n, out);
+	return 1;
 }

@@ -1,112 +1,237 @@
--- Router statistics against values computed independently in SQL, on
--- small hand-made routing tables; the aggregate in serial and in parallel.
+-- Router statistics (moe_router_stats, the aggregate moe_usage) against
+-- values computed independently in SQL on small hand-made routing tables;
+-- the aggregate serial and split by parallel query; every error.
 BEGIN;
-SELECT plan(27);
+SELECT plan(64);
 
--- Independent formulas over a per-expert table (expert, mean_prob, selections).
-CREATE FUNCTION pg_temp.expected(tab regclass) RETURNS TABLE (cv float8, gini float8, entropy float8,
-    normalized float8, max_min float8, max_violation float8, dead int) LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY EXECUTE format($q$
-        WITH s AS (SELECT expert, mean_prob / sum(mean_prob) OVER () AS share, selections FROM %s),
-             e AS (SELECT count(*)::float8 AS n FROM s)
-        SELECT stddev_pop(s.share) / avg(s.share),
-               (SELECT sum(abs(a.share - b.share)) FROM s a, s b) / (2 * e.n * e.n * avg(s.share)),
-               sum(CASE WHEN s.share > 0 THEN -s.share * ln(s.share) ELSE 0 END),
-               sum(CASE WHEN s.share > 0 THEN -s.share * ln(s.share) ELSE 0 END) / ln(e.n),
-               CASE WHEN min(s.share) > 0 THEN max(s.share) / min(s.share) ELSE 'Infinity' END,
-               (max(s.share) - avg(s.share)) / avg(s.share),
-               count(*) FILTER (WHERE s.selections = 0)::int
-          FROM s, e GROUP BY e.n $q$, tab);
-END $$;
-CREATE FUNCTION pg_temp.actual(tab regclass) RETURNS moe.router_summary LANGUAGE plpgsql AS $$
-DECLARE r moe.router_summary;
-BEGIN
-    EXECUTE format('SELECT (moe_router_stats(array_agg(mean_prob ORDER BY expert), array_agg(selections ORDER BY expert))).* FROM %s', tab)
-       INTO r;
-    RETURN r;
-END $$;
-CREATE FUNCTION pg_temp.agrees(tab regclass) RETURNS boolean LANGUAGE sql AS $$
-    SELECT abs(a.cv - e.cv) < 1e-12 AND abs(a.gini - e.gini) < 1e-12 AND abs(a.balance_entropy - e.entropy) < 1e-12
-       AND abs(a.normalized_entropy - e.normalized) < 1e-12 AND a.max_violation - e.max_violation < 1e-12
-       AND (a.max_min_ratio = e.max_min OR abs(a.max_min_ratio - e.max_min) < 1e-12) AND a.dead_experts = e.dead
-      FROM pg_temp.actual(tab) a, pg_temp.expected(tab) e $$;
-
-CREATE TEMP TABLE balanced (expert int, mean_prob float8, selections bigint);
-INSERT INTO balanced VALUES (0, 0.25, 10), (1, 0.25, 10), (2, 0.25, 10), (3, 0.25, 10);
-CREATE TEMP TABLE collapsed (expert int, mean_prob float8, selections bigint);
-INSERT INTO collapsed VALUES (0, 0.99, 40), (1, 0.004, 0), (2, 0.003, 0), (3, 0.003, 0);
-CREATE TEMP TABLE dead (expert int, mean_prob float8, selections bigint);
-INSERT INTO dead VALUES (0, 0.3, 20), (1, 0.3, 15), (2, 0.25, 5), (3, 0.15, 0);
-CREATE TEMP TABLE uneven (expert int, mean_prob float8, selections bigint);
-INSERT INTO uneven VALUES (0, 0.4, 16), (1, 0.3, 12), (2, 0.2, 8), (3, 0.1, 4);
-
-SELECT ok(pg_temp.agrees('balanced'), 'balanced: every statistic matches the SQL formulas');
-SELECT ok(pg_temp.agrees('collapsed'), 'collapsed: every statistic matches the SQL formulas');
-SELECT ok(pg_temp.agrees('dead'), 'dead expert: every statistic matches the SQL formulas');
-SELECT ok(pg_temp.agrees('uneven'), 'uneven: every statistic matches the SQL formulas');
-SELECT is((pg_temp.actual('balanced')).status, 'balanced', 'a balanced router');
-SELECT is((pg_temp.actual('collapsed')).status, 'collapsed', 'a collapsed router (one expert has 0.99)');
-SELECT is((pg_temp.actual('dead')).status, 'dead_expert', 'an expert nobody chose');
-SELECT is((pg_temp.actual('uneven')).status, 'imbalanced', 'cv 0.45 is imbalanced');
-SELECT is((pg_temp.actual('balanced')).gini, 0::float8, 'Gini 0 when balanced');
-SELECT is((pg_temp.actual('collapsed')).dominant_expert, 0, 'the dominant expert');
-SELECT is((moe_router_stats('{1,0,0,0}', '{5,0,0,0}')).gini, 0.75::float8, 'Gini (E-1)/E when one expert has it all');
-SELECT is((moe_router_stats('{0.5,0.5}', '{3,1}', 0.9)).row_entropy, 0.9::float8, 'row entropy is passed through');
-SELECT is((moe_router_stats('{0.62,0.38}', '{3,1}')).status, 'balanced',
-          'with two experts 0.62 does not dominate (the line is 1.6 / E)');
-
--- ---- the aggregate over per-row routing ----
--- rows: probabilities over 3 experts and the selected experts (top 2)
-CREATE TEMP TABLE routing (id int, probs real[], selected int[]);
+-- ---------------------------------------------------------------------------
+-- Hand-made routing: four experts, top 2; one row = one pair's gate
+-- probabilities and the experts it selected.
+CREATE TEMP TABLE routing (scenario text, id int, probs real[], selected int[]);
 INSERT INTO routing VALUES
-    (1, '{0.5,0.3,0.2}', '{0,1}'), (2, '{0.6,0.3,0.1}', '{0,1}'), (3, '{0.2,0.2,0.6}', '{2,0}'),
-    (4, '{0.1,0.7,0.2}', '{1,2}'), (5, NULL, NULL);
-CREATE TEMP TABLE per_expert AS
-SELECT x.expert, avg(r.probs[x.expert + 1])::float8 AS mean_prob,
-       count(*) FILTER (WHERE x.expert = ANY (r.selected)) AS selections
-  FROM routing r CROSS JOIN generate_series(0, 2) x(expert) WHERE r.probs IS NOT NULL GROUP BY x.expert;
-CREATE TEMP TABLE agg AS SELECT (moe_usage(probs, selected)).* FROM routing;
-SELECT is((SELECT n FROM agg), 4::bigint, 'NULL rows are skipped');
-SELECT ok((SELECT bool_and(abs(a - b) < 1e-7) FROM agg, unnest(agg.mean_prob, (SELECT array_agg(mean_prob ORDER BY expert) FROM per_expert)) u(a, b)),
-          'mean probabilities');
-SELECT is((SELECT selections FROM agg), (SELECT array_agg(selections ORDER BY expert) FROM per_expert), 'selection counts');
-SELECT ok((SELECT abs(agg.cv - (pg_temp.actual('per_expert')).cv) < 1e-7 AND agg.status = (pg_temp.actual('per_expert')).status FROM agg),
-          'the aggregate equals moe_router_stats of the independent means and counts');
-SELECT ok((SELECT abs(row_entropy - (SELECT avg(-(SELECT sum(p * ln(p)) FROM unnest(probs) p) / ln(3)) FROM routing WHERE probs IS NOT NULL)) < 1e-6 FROM agg),
-          'row entropy is the mean normalised entropy of the rows');
-SELECT is((SELECT moe_usage(probs, selected) FROM routing WHERE false), NULL, 'no rows, NULL');
-SELECT throws_ok($$SELECT moe_usage(probs, selected) FROM (VALUES ('{0.5,0.5}'::real[], '{0}'::int[]), ('{0.2,0.3,0.5}', '{0}')) v(probs, selected)$$,
-                 '22000', 'probs has 3 elements in this row and 2 in earlier ones', 'rows must agree on E');
-SELECT throws_ok($$SELECT moe_usage('{0.5,0.5}', '{2}')$$, '22023', 'selected expert 2 is outside 0..1', 'selected out of range');
-SELECT throws_ok($$SELECT moe_router_stats('{0.5,0.5}', '{1}')$$, '22023', NULL, 'lengths must match');
-SELECT throws_ok($$SELECT moe_router_stats('{0,0}', '{1,1}')$$, '22023', NULL, 'all-zero probabilities');
-SELECT throws_ok($$SELECT moe_router_stats('{0.5,-0.5}', '{1,1}')$$, '22023', NULL, 'negative probabilities');
-SELECT throws_ok($$SELECT moe_router_stats('{0.5,NULL}', '{1,1}')$$, '22004', NULL, 'NULL elements');
+    -- every expert gets each of .4 .3 .2 .1 once and is picked twice
+    ('balanced', 1, '{0.4,0.3,0.2,0.1}', '{0,1}'), ('balanced', 2, '{0.1,0.4,0.3,0.2}', '{1,2}'),
+    ('balanced', 3, '{0.2,0.1,0.4,0.3}', '{2,3}'), ('balanced', 4, '{0.3,0.2,0.1,0.4}', '{3,0}'),
+    -- one expert always chosen with probability 0.99
+    ('collapsed', 1, '{0.99,0.004,0.003,0.003}', '{0,1}'), ('collapsed', 2, '{0.99,0.004,0.003,0.003}', '{0,1}'),
+    ('collapsed', 3, '{0.99,0.003,0.004,0.003}', '{0,2}'), ('collapsed', 4, '{0.99,0.004,0.003,0.003}', '{0,1}'),
+    -- probabilities fairly even, but expert 3 is never selected
+    ('dead', 1, '{0.3,0.3,0.25,0.15}', '{0,1}'), ('dead', 2, '{0.25,0.3,0.3,0.15}', '{1,2}'),
+    ('dead', 3, '{0.3,0.25,0.3,0.15}', '{2,0}'),
+    -- expert 0 takes 0.4 of the probability: cv 0.36
+    ('imbalanced', 1, '{0.4,0.3,0.2,0.1}', '{0,1}'), ('imbalanced', 2, '{0.5,0.2,0.2,0.1}', '{0,2}'),
+    ('imbalanced', 3, '{0.3,0.2,0.2,0.3}', '{0,3}'),
+    -- rows an aggregate skips
+    ('balanced', 5, NULL, '{0,1}'), ('collapsed', 5, '{0.99,0.004,0.003,0.003}', NULL), ('dead', 4, NULL, NULL);
 
--- ---- parallel query splits the aggregate and gets the same answer ----
-CREATE TEMP TABLE big AS SELECT g AS id,
-       ARRAY[(g % 7 + 1)::real, (g % 3 + 1)::real, 2::real] AS raw, ARRAY[g % 3, (g + 1) % 3] AS selected
-  FROM generate_series(1, 20000) g;
-CREATE TABLE moe_tap_parallel AS SELECT id, ARRAY[raw[1] / (raw[1] + raw[2] + raw[3]), raw[2] / (raw[1] + raw[2] + raw[3]),
-       raw[3] / (raw[1] + raw[2] + raw[3])]::real[] AS probs, selected FROM big;
-ANALYZE moe_tap_parallel;
-CREATE TEMP TABLE serial AS SELECT (moe_usage(probs, selected)).* FROM moe_tap_parallel;
-SET LOCAL parallel_setup_cost = 0;
-SET LOCAL parallel_tuple_cost = 0;
-SET LOCAL min_parallel_table_scan_size = 0;
-SET LOCAL max_parallel_workers_per_gather = 2;
+-- Per expert, independently: mean probability and selection count.
+CREATE TEMP VIEW per_expert AS
+SELECT r.scenario, x.expert, avg(r.probs[x.expert + 1]::float8) AS mean_prob,
+       count(*) FILTER (WHERE x.expert = ANY (r.selected)) AS selections
+  FROM routing r CROSS JOIN generate_series(0, 3) x(expert)
+ WHERE r.probs IS NOT NULL AND r.selected IS NOT NULL
+ GROUP BY r.scenario, x.expert;
+
+-- The statistics, written out in SQL.
+CREATE TEMP VIEW expected AS
+WITH sh AS (SELECT scenario, expert, selections, mean_prob / sum(mean_prob) OVER (PARTITION BY scenario) AS s
+              FROM per_expert),
+     st AS (SELECT scenario, count(*)::float8 AS e, avg(s) AS mean, stddev_pop(s) AS sd, max(s) AS smax, min(s) AS smin,
+                   sum(CASE WHEN s > 0 THEN -s * ln(s) ELSE 0 END) AS h,
+                   count(*) FILTER (WHERE selections = 0)::int AS dead,
+                   (array_agg(expert ORDER BY s DESC, expert))[1] AS dominant,
+                   array_agg(s ORDER BY expert) AS shares
+              FROM sh GROUP BY scenario),
+     gini AS (SELECT a.scenario, sum(abs(a.s - b.s)) AS absdiff FROM sh a JOIN sh b USING (scenario) GROUP BY a.scenario),
+     rows AS (SELECT scenario, count(*) AS n,
+                     avg((SELECT sum(CASE WHEN p > 0 THEN -p * ln(p) ELSE 0 END) FROM unnest(probs) p) / ln(4)) AS row_entropy
+                FROM routing WHERE probs IS NOT NULL AND selected IS NOT NULL GROUP BY scenario)
+SELECT st.scenario, rows.n, st.shares,
+       st.sd / st.mean AS cv,
+       CASE WHEN st.smin > 0 THEN st.smax / st.smin ELSE 'Infinity' END AS max_min_ratio,
+       gini.absdiff / (2 * st.e * st.e * st.mean) AS gini,
+       st.h AS balance_entropy, st.h / ln(st.e) AS normalized_entropy,
+       (st.smax - st.mean) / st.mean AS max_violation,
+       st.dead AS dead_experts, st.dominant AS dominant_expert, rows.row_entropy,
+       CASE WHEN st.smax >= 0.97 THEN 'collapsed'
+            WHEN st.dead > 0 THEN 'dead_expert'
+            WHEN st.sd / st.mean > 0.30 OR st.smax / nullif(st.smin, 0) > 3 OR st.smin = 0 OR st.smax > 0.40 THEN 'imbalanced'
+            ELSE 'balanced' END AS status
+  FROM st JOIN gini USING (scenario) JOIN rows USING (scenario);
+
+-- moe_router_stats of the independent means and counts, and the aggregate.
+CREATE TEMP TABLE by_function AS
+SELECT scenario, moe_router_stats(array_agg(mean_prob ORDER BY expert), array_agg(selections ORDER BY expert)) AS r
+  FROM per_expert GROUP BY scenario;
+CREATE TEMP TABLE by_aggregate AS
+SELECT scenario, moe_usage(probs, selected) AS r FROM routing GROUP BY scenario;
+
+CREATE FUNCTION pg_temp.close(a float8, b float8) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+    $$ SELECT a = b OR abs(a - b) <= 1e-9 * greatest(1, abs(b)) $$;
+CREATE FUNCTION pg_temp.close(a float8[], b float8[]) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+    $$ SELECT array_length(a, 1) = array_length(b, 1)
+          AND (SELECT bool_and(pg_temp.close(x, y)) FROM unnest(a, b) u(x, y)) $$;
+-- Every statistic of a router_summary row against the SQL formulas.
+CREATE FUNCTION pg_temp.matches(r moe.router_summary, e expected) RETURNS boolean LANGUAGE sql AS $$
+    SELECT pg_temp.close(r.share, e.shares) AND pg_temp.close(r.cv, e.cv)
+       AND pg_temp.close(r.max_min_ratio, e.max_min_ratio) AND pg_temp.close(r.gini, e.gini)
+       AND pg_temp.close(r.balance_entropy, e.balance_entropy)
+       AND pg_temp.close(r.normalized_entropy, e.normalized_entropy)
+       AND pg_temp.close(r.max_violation, e.max_violation)
+       AND r.dead_experts = e.dead_experts AND r.dominant_expert = e.dominant_expert AND r.status = e.status $$;
+
+-- ---- 1. moe_router_stats against the formulas ----
+SELECT ok((SELECT pg_temp.matches(f.r, e) FROM by_function f JOIN expected e USING (scenario) WHERE scenario = 'balanced'),
+          'balanced: every statistic equals the SQL formulas');
+SELECT ok((SELECT pg_temp.matches(f.r, e) FROM by_function f JOIN expected e USING (scenario) WHERE scenario = 'collapsed'),
+          'collapsed: every statistic equals the SQL formulas');
+SELECT ok((SELECT pg_temp.matches(f.r, e) FROM by_function f JOIN expected e USING (scenario) WHERE scenario = 'dead'),
+          'dead expert: every statistic equals the SQL formulas');
+SELECT ok((SELECT pg_temp.matches(f.r, e) FROM by_function f JOIN expected e USING (scenario) WHERE scenario = 'imbalanced'),
+          'imbalanced: every statistic equals the SQL formulas');
+SELECT is((SELECT (r).status FROM by_function WHERE scenario = 'balanced'), 'balanced', 'a balanced router');
+SELECT is((SELECT (r).status FROM by_function WHERE scenario = 'collapsed'), 'collapsed', 'a router that always picks expert 0 at 0.99 has collapsed');
+SELECT is((SELECT (r).status FROM by_function WHERE scenario = 'dead'), 'dead_expert', 'an expert nobody selects is dead');
+SELECT is((SELECT (r).status FROM by_function WHERE scenario = 'imbalanced'), 'imbalanced', 'cv 0.36 is imbalanced');
+SELECT ok((SELECT (r).cv < 1e-12 AND (r).gini < 1e-12 AND abs((r).normalized_entropy - 1) < 1e-12
+                  AND abs((r).max_min_ratio - 1) < 1e-12
+             FROM by_function WHERE scenario = 'balanced'), 'balanced: cv 0, Gini 0, normalised entropy 1, max/min 1');
+SELECT is((SELECT (r).dead_experts FROM by_function WHERE scenario = 'dead'), 1, 'one dead expert');
+SELECT is((SELECT (r).n FROM by_function LIMIT 1), NULL, 'moe_router_stats leaves n NULL');
+SELECT is((SELECT (r).row_entropy FROM by_function LIMIT 1), NULL, 'and row_entropy NULL when none is given');
+
+-- ---- 2. the aggregate equals moe_router_stats of the independent means and counts ----
+SELECT ok((SELECT (a.r).n = e.n
+                  AND (a.r).selections = (SELECT array_agg(selections ORDER BY expert) FROM per_expert p WHERE p.scenario = a.scenario)
+                  AND pg_temp.close((a.r).mean_prob, (f.r).mean_prob) AND pg_temp.matches(a.r, e)
+                  AND pg_temp.close((a.r).row_entropy, e.row_entropy) AND (a.r).selection_fraction = (f.r).selection_fraction
+             FROM by_aggregate a JOIN by_function f USING (scenario) JOIN expected e USING (scenario) WHERE scenario = s.name),
+          format('moe_usage over the %s rows equals moe_router_stats of the SQL means and counts', s.name))
+  FROM (VALUES ('balanced'), ('collapsed'), ('dead'), ('imbalanced')) s(name) ORDER BY s.name;
+SELECT is((SELECT (r).n FROM by_aggregate WHERE scenario = 'balanced'), 4::bigint, 'a NULL probs row is skipped');
+SELECT is((SELECT (r).n FROM by_aggregate WHERE scenario = 'collapsed'), 4::bigint, 'a NULL selected row is skipped');
+SELECT is((SELECT (r).selections FROM by_aggregate WHERE scenario = 'collapsed'), '{4,3,1,0}'::bigint[], 'selections counted per expert');
+SELECT is((SELECT moe_usage(probs, selected) FROM routing WHERE false), NULL, 'no rows: NULL');
+SELECT is((SELECT moe_usage(probs, selected) FROM routing WHERE probs IS NULL), NULL, 'only NULL rows: NULL');
+SELECT is((SELECT (moe_usage(probs, '{}')).selections FROM routing WHERE scenario = 'dead'), '{0,0,0,0}'::bigint[],
+          'rows may select nothing');
+
+-- ---- 3. single cases ----
+SELECT ok((SELECT abs(gini - 0.75) < 1e-15 AND max_min_ratio = 'Infinity' AND normalized_entropy = 0
+                  AND max_violation = 3 AND status = 'collapsed' AND dead_experts = 3 AND dominant_expert = 2
+             FROM moe_router_stats('{0,0,1,0}', '{0,0,5,0}')),
+          'one-hot: Gini (E-1)/E, max/min infinite, entropy 0, collapsed');
+SELECT is((moe_router_stats('{0.5,0.5}', '{3,1}', 0.9)).row_entropy, 0.9::float8, 'row_entropy is passed through');
+SELECT ok((SELECT pg_temp.close(a.share, b.share) AND pg_temp.close(a.cv, b.cv) AND pg_temp.close(a.gini, b.gini) AND a.status = b.status
+             FROM moe_router_stats('{4,3,2,1}', '{1,1,1,1}') a, moe_router_stats('{0.4,0.3,0.2,0.1}', '{1,1,1,1}') b),
+          'unnormalised input is normalised');
+SELECT is((moe_router_stats('{0.1,0.4,0.1,0.4}', '{1,1,1,1}')).dominant_expert, 1, 'ties go to the lower expert');
+SELECT is((moe_router_stats('{0.3249,0.3249,0.1751,0.1751}', '{1,1,1,1}')).status, 'balanced', 'cv 0.2996 is balanced');
+SELECT is((moe_router_stats('{0.3251,0.3251,0.1749,0.1749}', '{1,1,1,1}')).status, 'imbalanced', 'cv 0.3004 is imbalanced');
+SELECT is((moe_router_stats('{2,1.5,1.5}', '{1,1,1}')).status, 'balanced', 'a share of exactly 0.40 is not above 0.40');
+SELECT is((moe_router_stats('{3.1,3.1,3.1,3.1,3.1,3.1,3.1,1}', '{1,1,1,1,1,1,1,1}')).status, 'imbalanced',
+          'max/min 3.1 is imbalanced (cv 0.245)');
+SELECT is((moe_router_stats('{97,1,1,1}', '{1,1,1,1}')).status, 'collapsed', 'a share of 0.97 is collapse');
+SELECT is((moe_router_stats('{0.5,0.5}', '{1,1}')).status, 'balanced', 'two even experts are balanced (dominance line 1.6/E)');
+SELECT ok((SELECT status = 'balanced' AND normalized_entropy = 1 AND cv = 0 FROM moe_router_stats('{0.3}', '{2}')),
+          'one expert: balanced, normalised entropy 1');
+
+-- ---- 4. errors ----
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,0.5}', '{1}')$$, '22023',
+                 'mean_prob has 2 elements and selections 1; they must have one per expert', 'lengths must match');
+SELECT throws_ok($$SELECT moe_router_stats('{}', '{}')$$, '22023', NULL, 'empty arrays');
+SELECT throws_ok($$SELECT moe_router_stats(array_fill(1.0::float8, ARRAY[65]), array_fill(1::bigint, ARRAY[65]))$$,
+                 '22023', 'at most 64 experts, not 65', 'more than 64 experts');
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,NULL}', '{1,1}')$$, '22004', NULL, 'NULL in mean_prob');
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,0.5}', '{1,NULL}')$$, '22004', NULL, 'NULL in selections');
+SELECT throws_ok($$SELECT moe_router_stats(NULL, '{1,1}')$$, '22004', NULL, 'NULL mean_prob');
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,-0.5}', '{1,1}')$$, '22023', NULL, 'negative probability');
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,NaN}', '{1,1}')$$, '22023', NULL, 'NaN probability');
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,Infinity}', '{1,1}')$$, '22023', NULL, 'infinite probability');
+SELECT throws_ok($$SELECT moe_router_stats('{0.5,0.5}', '{1,-1}')$$, '22023', NULL, 'negative selections');
+SELECT throws_ok($$SELECT moe_router_stats('{0,0}', '{1,1}')$$, '22023', 'mean_prob must not be all zero', 'all-zero probabilities');
+SELECT throws_ok($$SELECT moe_usage(probs, selected) FROM (VALUES ('{0.5,0.5}'::real[], '{0}'::int[]), ('{0.2,0.3,0.5}', '{0}')) v(probs, selected)$$,
+                 '22000', 'probs has 3 elements in this row and 2 in earlier ones', 'rows must agree on the number of experts');
+SELECT throws_ok($$SELECT moe_usage('{0.5,0.5}', '{2}')$$, '22023', 'selected expert 2 is outside 0..1', 'selected index too large');
+SELECT throws_ok($$SELECT moe_usage('{0.5,0.5}', '{-1}')$$, '22023', NULL, 'negative selected index');
+SELECT throws_ok($$SELECT moe_usage('{0.5,0.5}', '{1,1}')$$, '22023', 'selected lists expert 1 twice', 'an expert selected twice in a row');
+SELECT throws_ok($$SELECT moe_usage('{0.5,NULL}', '{0}')$$, '22004', NULL, 'NULL in probs');
+SELECT throws_ok($$SELECT moe_usage('{0.5,0.5}', '{NULL}')$$, '22004', NULL, 'NULL in selected');
+SELECT throws_ok($$SELECT moe_usage('{0.5,-0.5}', '{0}')$$, '22023', NULL, 'negative probability in a row');
+SELECT throws_ok($$SELECT moe_usage('{0.5,NaN}', '{0}')$$, '22023', NULL, 'NaN in a row');
+SELECT throws_ok($$SELECT moe_usage('{}', '{}')$$, '22023', NULL, 'an empty row');
+SELECT throws_ok($$SELECT moe_usage('{0,0}', '{0}')$$, '22023', 'probs must not be all zero', 'an all-zero row');
+SELECT throws_ok($$SELECT moe_usage(array_fill(0.1::real, ARRAY[65]), '{0}')$$, '22023', NULL, 'more than 64 experts in a row');
+
+-- ---- 5. markings ----
+SELECT is((SELECT array_agg(p.oid::regprocedure::text || ':' || p.proparallel::text || p.provolatile::text
+                            ORDER BY p.oid::regprocedure::text COLLATE "C")
+             FROM pg_proc p WHERE p.proname IN ('moe_router_stats', 'moe_usage', 'moe_usage_transfn', 'moe_usage_combinefn',
+                                                'moe_usage_serialfn', 'moe_usage_deserialfn', 'moe_usage_finalfn')),
+          ARRAY['moe_router_stats(double precision[],bigint[],double precision):si', 'moe_usage(real[],integer[]):si',
+                'moe_usage_combinefn(internal,internal):si', 'moe_usage_deserialfn(bytea,internal):si',
+                'moe_usage_finalfn(internal):si', 'moe_usage_serialfn(internal):si', 'moe_usage_transfn(internal,real[],integer[]):si'],
+          'every function is PARALLEL SAFE and IMMUTABLE');
+SELECT ok((SELECT a.aggcombinefn = 'moe_usage_combinefn'::regproc AND a.aggserialfn = 'moe_usage_serialfn'::regproc
+                  AND a.aggdeserialfn = 'moe_usage_deserialfn'::regproc AND a.aggtranstype = 'internal'::regtype
+                  AND NOT (SELECT proisstrict FROM pg_proc WHERE oid = a.aggtransfn)
+                  AND NOT (SELECT proisstrict FROM pg_proc WHERE oid = a.aggcombinefn)
+                  AND (SELECT proisstrict FROM pg_proc WHERE oid = a.aggdeserialfn)
+             FROM pg_aggregate a WHERE a.aggfnoid = 'moe_usage'::regproc),
+          'moe_usage has combine, serialise and deserialise functions, internal state, strictness as PostgreSQL requires');
+
+-- ---- 6. parallel query splits the aggregate and gets the same answer ----
+-- A few thousand rows in a plain table (workers cannot read temp tables).
+CREATE TABLE moe_tap_usage_parallel AS
+SELECT g AS id, g % 3 AS grp,
+       CASE WHEN g % 997 = 0 THEN NULL ELSE
+       ARRAY[r[1] / (r[1] + r[2] + r[3] + r[4]), r[2] / (r[1] + r[2] + r[3] + r[4]),
+             r[3] / (r[1] + r[2] + r[3] + r[4]), r[4] / (r[1] + r[2] + r[3] + r[4])]::real[] END AS probs,
+       ARRAY[g % 4, (g + 1 + g % 3) % 4] AS selected
+  FROM generate_series(1, 6000) g,
+       LATERAL (SELECT ARRAY[(g % 7 + 1)::float8, (g % 5 + 1)::float8, (g % 3 + 1)::float8, 2::float8] AS r) x;
+ANALYZE moe_tap_usage_parallel;
+
 CREATE FUNCTION pg_temp.plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE line text; plan text := '';
 BEGIN
     FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP plan := plan || line || E'\n'; END LOOP;
     RETURN plan;
 END $$;
-SELECT ok(pg_temp.plan_of('SELECT moe_usage(probs, selected) FROM moe_tap_parallel') ~ 'Partial Aggregate',
-          'the planner splits moe_usage across workers');
-SELECT ok((SELECT s.n = p.n AND s.selections = p.selections AND abs(s.cv - p.cv) < 1e-9 AND abs(s.row_entropy - p.row_entropy) < 1e-9
-             FROM serial s, (SELECT (moe_usage(probs, selected)).* FROM moe_tap_parallel) p),
-          'and the parallel answer equals the serial one');
+
+SET LOCAL max_parallel_workers_per_gather = 0;
+SELECT ok(pg_temp.plan_of('SELECT moe_usage(probs, selected) FROM moe_tap_usage_parallel') !~ 'Gather',
+          'serial plan without workers');
+CREATE TEMP TABLE serial_total AS SELECT (moe_usage(probs, selected)).* FROM moe_tap_usage_parallel;
+CREATE TEMP TABLE serial_grouped AS
+SELECT grp, (moe_usage(probs, selected)).* FROM moe_tap_usage_parallel GROUP BY grp;
+
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL parallel_leader_participation = off;   -- the workers' states cross as bytea
+SELECT ok(pg_temp.plan_of('SELECT moe_usage(probs, selected) FROM moe_tap_usage_parallel')
+              ~ 'Finalize Aggregate.*Gather.*Partial Aggregate',
+          'the planner splits moe_usage: Finalize Aggregate over Gather over Partial Aggregate');
+SELECT ok((SELECT s.n = p.n AND s.selections = p.selections AND pg_temp.close(s.mean_prob, p.mean_prob)
+                  AND pg_temp.close(s.cv, p.cv) AND pg_temp.close(s.gini, p.gini)
+                  AND pg_temp.close(s.row_entropy, p.row_entropy) AND s.status = p.status
+             FROM serial_total s, (SELECT (moe_usage(probs, selected)).* FROM moe_tap_usage_parallel) p),
+          'the parallel answer equals the serial one');
+SELECT ok(pg_temp.plan_of('SELECT grp, moe_usage(probs, selected) FROM moe_tap_usage_parallel GROUP BY grp') ~ 'Partial',
+          'grouped, too, the aggregate is split');
+SELECT ok((SELECT bool_and(s.n = p.n AND s.selections = p.selections AND pg_temp.close(s.cv, p.cv)
+                           AND pg_temp.close(s.row_entropy, p.row_entropy)) AND count(*) = 3
+             FROM serial_grouped s JOIN (SELECT grp, (moe_usage(probs, selected)).* FROM moe_tap_usage_parallel GROUP BY grp) p USING (grp)),
+          'and every group''s parallel answer equals its serial one');
+SELECT is((SELECT n FROM serial_total), (SELECT count(*) FROM moe_tap_usage_parallel WHERE probs IS NOT NULL),
+          'NULL rows are skipped in parallel too');
+SELECT is((SELECT selections FROM serial_total),
+          (SELECT array_agg(c ORDER BY e) FROM (SELECT e, count(*) FILTER (WHERE e = ANY (selected)) AS c
+                                                  FROM moe_tap_usage_parallel, generate_series(0, 3) e
+                                                 WHERE probs IS NOT NULL GROUP BY e) x),
+          'selections over thousands of rows equal the SQL count');
 
 SELECT * FROM finish();
 ROLLBACK;
