@@ -21,7 +21,8 @@ if [ "${MOE_SKIP_VALGRIND:-0}" != 1 ]; then
 fi
 
 trap moe_cluster_stop EXIT
-moe_cluster_start
+# moe_pg preloaded with a small shared cache, so eviction is testable
+moe_cluster_start "shared_preload_libraries = 'moe_pg'" "moe_pg.shared_cache_mb = 8"
 
 export MOE_DATA_DIR=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
 [ -d "$MOE_DATA_DIR/davis" ] || echo "note: $MOE_DATA_DIR/davis not found; tests that need it skip" >&2

@@ -107,6 +107,47 @@ cpu_linear_backward(moe_backend *be, float *din, float *dW, float *db,
 	}
 }
 
+/*
+ * Sum of x[0..n) with eight interleaved accumulators reduced in a fixed
+ * tree: vectorisable without -ffast-math, and the same order every time.
+ */
+static inline float
+sum8(const float *x, int n)
+{
+	float		acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	int			n8 = n - n % 8;
+	float		s;
+
+	for (int j = 0; j < n8; j += 8)
+		for (int l = 0; l < 8; l++)
+			acc[l] += x[j + l];
+	s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+	for (int j = n8; j < n; j++)
+		s += x[j];
+	return s;
+}
+
+/* Sum of (x - mu)^2, the same way. */
+static inline float
+sumsq8(const float *x, int n, float mu)
+{
+	float		acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	int			n8 = n - n % 8;
+	float		s;
+
+	for (int j = 0; j < n8; j += 8)
+		for (int l = 0; l < 8; l++)
+		{
+			float		d = x[j + l] - mu;
+
+			acc[l] += d * d;
+		}
+	s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+	for (int j = n8; j < n; j++)
+		s += (x[j] - mu) * (x[j] - mu);
+	return s;
+}
+
 static void
 cpu_layernorm_forward(moe_backend *be, float *out, float *mean, float *rstd,
 					  const float *in, const float *gamma, const float *beta,
@@ -116,22 +157,10 @@ cpu_layernorm_forward(moe_backend *be, float *out, float *mean, float *rstd,
 	{
 		const float *x = in + (size_t) m * N;
 		float	   *y = out + (size_t) m * N;
-		float		mu = 0.0f,
-					var = 0.0f;
+		float		mu = sum8(x, N) / N;
+		float		rs = 1.0f / sqrtf(sumsq8(x, N, mu) / N + LAYERNORM_EPS);
 
-		for (int j = 0; j < N; j++)
-			mu += x[j];
-		mu /= N;
-		for (int j = 0; j < N; j++)
-		{
-			float		d = x[j] - mu;
-
-			var += d * d;
-		}
-		var /= N;
-
-		float		rs = 1.0f / sqrtf(var + LAYERNORM_EPS);
-
+		/* in place is fine: each y[j] is written after x[j] is read */
 		for (int j = 0; j < N; j++)
 			y[j] = (x[j] - mu) * rs * gamma[j] + beta[j];
 		mean[m] = mu;

@@ -147,7 +147,7 @@ model_rows_infer(model_rows *mr, float *pred, float *probs, int32 *selected, flo
 				 float *outputs)
 {
 	moe_model  *model = mr->lm->model;
-	moe_infer_ws *ws = mr->lm->ws;
+	moe_infer_ws *ws = moe_loaded_batch_ws(mr->lm);
 	const moe_infer_out *r = moe_infer_results(ws);
 	const int	E = model->cfg.n_experts,
 				k = model->cfg.top_k;

@@ -5,11 +5,15 @@
 
 #include <math.h>
 
+#include "entity_cache.h"
+#include "shared_cache.h"
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "miscadmin.h"
 
 PG_MODULE_MAGIC;
 
@@ -27,6 +31,32 @@ _PG_init(void)
 							0, 0, 1024,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("moe_pg.entity_cache_mb",
+							"Memory each backend may use for drug and protein parts (emptied when full).",
+							NULL,
+							&moe_entity_cache_mb,
+							64, 1, 64 * 1024,
+							PGC_USERSET, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	moe_model_store_init();
+	if (process_shared_preload_libraries_in_progress)
+		moe_shared_cache_init();
+	else
+	{
+		/*
+		 * Loaded into a running backend: PGC_POSTMASTER variables can no
+		 * longer be created, and there is no shared cache, which SHOW says
+		 * with a read-only 0.
+		 */
+		moe_shared_cache_mb = 0;
+		DefineCustomIntVariable("moe_pg.shared_cache_mb",
+								"Shared memory for models loaded once per server (needs shared_preload_libraries).",
+								"moe_pg was not preloaded, so there is no shared cache.",
+								&moe_shared_cache_mb,
+								0, 0, 0,
+								PGC_INTERNAL, GUC_UNIT_MB,
+								NULL, NULL, NULL);
+	}
 	MarkGUCPrefixReserved("moe_pg");
 }
 

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "utils/array.h"
 
 #include "backend.h"
@@ -49,23 +50,53 @@ ArrayType  *moe_vector_result(const float *values, int n);
 
 /* ---- models (model_store.c) ---- */
 
-/* A loaded model with an inference workspace, cached per backend. */
+/*
+ * A model ready for inference in this backend: its parameters (a private
+ * copy, or read in place from the shared cache) and workspaces.  Valid
+ * until the end of the current transaction.
+ */
 typedef struct moe_loaded_model
 {
 	int64		id;
 	moe_model  *model;
-	moe_infer_ws *ws;			/* inference workspace, MOE_INFER_BATCH rows */
+	moe_infer_ws *ws;			/* one row: the per-row functions */
+	moe_infer_ws *batch_ws;		/* MOE_INFER_BATCH rows, made on first use */
+	bool		shared;			/* parameters live in the shared cache */
 } moe_loaded_model;
 
 #define MOE_INFER_BATCH 256
 
-/* Model by id; ERROR if it does not exist. */
+extern int	moe_local_cache_models;
+
+/* Model by id, from the shared cache or this backend's; ERROR if it does
+ * not exist. */
 moe_loaded_model *moe_model_by_id(int64 id);
+
+/* The batch workspace of a loaded model. */
+moe_infer_ws *moe_loaded_batch_ws(moe_loaded_model *lm);
 
 /* Current id behind a deployed name; ERROR if the name is unknown. */
 int64		moe_model_id_by_name(const char *name);
 
-/* Forget cached models (all when id < 0). */
+/* The OID of moe.models in this database (the cache keys include it). */
+Oid			moe_models_relid(void);
+
+/* Forget a model everywhere this backend can reach (all when id < 0). */
 void		moe_model_cache_forget(int64 id);
+
+/* Register the cache's GUCs and invalidation callback (from _PG_init). */
+void		moe_model_store_init(void);
+
+/* One backend-local cached model, for moe_cache(). */
+typedef struct moe_local_stats
+{
+	int64		model_id;
+	bool		shared;
+	Size		bytes;			/* parameters held privately (0 when shared) */
+	int64		hits;
+	TimestampTz last_use;
+} moe_local_stats;
+
+int			moe_local_stats_list(moe_local_stats **out);
 
 #endif

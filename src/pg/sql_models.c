@@ -8,8 +8,11 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "checkpoint.h"
+#include "entity_cache.h"
+#include "shared_cache.h"
 
 static void
 model_info(FunctionCallInfo fcinfo, int64 id)
@@ -72,4 +75,74 @@ moe_model_info_by_name(PG_FUNCTION_ARGS)
 {
 	model_info(fcinfo, moe_model_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 	return (Datum) 0;
+}
+
+/* ---- moe_cache() and moe_cache_clear() ------------------------------ */
+
+static void
+cache_row(Tuplestorestate *ts, TupleDesc desc, int64 id, const char *scope, int64 bytes,
+		  int64 loads, int64 hits, int32 pins, TimestampTz last_use)
+{
+	Datum		values[9];
+	bool		nulls[9] = {false};
+	int64		parts,
+				part_bytes,
+				phits,
+				pmisses;
+
+	moe_entity_cache_usage(id, &parts, &part_bytes, &phits, &pmisses);
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(scope);
+	values[2] = Int64GetDatum(bytes);
+	values[3] = Int64GetDatum(loads);
+	values[4] = Int64GetDatum(hits);
+	values[5] = Int32GetDatum(pins);
+	values[6] = TimestampTzGetDatum(last_use);
+	nulls[6] = last_use == 0;
+	values[7] = Int64GetDatum(parts);
+	values[8] = Int64GetDatum(part_bytes);
+	tuplestore_putvalues(ts, desc, values, nulls);
+}
+
+PG_FUNCTION_INFO_V1(moe_cache_sql);
+Datum
+moe_cache_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	moe_shared_stats *shared;
+	moe_local_stats *local;
+	Size		used,
+				capacity;
+	int			n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = moe_shared_stats_list(moe_models_relid(), &shared, &used, &capacity);
+	for (int i = 0; i < n; i++)
+		cache_row(rsinfo->setResult, rsinfo->setDesc, shared[i].model_id, "shared", shared[i].bytes,
+				  shared[i].loads, shared[i].hits, shared[i].pins, shared[i].last_use);
+	n = moe_local_stats_list(&local);
+	for (int i = 0; i < n; i++)
+		if (!local[i].shared)
+			cache_row(rsinfo->setResult, rsinfo->setDesc, local[i].model_id, "local", local[i].bytes,
+					  1, local[i].hits, 0, local[i].last_use);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(moe_cache_clear_sql);
+Datum
+moe_cache_clear_sql(PG_FUNCTION_ARGS)
+{
+	char	   *scope = PG_ARGISNULL(0) ? "connection" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (strcmp(scope, "connection") != 0 && strcmp(scope, "database") != 0 &&
+		strcmp(scope, "server") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown scope \"%s\" (valid: connection, database, server)", scope)));
+	moe_model_cache_forget(-1);
+	if (strcmp(scope, "database") == 0)
+		moe_shared_forget(moe_models_relid(), -1);
+	else if (strcmp(scope, "server") == 0)
+		moe_shared_forget_all();
+	PG_RETURN_VOID();
 }

@@ -11,6 +11,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "entity_cache.h"
 #include "predict.h"
 
 typedef struct name_cache
@@ -37,27 +38,13 @@ model_id_for_name(FunctionCallInfo fcinfo, text *name_text)
 	return nc->id;
 }
 
-/* Run one row through the model; routing may be NULL. */
-static float
-infer_one(moe_loaded_model *lm, ArrayType *drug, ArrayType *protein, moe_routing *routing)
-{
-	const moe_config *c = &lm->model->cfg;
-	const float *d = moe_vector_arg(drug, "drug vector", c->drug_dim, NULL);
-	const float *p = moe_vector_arg(protein, "protein vector", c->protein_dim, NULL);
-	float		pred;
-	moe_error	err;
-
-	moe_check(moe_infer_vectors(lm->model, lm->ws, d, p, 1, &pred, routing, NULL, &err), &err);
-	return pred;
-}
-
 PG_FUNCTION_INFO_V1(moe_predict_by_id);
 Datum
 moe_predict_by_id(PG_FUNCTION_ARGS)
 {
 	moe_loaded_model *lm = moe_model_by_id(PG_GETARG_INT64(2));
 
-	PG_RETURN_FLOAT4(infer_one(lm, PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1), NULL));
+	PG_RETURN_FLOAT4(moe_cached_pair(lm, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), NULL, NULL));
 }
 
 PG_FUNCTION_INFO_V1(moe_predict_by_name);
@@ -67,7 +54,7 @@ moe_predict_by_name(PG_FUNCTION_ARGS)
 	int64		id = model_id_for_name(fcinfo, PG_GETARG_TEXT_PP(2));
 	moe_loaded_model *lm = moe_model_by_id(id);
 
-	PG_RETURN_FLOAT4(infer_one(lm, PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1), NULL));
+	PG_RETURN_FLOAT4(moe_cached_pair(lm, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), NULL, NULL));
 }
 
 /* One row per expert: expert, gate probability, selected, weight. */
@@ -81,7 +68,7 @@ route_rows(FunctionCallInfo fcinfo, moe_loaded_model *lm)
 	int32_t		selected[MOE_MAX_EXPERTS];
 	moe_routing routing = {probs, selected, weights};
 
-	infer_one(lm, PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1), &routing);
+	moe_cached_pair(lm, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), &routing, NULL);
 	InitMaterializedSRF(fcinfo, 0);
 	for (int e = 0; e < c->n_experts; e++)
 	{

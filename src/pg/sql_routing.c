@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 
 #include "agreement.h"
+#include "entity_cache.h"
 #include "predict.h"
 
 static bool
@@ -65,19 +66,16 @@ moe_gate_sql(PG_FUNCTION_ARGS)
 {
 	moe_loaded_model *lm = model_arg(fcinfo, 2);
 	const moe_config *c = &lm->model->cfg;
-	const float *d = moe_vector_arg(PG_GETARG_ARRAYTYPE_P(0), "drug vector", c->drug_dim, NULL);
-	const float *p = moe_vector_arg(PG_GETARG_ARRAYTYPE_P(1), "protein vector", c->protein_dim, NULL);
 	float		probs[MOE_MAX_EXPERTS],
 				weights[MOE_MAX_EXPERTS],
 				pred;
 	int32_t		selected[MOE_MAX_EXPERTS];
 	moe_routing routing = {probs, selected, weights};
-	moe_error	err;
 	TupleDesc	desc;
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
-	moe_check(moe_infer_vectors(lm->model, lm->ws, d, p, 1, &pred, &routing, NULL, &err), &err);
+	pred = moe_cached_pair(lm, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), &routing, NULL);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "moe_gate must return a composite type");
 	values[0] = Float4GetDatum(pred);
@@ -94,16 +92,10 @@ Datum
 moe_expert_outputs_sql(PG_FUNCTION_ARGS)
 {
 	moe_loaded_model *lm = model_arg(fcinfo, 2);
-	moe_model  *model = lm->model;
-	const moe_config *c = &model->cfg;
-	const float *d = moe_vector_arg(PG_GETARG_ARRAYTYPE_P(0), "drug vector", c->drug_dim, NULL);
-	const float *p = moe_vector_arg(PG_GETARG_ARRAYTYPE_P(1), "protein vector", c->protein_dim, NULL);
-	float		out[MOE_MAX_EXPERTS],
-				pred;
-	moe_error	err;
+	float		out[MOE_MAX_EXPERTS];
 
-	moe_check(moe_infer_vectors(model, lm->ws, d, p, 1, &pred, NULL, out, &err), &err);
-	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, c->n_experts));
+	moe_cached_pair(lm, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), NULL, out);
+	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, lm->model->cfg.n_experts));
 }
 
 /* ---- over a dataset ---------------------------------------------------- */

@@ -1,0 +1,26 @@
+-- ---------------------------------------------------------------------------
+-- Model and entity caches (docs/scoring.md)
+
+CREATE FUNCTION moe.forget_cached_model() RETURNS trigger
+AS 'MODULE_PATHNAME', 'moe_forget_model_trigger'
+LANGUAGE C;
+CREATE TRIGGER forget_cached_model AFTER DELETE ON moe.models
+    FOR EACH ROW EXECUTE FUNCTION moe.forget_cached_model();
+CREATE TRIGGER forget_cached_models AFTER TRUNCATE ON moe.models
+    FOR EACH STATEMENT EXECUTE FUNCTION moe.forget_cached_model();
+
+CREATE FUNCTION moe_cache()
+RETURNS TABLE (model_id bigint, scope text, bytes bigint, loads bigint, hits bigint, pins integer,
+               last_use timestamptz, entity_parts bigint, entity_bytes bigint)
+AS 'MODULE_PATHNAME', 'moe_cache_sql'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION moe_cache() IS
+    'Cached models: shared (once per server) and this connection''s own copies, with loads, hits and pins';
+
+CREATE FUNCTION moe_cache_clear(scope text DEFAULT 'connection')
+RETURNS void
+AS 'MODULE_PATHNAME', 'moe_cache_clear_sql'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION moe_cache_clear(text) IS
+    'Empty caches: connection (this connection''s models and parts), database (also this database''s shared entries) or server (every shared entry)';
+REVOKE ALL ON FUNCTION moe_cache_clear(text) FROM PUBLIC;

@@ -1,0 +1,232 @@
+/*
+ * entity_cache.c — see entity_cache.h.
+ */
+#include "entity_cache.h"
+
+#include "access/detoast.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+int			moe_entity_cache_mb = 64;
+
+typedef struct entity_key
+{
+	int64		model_id;
+	int32		kind;			/* moe_entity_kind */
+	int32		by_content;		/* 0: a TOAST pointer; 1: the bytes */
+	Oid			toastrel;		/* TOAST pointer: relation and value */
+	Oid			valueid;
+	uint64		hash;			/* bytes: their hash and length */
+	int32		len;
+} entity_key;
+
+typedef struct entity_entry
+{
+	entity_key	key;			/* hash key */
+	float	   *part;
+	char	   *bytes;			/* content keys: the bytes, compared exactly */
+	struct entity_entry *next_same_hash;	/* content collisions */
+	int64		hits;
+	Size		size;			/* memory held for this entry */
+} entity_entry;
+
+static HTAB *cache = NULL;
+static MemoryContext cache_cxt = NULL;
+static Size cache_bytes = 0;
+static int64 stat_hits = 0,
+			stat_misses = 0;
+
+static void
+cache_reset(void)
+{
+	if (cache_cxt != NULL)
+		MemoryContextReset(cache_cxt);
+	cache = NULL;
+	cache_bytes = 0;
+}
+
+static void
+cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (cache != NULL)
+		return;
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "moe_pg entity cache",
+										  ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(entity_key);
+	ctl.entrysize = sizeof(entity_entry);
+	ctl.hcxt = cache_cxt;
+	cache = hash_create("moe_pg entity cache", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+void
+moe_entity_cache_forget(int64 id)
+{
+	if (id < 0 || cache == NULL)
+	{
+		cache_reset();
+		return;
+	}
+	/* parts of one model: rare (a model was dropped), so start afresh */
+	cache_reset();
+}
+
+void
+moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *hits, int64 *misses)
+{
+	HASH_SEQ_STATUS seq;
+	entity_entry *e;
+
+	*entries = *bytes = 0;
+	*hits = stat_hits;
+	*misses = stat_misses;
+	if (cache == NULL)
+		return;
+	hash_seq_init(&seq, cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		for (entity_entry *x = e; x != NULL; x = x->next_same_hash)
+			if ((id < 0 || x->key.model_id == id) && x->part != NULL)
+			{
+				(*entries)++;
+				*bytes += x->size;
+			}
+}
+
+/* FNV-1a, 64 bit. */
+static uint64
+hash_bytes64(const char *p, int len)
+{
+	uint64		h = 1469598103934665603ULL;
+
+	for (int i = 0; i < len; i++)
+		h = (h ^ (unsigned char) p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static float *
+compute_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what)
+{
+	const moe_config *c = &lm->model->cfg;
+	ArrayType  *arr = DatumGetArrayTypeP(arg);
+	const float *v = moe_vector_arg(arr, what, kind == MOE_DRUG ? c->drug_dim : c->protein_dim, NULL);
+	int			pf = moe_entity_part_floats(lm->model);
+	int32_t		zero = 0;
+	float	   *part = MemoryContextAlloc(cache_cxt, sizeof(float) * pf);
+	moe_error	err;
+
+	moe_check(moe_entity_parts(lm->model, lm->ws, kind, v, &zero, 1, part, &err), &err);
+	cache_bytes += sizeof(float) * pf;
+	stat_misses++;
+	return part;
+}
+
+const float *
+moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(arg);
+	entity_key	key;
+	entity_entry *e;
+	bool		found;
+	float	   *part;
+
+	if (cache_bytes > (Size) moe_entity_cache_mb * 1024 * 1024)
+		cache_reset();
+	cache_init();
+	memset(&key, 0, sizeof(key));
+	key.model_id = lm->id;
+	key.kind = kind;
+
+	/* Entries are added only after their part is computed, so an error in
+	 * the vector leaves nothing behind. */
+	if (VARATT_IS_EXTERNAL_ONDISK(raw))
+	{
+		struct varatt_external ptr;
+
+		VARATT_EXTERNAL_GET_POINTER(ptr, raw);
+		key.toastrel = ptr.va_toastrelid;
+		key.valueid = ptr.va_valueid;
+		key.len = ptr.va_rawsize;
+		e = hash_search(cache, &key, HASH_FIND, NULL);
+		if (e != NULL)
+		{
+			e->hits++;
+			stat_hits++;
+			return e->part;
+		}
+		part = compute_part(lm, kind, arg, what);
+		e = hash_search(cache, &key, HASH_ENTER, &found);
+		e->part = part;
+		e->bytes = NULL;
+		e->next_same_hash = NULL;
+		e->hits = 0;
+		e->size = sizeof(entity_entry) + sizeof(float) * moe_entity_part_floats(lm->model);
+		cache_bytes += sizeof(entity_entry);
+		return e->part;
+	}
+
+	/* by content: the (detoasted) bytes of the whole array */
+	{
+		struct varlena *flat = pg_detoast_datum_packed(raw);
+		const char *bytes = VARDATA_ANY(flat);
+		int			len = VARSIZE_ANY_EXHDR(flat);
+		entity_entry *head;
+		char	   *copy;
+
+		key.by_content = 1;
+		key.hash = hash_bytes64(bytes, len);
+		key.len = len;
+		head = hash_search(cache, &key, HASH_FIND, NULL);
+		for (e = head; e != NULL; e = e->next_same_hash)
+			if (memcmp(e->bytes, bytes, len) == 0)
+			{
+				e->hits++;
+				stat_hits++;
+				return e->part;
+			}
+		part = compute_part(lm, kind, PointerGetDatum(flat), what);
+		copy = MemoryContextAlloc(cache_cxt, len);
+		memcpy(copy, bytes, len);
+		if (head == NULL)
+			e = hash_search(cache, &key, HASH_ENTER, &found);
+		else
+		{
+			/* the same hash, other bytes: chain it */
+			e = MemoryContextAllocZero(cache_cxt, sizeof(entity_entry));
+			e->key = key;
+			e->next_same_hash = head->next_same_hash;
+			head->next_same_hash = e;
+		}
+		if (head == NULL)
+			e->next_same_hash = NULL;
+		e->part = part;
+		e->bytes = copy;
+		e->hits = 0;
+		e->size = sizeof(entity_entry) + len + sizeof(float) * moe_entity_part_floats(lm->model);
+		cache_bytes += sizeof(entity_entry) + len;
+		return e->part;
+	}
+}
+
+float
+moe_cached_pair(moe_loaded_model *lm, Datum drug, Datum protein, moe_routing *routing,
+				float *outputs)
+{
+	const moe_config *c = &lm->model->cfg;
+	const float *dp = moe_entity_part(lm, MOE_DRUG, drug, "drug vector");
+	const float *pp = moe_entity_part(lm, MOE_PROTEIN, protein, "protein vector");
+	const moe_infer_out *r = moe_infer_results(lm->ws);
+	int32_t		zero = 0;
+	moe_error	err;
+
+	moe_check(moe_infer_pairs(lm->model, lm->ws, dp, &zero, pp, &zero, 1, outputs, &err), &err);
+	if (routing != NULL)
+	{
+		memcpy(routing->probs, r->probs, sizeof(float) * c->n_experts);
+		memcpy(routing->weights, r->sel_w, sizeof(float) * c->top_k);
+		memcpy(routing->selected, r->host_sel, sizeof(int32_t) * c->top_k);
+	}
+	return r->pred[0];
+}

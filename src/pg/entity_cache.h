@@ -1,0 +1,41 @@
+/*
+ * entity_cache.h — each drug's and protein's part (infer.h), computed once
+ * per backend and model, so scoring a pairs table does per pair only the
+ * work that depends on the pair.
+ *
+ * A vector read from a table arrives as a TOAST pointer: it is keyed by
+ * that pointer (no detoasting on a hit at all).  Any other vector is keyed
+ * by its bytes, compared exactly.  The cache is bounded by
+ * moe_pg.entity_cache_mb and emptied when full.
+ */
+#ifndef MOE_PG_ENTITY_CACHE_H
+#define MOE_PG_ENTITY_CACHE_H
+
+#include "moe_pg.h"
+
+#include "infer.h"
+#include "predict.h"
+
+extern int	moe_entity_cache_mb;
+
+/*
+ * The part of the drug or protein vector arg (a real[] datum, possibly
+ * toasted) for model lm.  On a miss the vector is checked (length, NULLs,
+ * NaN, ...) and its part computed.  what names the argument in errors.
+ */
+const float *moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what);
+
+/*
+ * Score one pair from its (possibly toasted) vector arguments through the
+ * cache; routing and outputs (every expert's output) may be NULL.
+ */
+float		moe_cached_pair(moe_loaded_model *lm, Datum drug, Datum protein, moe_routing *routing,
+							float *outputs);
+
+/* Forget everything cached for a model (all models when id < 0). */
+void		moe_entity_cache_forget(int64 id);
+
+/* Entries and bytes held, for moe_cache(). */
+void		moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *hits, int64 *misses);
+
+#endif

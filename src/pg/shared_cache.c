@@ -1,0 +1,678 @@
+/*
+ * shared_cache.c — see shared_cache.h.
+ *
+ * Layout: a control block in the main shared memory (one LWLock, one
+ * condition variable, a fixed table of entries), followed by a DSA area
+ * created in place and limited to its own size, so the cache never grows
+ * beyond moe_pg.shared_cache_mb.  An entry's data is its moe_config
+ * followed by the parameters, which backends wrap without copying.
+ *
+ * Pins: a transaction that uses an entry pins it (an atomic counter taken
+ * under the shared lock); the pins are dropped when the transaction (or
+ * parallel worker) ends, or when the process exits.  Eviction and freeing
+ * happen under the exclusive lock and only when an entry has no pins.
+ */
+#include "moe_pg.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/dsa.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "checkpoint.h"
+#include "shared_cache.h"
+
+#define SLOTS 64
+#define TRANCHE "moe_pg"
+
+int			moe_shared_cache_mb = 256;
+
+typedef enum entry_state
+{
+	ENTRY_EMPTY = 0,
+	ENTRY_LOADING,				/* a backend is reading it; others wait */
+	ENTRY_READY,
+	ENTRY_RETIRED				/* forgotten while pinned; freed at the last unpin */
+} entry_state;
+
+typedef struct shared_entry
+{
+	Oid			dbid;			/* with relid and model_id: the key */
+	Oid			relid;
+	int64		model_id;
+	entry_state state;
+	uint64		generation;
+	dsa_pointer data;
+	Size		bytes;
+	pg_atomic_uint32 pins;
+	pg_atomic_uint64 hits;
+	pg_atomic_uint64 last_use;	/* TimestampTz */
+} shared_entry;
+
+/* How many times each model was loaded since the server started. */
+#define LOAD_COUNTS 256
+
+typedef struct load_count
+{
+	Oid			dbid;
+	Oid			relid;
+	int64		model_id;
+	int64		loads;
+} load_count;
+
+typedef struct shared_control
+{
+	LWLock	   *lock;
+	int			dsa_tranche;
+	ConditionVariable loaded;	/* broadcast when a load finishes or fails */
+	uint64		next_generation;
+	Size		capacity;
+	Size		used;
+	shared_entry slots[SLOTS];
+	load_count	load_counts[LOAD_COUNTS];
+	/* the DSA area follows, at a MAXALIGNed offset */
+} shared_control;
+
+static shared_control *control = NULL;
+static dsa_area *area = NULL;
+static shmem_request_hook_type prev_request_hook = NULL;
+static shmem_startup_hook_type prev_startup_hook = NULL;
+
+/* Slots this backend has pinned in the current transaction. */
+static bool pinned[SLOTS];
+static bool callbacks_registered = false;
+
+static Size
+area_size(void)
+{
+	return (Size) moe_shared_cache_mb * 1024 * 1024;
+}
+
+static Size
+control_size(void)
+{
+	return MAXALIGN(sizeof(shared_control));
+}
+
+bool
+moe_shared_cache_enabled(void)
+{
+	return control != NULL && moe_shared_cache_mb > 0;
+}
+
+/* ---- startup ---------------------------------------------------------- */
+
+static void
+request_hook(void)
+{
+	if (prev_request_hook)
+		prev_request_hook();
+	RequestAddinShmemSpace(control_size() + area_size());
+	RequestNamedLWLockTranche(TRANCHE, 1);
+}
+
+static void
+startup_hook(void)
+{
+	bool		found;
+
+	if (prev_startup_hook)
+		prev_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	control = ShmemInitStruct("moe_pg shared model cache", control_size() + area_size(), &found);
+	if (!found)
+	{
+		dsa_area   *a;
+
+		memset(control, 0, sizeof(shared_control));
+		control->lock = &(GetNamedLWLockTranche(TRANCHE))->lock;
+		control->dsa_tranche = LWLockNewTrancheId();
+		ConditionVariableInit(&control->loaded);
+		control->next_generation = 1;
+		control->capacity = area_size();
+		for (int i = 0; i < SLOTS; i++)
+		{
+			pg_atomic_init_u32(&control->slots[i].pins, 0);
+			pg_atomic_init_u64(&control->slots[i].hits, 0);
+			pg_atomic_init_u64(&control->slots[i].last_use, 0);
+		}
+		a = dsa_create_in_place((char *) control + control_size(), area_size(),
+								control->dsa_tranche, NULL);
+		dsa_set_size_limit(a, area_size());
+		dsa_detach(a);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+moe_shared_cache_init(void)
+{
+	DefineCustomIntVariable("moe_pg.shared_cache_mb",
+							"Shared memory for models loaded once per server (needs shared_preload_libraries).",
+							"0 turns the shared cache off: every backend loads models itself.",
+							&moe_shared_cache_mb,
+							256, 0, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	if (moe_shared_cache_mb == 0)
+		return;
+	prev_request_hook = shmem_request_hook;
+	shmem_request_hook = request_hook;
+	prev_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = startup_hook;
+}
+
+/* ---- pins ------------------------------------------------------------- */
+
+static void
+free_entry(shared_entry *e)
+{
+	if (DsaPointerIsValid(e->data))
+		dsa_free(area, e->data);
+	control->used -= e->bytes;
+	e->data = InvalidDsaPointer;
+	e->bytes = 0;
+	e->state = ENTRY_EMPTY;
+	e->model_id = 0;
+	e->dbid = InvalidOid;
+	e->relid = InvalidOid;
+}
+
+static void
+unpin_all(void)
+{
+	bool		retire = false;
+
+	if (control == NULL)
+		return;
+	for (int i = 0; i < SLOTS; i++)
+		if (pinned[i])
+		{
+			pinned[i] = false;
+			if (pg_atomic_sub_fetch_u32(&control->slots[i].pins, 1) == 0 &&
+				control->slots[i].state == ENTRY_RETIRED)
+				retire = true;
+		}
+	if (retire)
+	{
+		LWLockAcquire(control->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < SLOTS; i++)
+		{
+			shared_entry *e = &control->slots[i];
+
+			if (e->state == ENTRY_RETIRED && pg_atomic_read_u32(&e->pins) == 0)
+				free_entry(e);
+		}
+		LWLockRelease(control->lock);
+	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			unpin_all();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+exit_callback(int code, Datum arg)
+{
+	unpin_all();
+}
+
+/* Attach to the area and register the pin cleanups, once per backend. */
+static void
+attach(void)
+{
+	if (area == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		LWLockRegisterTranche(control->dsa_tranche, "moe_pg_dsa");
+		area = dsa_attach_in_place((char *) control + control_size(), NULL);
+		MemoryContextSwitchTo(old);
+	}
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		on_shmem_exit(exit_callback, (Datum) 0);
+		callbacks_registered = true;
+	}
+}
+
+/* Pin slot i (lock held, shared or exclusive); a transaction pins once. */
+static void
+pin(int i)
+{
+	shared_entry *e = &control->slots[i];
+
+	if (!pinned[i])
+	{
+		pg_atomic_add_fetch_u32(&e->pins, 1);
+		pinned[i] = true;
+	}
+	pg_atomic_add_fetch_u64(&e->hits, 1);
+	pg_atomic_write_u64(&e->last_use, (uint64) GetCurrentTimestamp());
+}
+
+static void
+describe(int i, moe_shared_model *out)
+{
+	shared_entry *e = &control->slots[i];
+	char	   *base = dsa_get_address(area, e->data);
+
+	out->slot = i;
+	out->generation = e->generation;
+	memcpy(&out->cfg, base, sizeof(moe_config));
+	out->params = (float *) (base + MAXALIGN(sizeof(moe_config)));
+	out->bytes = e->bytes;
+}
+
+/* ---- lookup and load ---------------------------------------------------- */
+
+static bool
+same_key(Oid dbid, Oid relid, int64 id, Oid d2, Oid r2, int64 i2)
+{
+	return dbid == d2 && relid == r2 && id == i2;
+}
+
+/* The load counter of a model (exclusive lock held); a full table
+ * recycles the slot the model hashes to. */
+static load_count *
+load_counter(Oid relid, int64 id)
+{
+	int			home = (int) (((uint64) id * 31 + relid + MyDatabaseId) % LOAD_COUNTS);
+
+	for (int j = 0; j < LOAD_COUNTS; j++)
+	{
+		load_count *c = &control->load_counts[(home + j) % LOAD_COUNTS];
+
+		if (same_key(c->dbid, c->relid, c->model_id, MyDatabaseId, relid, id) || c->model_id == 0)
+		{
+			c->dbid = MyDatabaseId;
+			c->relid = relid;
+			c->model_id = id;
+			return c;
+		}
+	}
+	control->load_counts[home].dbid = MyDatabaseId;
+	control->load_counts[home].relid = relid;
+	control->load_counts[home].model_id = id;
+	control->load_counts[home].loads = 0;
+	return &control->load_counts[home];
+}
+
+static int64
+loads_of(const shared_entry *e)
+{
+	for (int j = 0; j < LOAD_COUNTS; j++)
+	{
+		const load_count *c = &control->load_counts[j];
+
+		if (same_key(c->dbid, c->relid, c->model_id, e->dbid, e->relid, e->model_id))
+			return c->loads;
+	}
+	return 0;
+}
+
+static bool
+is_entry(const shared_entry *e, Oid relid, int64 id)
+{
+	return same_key(e->dbid, e->relid, e->model_id, MyDatabaseId, relid, id);
+}
+
+static int
+find(Oid relid, int64 id, bool ready_only)
+{
+	for (int i = 0; i < SLOTS; i++)
+	{
+		shared_entry *e = &control->slots[i];
+
+		if (is_entry(e, relid, id) &&
+			(e->state == ENTRY_READY || (!ready_only && e->state == ENTRY_LOADING)))
+			return i;
+	}
+	return -1;
+}
+
+bool
+moe_shared_repin(int slot, uint64 generation, Oid relid, int64 id)
+{
+	bool		ok;
+
+	if (!moe_shared_cache_enabled() || slot < 0 || slot >= SLOTS)
+		return false;
+	attach();
+	LWLockAcquire(control->lock, LW_SHARED);
+	ok = control->slots[slot].state == ENTRY_READY && is_entry(&control->slots[slot], relid, id) &&
+		control->slots[slot].generation == generation;
+	if (ok)
+		pin(slot);
+	LWLockRelease(control->lock);
+	return ok;
+}
+
+/* Evict unpinned ready entries, least recently used first, until need
+ * bytes are free; exclusive lock held.  False if it cannot. */
+static bool
+make_room(Size need)
+{
+	while (control->used + need > control->capacity)
+	{
+		int			victim = -1;
+
+		for (int i = 0; i < SLOTS; i++)
+		{
+			shared_entry *e = &control->slots[i];
+
+			if (e->state == ENTRY_READY && pg_atomic_read_u32(&e->pins) == 0 &&
+				(victim < 0 || pg_atomic_read_u64(&e->last_use) <
+				 pg_atomic_read_u64(&control->slots[victim].last_use)))
+				victim = i;
+		}
+		if (victim < 0)
+			return false;
+		free_entry(&control->slots[victim]);
+	}
+	return true;
+}
+
+/* The checkpoint of model id, parsed; false when there is no such row. */
+static bool
+read_checkpoint(int64 id, moe_checkpoint_view *view, bytea **blob)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(id)};
+	MemoryContext outer = CurrentMemoryContext;
+	moe_error	err;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT checkpoint FROM moe.models WHERE id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read moe.models");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return false;
+	}
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		*blob = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												 &isnull));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (moe_checkpoint_read(VARDATA(*blob), VARSIZE(*blob) - VARHDRSZ, view, &err) != MOE_OK)
+		ereport(ERROR,
+				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED
+						 : ERRCODE_DATA_CORRUPTED),
+				 errmsg("cannot load model %lld: %s", (long long) id, err.message)));
+	return true;
+}
+
+/* Copy a parsed checkpoint into entry i's memory (allocated by the caller). */
+static void
+fill_entry(int i, const moe_checkpoint_view *view)
+{
+	char	   *base = dsa_get_address(area, control->slots[i].data);
+	float	   *params = (float *) (base + MAXALIGN(sizeof(moe_config)));
+
+	memcpy(base, &view->cfg, sizeof(moe_config));
+	for (size_t j = 0; j < view->n_params; j++)
+	{
+		const unsigned char *b = view->data + 4 * j;
+		uint32		v = (uint32) b[0] | ((uint32) b[1] << 8) | ((uint32) b[2] << 16) |
+			((uint32) b[3] << 24);
+
+		memcpy(&params[j], &v, 4);
+		if (!isfinite(params[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("cannot load model: parameter %zu is not finite", j)));
+	}
+}
+
+/* Load model id into a LOADING slot; on any error the slot is released. */
+static bool
+load_into(int i, Oid relid, int64 id)
+{
+	moe_checkpoint_view view;
+	bytea	   *blob = NULL;
+	volatile bool fits = false;
+
+	PG_TRY();
+	{
+		Size		need;
+
+		if (!read_checkpoint(id, &view, &blob))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model %lld does not exist", (long long) id)));
+		need = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params;
+		LWLockAcquire(control->lock, LW_EXCLUSIVE);
+		if (make_room(need))
+		{
+			control->slots[i].data = dsa_allocate_extended(area, need, DSA_ALLOC_NO_OOM);
+			fits = DsaPointerIsValid(control->slots[i].data);
+			if (fits)
+			{
+				control->slots[i].bytes = need;
+				control->used += need;
+			}
+		}
+		LWLockRelease(control->lock);
+		if (fits)
+			fill_entry(i, &view);
+	}
+	PG_CATCH();
+	{
+		LWLockAcquire(control->lock, LW_EXCLUSIVE);
+		free_entry(&control->slots[i]);
+		LWLockRelease(control->lock);
+		ConditionVariableBroadcast(&control->loaded);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	LWLockAcquire(control->lock, LW_EXCLUSIVE);
+	if (fits)
+	{
+		control->slots[i].state = ENTRY_READY;
+		control->slots[i].generation = control->next_generation++;
+		load_counter(relid, id)->loads++;
+		pin(i);
+	}
+	else
+		free_entry(&control->slots[i]);
+	LWLockRelease(control->lock);
+	ConditionVariableBroadcast(&control->loaded);
+	return fits;
+}
+
+bool
+moe_shared_acquire(Oid relid, int64 id, moe_shared_model *out)
+{
+	if (!moe_shared_cache_enabled())
+		return false;
+	attach();
+	for (;;)
+	{
+		int			i;
+
+		LWLockAcquire(control->lock, LW_SHARED);
+		i = find(relid, id, true);
+		if (i >= 0)
+		{
+			pin(i);
+			describe(i, out);
+			LWLockRelease(control->lock);
+			return true;
+		}
+		LWLockRelease(control->lock);
+
+		LWLockAcquire(control->lock, LW_EXCLUSIVE);
+		i = find(relid, id, false);
+		if (i >= 0 && control->slots[i].state == ENTRY_READY)
+		{
+			pin(i);
+			describe(i, out);
+			LWLockRelease(control->lock);
+			return true;
+		}
+		if (i >= 0)
+		{
+			/* someone else is loading it: wait, then look again */
+			LWLockRelease(control->lock);
+			ConditionVariablePrepareToSleep(&control->loaded);
+			for (;;)
+			{
+				bool		loading;
+
+				LWLockAcquire(control->lock, LW_SHARED);
+				loading = is_entry(&control->slots[i], relid, id) &&
+					control->slots[i].state == ENTRY_LOADING;
+				LWLockRelease(control->lock);
+				if (!loading)
+					break;
+				ConditionVariableSleep(&control->loaded, PG_WAIT_EXTENSION);
+			}
+			ConditionVariableCancelSleep();
+			continue;
+		}
+		/* claim a free slot and load it ourselves */
+		for (i = 0; i < SLOTS; i++)
+			if (control->slots[i].state == ENTRY_EMPTY)
+				break;
+		if (i == SLOTS)
+		{
+			/* every slot busy: evict the least recently used unpinned one */
+			int			victim = -1;
+
+			for (int j = 0; j < SLOTS; j++)
+				if (control->slots[j].state == ENTRY_READY &&
+					pg_atomic_read_u32(&control->slots[j].pins) == 0 &&
+					(victim < 0 || pg_atomic_read_u64(&control->slots[j].last_use) <
+					 pg_atomic_read_u64(&control->slots[victim].last_use)))
+					victim = j;
+			if (victim < 0)
+			{
+				LWLockRelease(control->lock);
+				return false;
+			}
+			free_entry(&control->slots[victim]);
+			i = victim;
+		}
+		control->slots[i].dbid = MyDatabaseId;
+		control->slots[i].relid = relid;
+		control->slots[i].model_id = id;
+		control->slots[i].state = ENTRY_LOADING;
+		control->slots[i].data = InvalidDsaPointer;
+		control->slots[i].bytes = 0;
+		pg_atomic_write_u64(&control->slots[i].hits, 0);
+		LWLockRelease(control->lock);
+		if (!load_into(i, relid, id))
+			return false;
+		LWLockAcquire(control->lock, LW_SHARED);
+		describe(i, out);
+		LWLockRelease(control->lock);
+		return true;
+	}
+}
+
+void
+moe_shared_forget(Oid relid, int64 id)
+{
+	if (!moe_shared_cache_enabled())
+		return;
+	attach();
+	LWLockAcquire(control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SLOTS; i++)
+	{
+		shared_entry *e = &control->slots[i];
+
+		if (e->state == ENTRY_READY && e->dbid == MyDatabaseId && e->relid == relid &&
+			(id < 0 || e->model_id == id))
+		{
+			if (pg_atomic_read_u32(&e->pins) == 0)
+				free_entry(e);
+			else
+				e->state = ENTRY_RETIRED;
+		}
+	}
+	LWLockRelease(control->lock);
+}
+
+void
+moe_shared_forget_all(void)
+{
+	if (!moe_shared_cache_enabled())
+		return;
+	attach();
+	LWLockAcquire(control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SLOTS; i++)
+	{
+		shared_entry *e = &control->slots[i];
+
+		if (e->state == ENTRY_READY)
+		{
+			if (pg_atomic_read_u32(&e->pins) == 0)
+				free_entry(e);
+			else
+				e->state = ENTRY_RETIRED;
+		}
+	}
+	LWLockRelease(control->lock);
+}
+
+int
+moe_shared_stats_list(Oid relid, moe_shared_stats **out, Size *used, Size *capacity)
+{
+	int			n = 0;
+
+	*out = NULL;
+	*used = *capacity = 0;
+	if (!moe_shared_cache_enabled())
+		return 0;
+	*out = palloc0(sizeof(moe_shared_stats) * SLOTS);
+	LWLockAcquire(control->lock, LW_SHARED);
+	for (int i = 0; i < SLOTS; i++)
+	{
+		shared_entry *e = &control->slots[i];
+
+		if (e->state != ENTRY_READY || e->dbid != MyDatabaseId || e->relid != relid)
+			continue;
+		(*out)[n].model_id = e->model_id;
+		(*out)[n].bytes = e->bytes;
+		(*out)[n].loads = loads_of(e);
+		(*out)[n].hits = (int64) pg_atomic_read_u64(&e->hits);
+		(*out)[n].pins = pg_atomic_read_u32(&e->pins);
+		(*out)[n].last_use = (TimestampTz) pg_atomic_read_u64(&e->last_use);
+		n++;
+	}
+	*used = control->used;
+	*capacity = control->capacity;
+	LWLockRelease(control->lock);
+	return n;
+}

@@ -1,0 +1,81 @@
+/*
+ * shared_cache.h — models loaded once per server into shared memory.
+ *
+ * With shared_preload_libraries = 'moe_pg', a fixed shared-memory area of
+ * moe_pg.shared_cache_mb holds the parameters of recently used models,
+ * read in place by every backend.  A model is loaded by the first backend
+ * that needs it while others wait; entries not pinned by any transaction
+ * are evicted least recently used first.  Entries are keyed by model id,
+ * and a model row never changes, so an entry stays valid until the row is
+ * deleted (a trigger forgets it).
+ */
+#ifndef MOE_PG_SHARED_CACHE_H
+#define MOE_PG_SHARED_CACHE_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#include "model.h"
+
+extern int	moe_shared_cache_mb;
+
+/* Called from _PG_init while shared_preload_libraries is being processed. */
+void		moe_shared_cache_init(void);
+
+/* True when the server preloaded moe_pg and gave the cache some memory. */
+bool		moe_shared_cache_enabled(void);
+
+/* A pinned entry: its configuration and parameters, valid until unpinned. */
+typedef struct moe_shared_model
+{
+	int			slot;
+	uint64		generation;
+	moe_config	cfg;
+	float	   *params;
+	Size		bytes;
+} moe_shared_model;
+
+/*
+ * Entries are keyed by database, the OID of that database's moe.models
+ * (so a dropped and re-created extension, whose ids start again at 1,
+ * never meets its predecessor's models) and the model id.  models_relid
+ * is the caller's current OID of moe.models.
+ */
+
+/*
+ * Find model id in the shared cache, or load it there (reading the row
+ * through SPI); pins it until the end of the current transaction.  Returns
+ * false when the model does not fit, so the caller loads it locally.
+ * ERROR when there is no such model.
+ */
+bool		moe_shared_acquire(Oid models_relid, int64 id, moe_shared_model *out);
+
+/* Re-pin an entry this backend used before, if it still holds the same
+ * model (same generation); false when it was evicted or replaced. */
+bool		moe_shared_repin(int slot, uint64 generation, Oid models_relid, int64 id);
+
+/* Drop a model (all of this database's models when id < 0) from the
+ * shared cache, now or when the last pin goes. */
+void		moe_shared_forget(Oid models_relid, int64 id);
+
+/* Drop every unpinned entry of every database (pinned ones at their last
+ * unpin). */
+void		moe_shared_forget_all(void);
+
+/* One row of moe_cache(). */
+typedef struct moe_shared_stats
+{
+	int64		model_id;
+	Size		bytes;
+	int64		loads;
+	int64		hits;
+	uint32		pins;
+	TimestampTz last_use;
+} moe_shared_stats;
+
+/* This database's entries into a palloc'd array; returns the count. */
+int			moe_shared_stats_list(Oid models_relid, moe_shared_stats **out, Size *used,
+								  Size *capacity);
+
+#endif

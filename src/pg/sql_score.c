@@ -1,0 +1,505 @@
+/*
+ * sql_score.c — bulk scoring: moe_predict_batch() and moe_predict_matrix()
+ * over arrays, and CALL moe_score() from a table to a table.
+ *
+ * All three compute each distinct drug and protein once (through the
+ * entity cache for moe_score, whose vectors come from tables) and then the
+ * pairs in batches with the row-independent products, so every pair gets
+ * the same bits as moe_predict would give it.
+ */
+#include "moe_pg.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include "entity_cache.h"
+#include "infer.h"
+
+#define SCORE_FETCH 4096
+
+static moe_loaded_model *
+model_from_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL")));
+	if (get_fn_expr_argtype(fcinfo->flinfo, argno) == TEXTOID)
+		return moe_model_by_id(moe_model_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(argno))));
+	return moe_model_by_id(PG_GETARG_INT64(argno));
+}
+
+/* A two-dimensional real[] of rows of width dim: its floats and row count. */
+static const float *
+matrix_arg(ArrayType *arr, const char *what, int dim, int *rows)
+{
+	const float *v;
+
+	if (ARR_ELEMTYPE(arr) != FLOAT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be real[]", what)));
+	if (ARR_NDIM(arr) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be a two-dimensional array, one vector per row", what)));
+	if (ARR_HASNULL(arr) && array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s contains NULL elements", what)));
+	if (ARR_DIMS(arr)[1] != dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s has vectors of %d elements, the model expects %d", what,
+						ARR_DIMS(arr)[1], dim)));
+	*rows = ARR_DIMS(arr)[0];
+	v = (const float *) ARR_DATA_PTR(arr);
+	for (size_t i = 0; i < (size_t) *rows * dim; i++)
+		if (!isfinite(v[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("%s row %zu element %zu is %s", what, i / dim + 1, i % dim + 1,
+							isnan(v[i]) ? "NaN" : "infinite")));
+	return v;
+}
+
+/*
+ * moe_predict_batch(drugs real[][], proteins real[][], model): row i pairs
+ * drug row i with protein row i.
+ */
+PG_FUNCTION_INFO_V1(moe_predict_batch_sql);
+Datum
+moe_predict_batch_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	moe_loaded_model *lm = model_from_arg(fcinfo, 2);
+	const moe_config *c = &lm->model->cfg;
+	moe_infer_ws *ws = moe_loaded_batch_ws(lm);
+	int			nd,
+				np;
+	const float *drugs,
+			   *proteins;
+	int32	   *idx = palloc(sizeof(int32) * MOE_INFER_BATCH);
+	moe_error	err;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("drugs and proteins must not be NULL")));
+	drugs = matrix_arg(PG_GETARG_ARRAYTYPE_P(0), "drugs", c->drug_dim, &nd);
+	proteins = matrix_arg(PG_GETARG_ARRAYTYPE_P(1), "proteins", c->protein_dim, &np);
+	if (nd != np)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("drugs has %d rows and proteins %d; they are paired row by row", nd, np)));
+	for (int i = 0; i < MOE_INFER_BATCH; i++)
+		idx[i] = i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int from = 0; from < nd; from += MOE_INFER_BATCH)
+	{
+		int			M = nd - from < MOE_INFER_BATCH ? nd - from : MOE_INFER_BATCH;
+		const moe_infer_out *r = moe_infer_results(ws);
+
+		CHECK_FOR_INTERRUPTS();
+		moe_check(moe_infer_rows(lm->model, ws, drugs + (size_t) from * c->drug_dim, idx,
+								 proteins + (size_t) from * c->protein_dim, idx, M, NULL, &err), &err);
+		for (int i = 0; i < M; i++)
+		{
+			Datum		values[2] = {Int32GetDatum(from + i + 1), Float4GetDatum(r->pred[i])};
+			bool		nulls[2] = {false, false};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
+}
+
+/* Parts of rows [from, from + n) of a matrix of entities, into parts. */
+static void
+matrix_parts(moe_loaded_model *lm, moe_infer_ws *ws, moe_entity_kind kind, const float *rows,
+			 int dim, int n, float *parts)
+{
+	int			pf = moe_entity_part_floats(lm->model);
+	int32	   *idx = palloc(sizeof(int32) * MOE_INFER_BATCH);
+	moe_error	err;
+
+	for (int i = 0; i < MOE_INFER_BATCH; i++)
+		idx[i] = i;
+	for (int from = 0; from < n; from += MOE_INFER_BATCH)
+	{
+		int			m = n - from < MOE_INFER_BATCH ? n - from : MOE_INFER_BATCH;
+
+		CHECK_FOR_INTERRUPTS();
+		moe_check(moe_entity_parts(lm->model, ws, kind, rows + (size_t) from * dim, idx, m,
+								   parts + (size_t) from * pf, &err), &err);
+	}
+	pfree(idx);
+}
+
+/*
+ * moe_predict_matrix(drugs real[][], proteins real[][], model): every drug
+ * against every protein (a screen), drug-major.
+ */
+PG_FUNCTION_INFO_V1(moe_predict_matrix_sql);
+Datum
+moe_predict_matrix_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	moe_loaded_model *lm = model_from_arg(fcinfo, 2);
+	const moe_config *c = &lm->model->cfg;
+	moe_infer_ws *ws = moe_loaded_batch_ws(lm);
+	int			pf = moe_entity_part_floats(lm->model);
+	int			nd,
+				np;
+	const float *drugs,
+			   *proteins;
+	float	   *dparts,
+			   *pparts;
+	int32	   *di = palloc(sizeof(int32) * MOE_INFER_BATCH),
+			   *pi = palloc(sizeof(int32) * MOE_INFER_BATCH);
+	moe_error	err;
+	int64		total;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("drugs and proteins must not be NULL")));
+	drugs = matrix_arg(PG_GETARG_ARRAYTYPE_P(0), "drugs", c->drug_dim, &nd);
+	proteins = matrix_arg(PG_GETARG_ARRAYTYPE_P(1), "proteins", c->protein_dim, &np);
+	dparts = palloc_extended(sizeof(float) * (size_t) nd * pf, MCXT_ALLOC_HUGE);
+	pparts = palloc_extended(sizeof(float) * (size_t) np * pf, MCXT_ALLOC_HUGE);
+	matrix_parts(lm, ws, MOE_DRUG, drugs, c->drug_dim, nd, dparts);
+	matrix_parts(lm, ws, MOE_PROTEIN, proteins, c->protein_dim, np, pparts);
+
+	InitMaterializedSRF(fcinfo, 0);
+	total = (int64) nd * np;
+	for (int64 from = 0; from < total; from += MOE_INFER_BATCH)
+	{
+		int			M = total - from < MOE_INFER_BATCH ? (int) (total - from) : MOE_INFER_BATCH;
+		const moe_infer_out *r = moe_infer_results(ws);
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < M; i++)
+		{
+			di[i] = (int32) ((from + i) / np);
+			pi[i] = (int32) ((from + i) % np);
+		}
+		moe_check(moe_infer_pairs(lm->model, ws, dparts, di, pparts, pi, M, NULL, &err), &err);
+		for (int i = 0; i < M; i++)
+		{
+			Datum		values[3] = {Int32GetDatum(di[i] + 1), Int32GetDatum(pi[i] + 1),
+			Float4GetDatum(r->pred[i])};
+			bool		nulls[3] = {false, false, false};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
+}
+
+/* ---- CALL moe_score(model, source, output_table, ...) ---------------- */
+
+/* Names of the key columns, checked to exist in the source. */
+static List *
+key_columns(FunctionCallInfo fcinfo, int argno, Oid relid)
+{
+	List	   *keys = NIL;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (PG_ARGISNULL(argno))
+		return NIL;
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("key_columns must not contain NULL")));
+		name = TextDatumGetCString(elems[i]);
+		if (get_attnum(relid, name) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" does not exist in %s", name, get_rel_name(relid))));
+		keys = lappend(keys, name);
+	}
+	return keys;
+}
+
+/* The rows of one fetch, scored and inserted into the output. */
+typedef struct score_batch
+{
+	int			n;
+	int			n_keys;
+	const float **drug_parts;	/* cached parts, one pointer per row */
+	const float **protein_parts;
+	Datum	  **keys;			/* [key][row] text */
+	bool	  **key_nulls;
+	float	   *pred;
+} score_batch;
+
+/*
+ * Each distinct part of a fetch copied once into a table; idx[i] is row
+ * i's entry.  Returns the table.
+ */
+static float *
+part_table(const float **parts, int n, int pf, int32 *idx)
+{
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	float	   *table = palloc_extended(sizeof(float) * (size_t) n * pf, MCXT_ALLOC_HUGE);
+	int			distinct = 0;
+
+	typedef struct
+	{
+		const float *key;
+		int32		index;
+	}			part_index;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(const float *);
+	ctl.entrysize = sizeof(part_index);
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("moe_score parts", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < n; i++)
+	{
+		bool		found;
+		part_index *e = hash_search(seen, &parts[i], HASH_ENTER, &found);
+
+		if (!found)
+		{
+			e->index = distinct;
+			memcpy(table + (size_t) distinct * pf, parts[i], sizeof(float) * pf);
+			distinct++;
+		}
+		idx[i] = e->index;
+	}
+	hash_destroy(seen);
+	return table;
+}
+
+/* Pairs of a fetch through the model, from tables of its distinct parts. */
+static void
+score_pairs(moe_loaded_model *lm, score_batch *b)
+{
+	moe_infer_ws *ws = moe_loaded_batch_ws(lm);
+	int			pf = moe_entity_part_floats(lm->model);
+	int32	   *di = palloc(sizeof(int32) * b->n),
+			   *pi = palloc(sizeof(int32) * b->n);
+	float	   *dtab = part_table(b->drug_parts, b->n, pf, di);
+	float	   *ptab = part_table(b->protein_parts, b->n, pf, pi);
+	moe_error	err;
+
+	for (int from = 0; from < b->n; from += MOE_INFER_BATCH)
+	{
+		int			M = b->n - from < MOE_INFER_BATCH ? b->n - from : MOE_INFER_BATCH;
+
+		moe_check(moe_infer_pairs(lm->model, ws, dtab, di + from, ptab, pi + from, M, NULL, &err),
+				  &err);
+		memcpy(b->pred + from, moe_infer_results(ws)->pred, sizeof(float) * M);
+	}
+}
+
+static void
+insert_batch(const char *insert_sql, score_batch *b, int n_keys)
+{
+	Oid		   *types = palloc(sizeof(Oid) * (n_keys + 1));
+	Datum	   *values = palloc(sizeof(Datum) * (n_keys + 1));
+	Datum	   *preds = palloc(sizeof(Datum) * b->n);
+	int			dims[1] = {b->n},
+				lbs[1] = {1};
+
+	for (int k = 0; k < n_keys; k++)
+	{
+		types[k] = TEXTARRAYOID;
+		values[k] = PointerGetDatum(construct_md_array(b->keys[k], b->key_nulls[k], 1, dims, lbs,
+													   TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	for (int i = 0; i < b->n; i++)
+		preds[i] = Float4GetDatum(b->pred[i]);
+	types[n_keys] = FLOAT4ARRAYOID;
+	values[n_keys] = PointerGetDatum(construct_array(preds, b->n, FLOAT4OID, 4, true, TYPALIGN_INT));
+	if (SPI_execute_with_args(insert_sql, n_keys + 1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "moe_score: could not insert into the output table");
+}
+
+PG_FUNCTION_INFO_V1(moe_score_sql);
+Datum
+moe_score_sql(PG_FUNCTION_ARGS)
+{
+	moe_loaded_model *lm;
+	Oid			relid;
+	char	   *source,
+			   *output,
+			   *drug_col,
+			   *protein_col;
+	List	   *keys;
+	List	   *output_name;
+	bool		replace;
+	StringInfoData q,
+				ins;
+	Portal		portal;
+	ListCell   *lc;
+	int			n_keys,
+				k;
+	int64		scored = 0,
+				total = 0;
+	instr_time	start,
+				now;
+	MemoryContext batch_cxt,
+				old;
+
+	for (int i = 1; i <= 6; i++)
+		if (PG_ARGISNULL(i) && i != 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("source, output_table, drug_column, protein_column and replace must not be NULL")));
+	lm = model_from_arg(fcinfo, 0);
+	relid = PG_GETARG_OID(1);
+	source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+	output_name = stringToQualifiedNameList(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	output = NameListToQuotedString(output_name);
+	drug_col = NameStr(*PG_GETARG_NAME(3));
+	protein_col = NameStr(*PG_GETARG_NAME(4));
+	if (get_attnum(relid, drug_col) == InvalidAttrNumber || get_attnum(relid, protein_col) == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("%s has no column \"%s\" or \"%s\"", source, drug_col, protein_col)));
+	drug_col = pstrdup(quote_identifier(drug_col));
+	protein_col = pstrdup(quote_identifier(protein_col));
+	keys = key_columns(fcinfo, 5, relid);
+	replace = PG_GETARG_BOOL(6);
+	n_keys = list_length(keys);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the output: the key columns (their types) and the prediction */
+	initStringInfo(&q);
+	if (replace)
+	{
+		appendStringInfo(&q, "DROP TABLE IF EXISTS %s", output);
+		SPI_execute(q.data, false, 0);
+		resetStringInfo(&q);
+	}
+	appendStringInfo(&q, "CREATE TABLE %s AS SELECT ", output);
+	foreach(lc, keys)
+		appendStringInfo(&q, "%s, ", quote_identifier(lfirst(lc)));
+	appendStringInfo(&q, "NULL::real AS prediction FROM %s WITH NO DATA", source);
+	if (SPI_execute(q.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "moe_score: could not create %s", output);
+
+	/* INSERT ... SELECT from unnest($1::text[], ..., $n::real[]) with casts */
+	initStringInfo(&ins);
+	appendStringInfo(&ins, "INSERT INTO %s SELECT ", output);
+	k = 1;
+	foreach(lc, keys)
+	{
+		/* keys travel as text and go back to their own type */
+		appendStringInfo(&ins, "k%d::%s, ", k,
+						 format_type_be(get_atttype(relid, get_attnum(relid, lfirst(lc)))));
+		k++;
+	}
+	appendStringInfoString(&ins, "p FROM unnest(");
+	for (k = 1; k <= n_keys; k++)
+		appendStringInfo(&ins, "$%d, ", k);
+	appendStringInfo(&ins, "$%d) AS u(", n_keys + 1);
+	for (k = 1; k <= n_keys; k++)
+		appendStringInfo(&ins, "k%d, ", k);
+	appendStringInfoString(&ins, "p)");
+
+	resetStringInfo(&q);
+	appendStringInfoString(&q, "SELECT ");
+	foreach(lc, keys)
+		appendStringInfo(&q, "%s::text, ", quote_identifier(lfirst(lc)));
+	appendStringInfo(&q, "%s, %s FROM %s", drug_col, protein_col, source);
+	portal = SPI_cursor_open_with_args(NULL, q.data, 0, NULL, NULL, NULL, true, 0);
+
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "moe_score batch", ALLOCSET_DEFAULT_SIZES);
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		score_batch b;
+
+		SPI_cursor_fetch(portal, true, SCORE_FETCH);
+		if (SPI_processed == 0)
+			break;
+		old = MemoryContextSwitchTo(batch_cxt);
+		memset(&b, 0, sizeof(b));
+		b.n = (int) SPI_processed;
+		b.drug_parts = palloc(sizeof(float *) * b.n);
+		b.protein_parts = palloc(sizeof(float *) * b.n);
+		b.pred = palloc(sizeof(float) * b.n);
+		b.keys = palloc(sizeof(Datum *) * (n_keys + 1));
+		b.key_nulls = palloc(sizeof(bool *) * (n_keys + 1));
+		for (k = 0; k < n_keys; k++)
+		{
+			b.keys[k] = palloc(sizeof(Datum) * b.n);
+			b.key_nulls[k] = palloc(sizeof(bool) * b.n);
+		}
+		for (int i = 0; i < b.n; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		dn,
+						pn;
+			Datum		dv,
+						pv;
+
+			for (k = 0; k < n_keys; k++)
+				b.keys[k][i] = SPI_getbinval(tup, desc, k + 1, &b.key_nulls[k][i]);
+			dv = SPI_getbinval(tup, desc, n_keys + 1, &dn);
+			pv = SPI_getbinval(tup, desc, n_keys + 2, &pn);
+			if (dn || pn)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s has a row with a NULL %s vector", source, dn ? "drug" : "protein")));
+			b.drug_parts[i] = moe_entity_part(lm, MOE_DRUG, dv, "drug vector");
+			b.protein_parts[i] = moe_entity_part(lm, MOE_PROTEIN, pv, "protein vector");
+		}
+		CHECK_FOR_INTERRUPTS();
+		score_pairs(lm, &b);
+		insert_batch(ins.data, &b, n_keys);
+		scored += b.n;
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (scored - total >= 100000)
+		{
+			ereport(NOTICE,
+					(errmsg("moe_score: %lld pairs scored, %.1f s", (long long) scored,
+							INSTR_TIME_GET_DOUBLE(now))));
+			total = scored;
+		}
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	ereport(NOTICE,
+			(errmsg("moe_score: %lld pairs scored into %s in %.2f s (%.0f pairs/s)", (long long) scored,
+					output, INSTR_TIME_GET_DOUBLE(now),
+					INSTR_TIME_GET_DOUBLE(now) > 0 ? scored / INSTR_TIME_GET_DOUBLE(now) : 0.0)));
+	PG_RETURN_VOID();
+}
