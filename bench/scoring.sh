@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# bench/scoring.sh — how fast a trained model scores, measured in one run:
+#   * all Davis pairs per row (SELECT moe_predict ... FROM pairs) and in bulk
+#     (CALL moe_score), and their ratio;
+#   * bulk scoring against the sgemm FLOP limit of this machine for the
+#     arithmetic the model does (bench/flops.c measures sgemm);
+#   * the first call of a connection: cold (model not cached anywhere) and
+#     warm (model in the shared cache), and a warm repeat;
+#   * single-row latency p50/p99 with pgbench and a prepared statement;
+#   * memory (PSS, /proc/PID/smaps_rollup) of 1 and of 16 backends that
+#     have each scored, over the same backends before scoring.
+# It starts its own throwaway cluster (moe_pg preloaded).  Needs the Davis
+# CSVs: MOE_DATA_DIR (default ../shared/data); skips cleanly without them.
+#
+#   bash bench/scoring.sh            (about 3 minutes on 2 cores)
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$MOE_ROOT"
+DATA=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
+if [ ! -f "$DATA/davis/affinities.csv" ]; then
+    echo "SKIP: Davis CSVs not found under $DATA (set MOE_DATA_DIR)"
+    exit 0
+fi
+REPS=${MOE_BENCH_REPS:-3}
+PGBENCH_SECONDS=${MOE_BENCH_PGBENCH_SECONDS:-10}
+
+moe_build_install >/dev/null
+trap moe_cluster_stop EXIT
+moe_cluster_start "shared_preload_libraries = 'moe_pg'" "moe_pg.shared_cache_mb = 256" \
+    "max_parallel_workers_per_gather = 0" "max_connections = 40" 2>/dev/null
+export PGDATABASE=bench
+createdb bench
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+q -c "CREATE EXTENSION moe_pg" -c "SET client_min_messages = warning" \
+  -c "SELECT moe_load_dta('$DATA/davis', 'davis')" >/dev/null
+# one epoch: speed does not depend on how well the weights are trained
+q -c "SET client_min_messages = warning" -c "CALL moe_train('davis', model_name => 'bench', epochs => 1)" >/dev/null
+model=$(q -c "SELECT model_id FROM moe.deployments WHERE name = 'bench'")
+q -c "CREATE TABLE pair_ids AS SELECT row_number() OVER (ORDER BY drug_id, target_id)::int AS id, drug_id, target_id FROM davis.affinities;
+      ALTER TABLE pair_ids ADD PRIMARY KEY (id); ANALYZE pair_ids, davis.drugs, davis.targets;"
+# every measured pair once (davis.pairs lists a pair once per fold)
+q -c "CREATE VIEW all_pairs AS SELECT a.drug_id, a.target_id, d.vec AS drug_vec, t.vec AS protein_vec
+        FROM davis.affinities a JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id)"
+pairs=$(q -c "SELECT count(*) FROM pair_ids")
+
+echo "# bench/scoring.sh on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "pairs $pairs"
+q -c "SELECT 'model_params ' || n_params || E'\nmodel_bytes ' || checkpoint_bytes FROM moe_model_info($model::bigint)"
+
+# --- timings inside the server (no client transfer in the figures)
+timed='CREATE FUNCTION pg_temp.seconds(sql text) RETURNS float8 LANGUAGE plpgsql AS $f$
+DECLARE t0 timestamptz := clock_timestamp(); BEGIN EXECUTE sql; RETURN extract(epoch FROM clock_timestamp() - t0); END $f$;'
+per_row="SELECT sum(moe_predict(drug_vec, protein_vec, $model::bigint)) FROM all_pairs"
+read -r per_row_s bulk_s < <(q -c "$timed" -c "
+SELECT (SELECT min(pg_temp.seconds('$per_row')) FROM generate_series(0, $REPS)),
+       (SELECT min(pg_temp.seconds('DROP TABLE IF EXISTS scored; CALL moe_score($model::bigint, ''all_pairs'', ''scored'', key_columns => ''{drug_id,target_id}'')'))
+          FROM generate_series(0, $REPS))" | tr '|' ' ')
+same=$(q -c "SELECT count(*) FROM scored s JOIN all_pairs p USING (drug_id, target_id)
+             WHERE s.prediction = moe_predict(p.drug_vec, p.protein_vec, $model::bigint)")
+echo "per_row_all_pairs_s $per_row_s"
+echo "bulk_all_pairs_s $bulk_s"
+echo "bulk_equals_per_row $same/$pairs"
+awk -v a="$per_row_s" -v b="$bulk_s" 'BEGIN { printf "per_row_over_bulk %.2f   (target < 2)\n", a / b }'
+awk -v a="$per_row_s" -v n="$pairs" 'BEGIN { printf "per_row_us_per_pair %.1f\n", a / n * 1e6 }'
+
+# --- the arithmetic bulk scoring does, against what sgemm can do here
+cc -O3 -march=native -Isrc/engine bench/flops.c src/engine/gemm_rows.c -lopenblas -o "$MOE_CLUSTER_DIR/flops"
+sgemm=$("$MOE_CLUSTER_DIR/flops" | awk '/^sgemm_gflops_all_threads/ { print $2 }')
+flops=$(q -c "
+WITH c AS (SELECT config FROM moe.models WHERE id = $model),
+     i AS (SELECT * FROM moe_model_info($model::bigint)),
+     n AS (SELECT count(DISTINCT drug_id) AS drugs, count(DISTINCT target_id) AS targets, count(*) AS pairs FROM all_pairs),
+     -- widths of one layer stack: input, hidden..., output
+     w AS (SELECT (SELECT array_agg(x::int) FROM jsonb_array_elements_text(config->'drug_hidden') x) AS dh,
+                  (SELECT array_agg(x::int) FROM jsonb_array_elements_text(config->'protein_hidden') x) AS ph,
+                  (SELECT array_agg(x::int) FROM jsonb_array_elements_text(config->'gate_hidden') x) AS gh,
+                  (SELECT array_agg(x::int) FROM jsonb_array_elements_text(config->'expert_hidden') x) AS eh FROM c)
+SELECT round(
+  -- encoders, once per distinct drug and protein
+  n.drugs * 2.0 * (SELECT sum(a * b) FROM unnest(ARRAY[i.drug_dim] || w.dh[1:cardinality(w.dh) - 1], w.dh) AS t(a, b))
+  + n.targets * 2.0 * (SELECT sum(a * b) FROM unnest(ARRAY[i.protein_dim] || w.ph[1:cardinality(w.ph) - 1], w.ph) AS t(a, b))
+  -- first layers of the gate and of every expert, split into drug and protein parts
+  + (n.drugs * w.dh[cardinality(w.dh)] + n.targets * w.ph[cardinality(w.ph)]) * 2.0 * (w.gh[1] + i.experts * w.eh[1])
+  -- per pair: the rest of the gate and of the k routed experts
+  + n.pairs * 2.0 * ((SELECT sum(a * b) FROM unnest(w.gh, w.gh[2:] || ARRAY[i.experts]) AS t(a, b))
+                     + i.top_k * (SELECT sum(a * b) FROM unnest(w.eh, w.eh[2:] || ARRAY[1]) AS t(a, b))))
+FROM n, w, i")
+echo "bulk_gflop $(awk -v f="$flops" 'BEGIN { printf "%.2f", f / 1e9 }')"
+echo "sgemm_gflops $sgemm"
+awk -v f="$flops" -v g="$sgemm" -v t="$bulk_s" 'BEGIN { l = f / (g * 1e9); printf "bulk_flop_limit_s %.3f\nbulk_over_flop_limit %.2f   (target < 3)\n", l, t / l }'
+
+# --- the first call of a connection
+one="SELECT moe_predict(drug_vec, protein_vec, $model::bigint) FROM all_pairs WHERE drug_id = (SELECT min(drug_id) FROM davis.drugs) LIMIT 1"
+first_call() { q -c "$timed" -c "SELECT pg_temp.seconds('$one')" -c "SELECT pg_temp.seconds('$one')" | tr '\n' ' '; echo; }
+q -c "SELECT moe_cache_clear('server')" >/dev/null
+read -r cold cold_again < <(first_call)
+read -r warm warm_again < <(first_call)
+echo "first_call_cold_ms $(awk -v s="$cold" 'BEGIN { printf "%.2f", s * 1e3 }')   (model read from moe.models into the shared cache)"
+echo "first_call_warm_ms $(awk -v s="$warm" 'BEGIN { printf "%.2f", s * 1e3 }')   (model in the shared cache, new connection)"
+echo "repeat_call_ms $(awk -v s="$warm_again" 'BEGIN { printf "%.3f", s * 1e3 }')"
+awk -v c="$cold" -v w="$warm" 'BEGIN { printf "cold_over_warm_first_call %.1f\n", c / w }'
+
+# --- single-row latency through pgbench, prepared statements
+cat >"$MOE_CLUSTER_DIR/score.sql" <<EOF
+\set id random(1, $pairs)
+SELECT moe_predict(d.vec, t.vec, $model::bigint) FROM pair_ids p JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id) WHERE p.id = :id;
+EOF
+cat >"$MOE_CLUSTER_DIR/fetch.sql" <<EOF
+\set id random(1, $pairs)
+SELECT array_length(d.vec, 1) + array_length(t.vec, 1) FROM pair_ids p JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id) WHERE p.id = :id;
+EOF
+latency() {   # script -> "p50_us p99_us tps" over per-transaction logs
+    local dir=$MOE_CLUSTER_DIR/pgb_$1
+    mkdir -p "$dir"; chmod 777 "$dir"
+    (cd "$dir" && pgbench -n -M prepared -c 1 -T "$PGBENCH_SECONDS" -f "$MOE_CLUSTER_DIR/$1.sql" -l --log-prefix=lat bench >/dev/null 2>&1)
+    # warm-up: the first second fills the connection's entity cache
+    awk '{ print $3 }' "$dir"/lat.* | tail -n +2000 | sort -n |
+        awk '{ v[NR] = $1 } END { printf "%d %d %d\n", v[int(NR * 0.5)], v[int(NR * 0.99)], NR }'
+}
+read -r s50 s99 sn < <(latency score)
+read -r f50 f99 fn < <(latency fetch)
+echo "latency_score_p50_us $s50"
+echo "latency_score_p99_us $s99"
+echo "latency_fetch_only_p50_us $f50   (the same query returning the vectors' lengths: round trip, lookup, detoast)"
+echo "latency_fetch_only_p99_us $f99"
+echo "latency_moe_predict_p50_us $((s50 - f50))   (score minus fetch; target p50 < 100)"
+
+# --- memory: PSS of N backends that each scored one pair, before and after.
+# The weights live in shared memory, so "for the weights" is the PSS of the
+# shared mappings (PostgreSQL's shared memory and DSM segments); the total
+# adds each backend's private memory (its entity parts, workspace, caches).
+pss_kb() {   # pid -> "total_kb shared_kb"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { shared = ($2 ~ /s/) } /^Pss:/ { t += $2; if (shared) s += $2 }
+         END { print t + 0, s + 0 }' "/proc/$1/smaps"
+}
+memory_for() {   # N -> "total_growth_kb shared_growth_kb backends"
+    local n=$1 pids=() t0=0 s0=0 t1=0 s1=0 t s
+    for i in $(seq "$n"); do
+        # each session: read the pair's vectors and attach the cache (the
+        # baseline), pause, score one pair, pause
+        q -c "SELECT array_length(drug_vec, 1) FROM all_pairs LIMIT 1" -c "SELECT count(*) FROM moe_cache()" \
+          -c "SELECT pg_sleep(4)" -c "$one" -c "SELECT pg_sleep(6)" >/dev/null &
+    done
+    sleep 2
+    mapfile -t pids < <(q -c "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(4)'")
+    for p in "${pids[@]}"; do read -r t s < <(pss_kb "$p"); t0=$((t0 + t)); s0=$((s0 + s)); done
+    sleep 5
+    for p in "${pids[@]}"; do read -r t s < <(pss_kb "$p"); t1=$((t1 + t)); s1=$((s1 + s)); done
+    wait
+    echo "$((t1 - t0)) $((s1 - s0)) ${#pids[@]}"
+}
+q -c "SELECT moe_cache_clear('server')" >/dev/null
+read -r m1 w1 n1 < <(memory_for 1)
+q -c "SELECT moe_cache_clear('server')" >/dev/null
+read -r m16 w16 n16 < <(memory_for 16)
+weights_kb=$(q -c "SELECT bytes / 1024 FROM moe_cache() WHERE model_id = $model AND scope = 'shared'")
+echo "model_in_shared_cache_kb $weights_kb"
+echo "pss_shared_growth_1_backend_kb $w1   ($n1 backend: the weights, loaded by it)"
+echo "pss_shared_growth_16_backends_kb $w16   ($n16 backends)"
+awk -v a="$w1" -v b="$w16" 'BEGIN { printf "weights_memory_16_over_1 %.3f   (target < 1.05)\n", b / a }'
+echo "pss_total_growth_1_backend_kb $m1   (includes the loader's transient copy of the checkpoint)"
+echo "pss_total_growth_16_backends_kb $m16"
+awk -v a="$m1" -v b="$m16" -v n="$n16" 'BEGIN { printf "total_memory_16_over_1 %.3f\nprivate_kb_per_extra_backend %.0f\n", b / a, (b - a) / (n - 1) }'
