@@ -5,7 +5,7 @@ set -euo pipefail
 
 MOE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-MOE_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libopenblas-dev build-essential valgrind"
+MOE_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libopenblas-dev build-essential valgrind clang libclang-rt-14-dev"
 
 log() { printf '\n== %s\n' "$*" >&2; }
 

@@ -403,8 +403,18 @@ moe_checkpoint_read(const void *buf, size_t len, moe_checkpoint_view *view, moe_
 						(unsigned long long) n_params, layout.n_params);
 	}
 	moe_layout_free(&layout);
+	/* zero padding; a header ending at the very end of the buffer (its last
+	 * bytes read as the checksum) must stop here, not spin on a short read */
 	while (r.pos % 4 != 0)
-		get_bytes(&r, NULL, 1);
+	{
+		unsigned char pad;
+
+		if (!get_bytes(&r, &pad, 1))
+			return moe_fail(err, MOE_ERR_CORRUPT, "checkpoint sections do not add up");
+		if (pad != 0)
+			return moe_fail(err, MOE_ERR_CORRUPT, "checkpoint has a non-zero padding byte at offset %zu",
+							r.pos - 1);
+	}
 	if (r.short_read || r.pos != header_bytes || (len - 4 - r.pos) != n_params * sizeof(float))
 		return moe_fail(err, MOE_ERR_CORRUPT, "checkpoint sections do not add up");
 	view->n_params = n_params;

@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "rng.h"
@@ -228,6 +229,135 @@ test_forged_fields_are_refused(void)
 	moe_model_free(m);
 }
 
+/* Bytes up to the end of n_params: where the padding starts. */
+static size_t
+unpadded_header(const moe_model *m, size_t meta_len)
+{
+	size_t		n = 24 + 25 * 4 + 4 * 4 + 4 + meta_len + 4;
+
+	for (int i = 0; i < m->layout.n_tensors; i++)
+		n += 2 + strlen(m->layout.tensors[i].name) + 4 + 8 * m->layout.tensors[i].ndim + 16;
+	return n + 8;
+}
+
+/* Metadata of at least 4 bytes that leaves the header unaligned. */
+static const char *
+unaligned_meta(const moe_model *m)
+{
+	static const char *const metas[] = {"{}  ", "{}   ", "{}    ", "{}     "};
+
+	for (int i = 0; i < 4; i++)
+		if (unpadded_header(m, strlen(metas[i])) % 4 != 0)
+			return metas[i];
+	return NULL;
+}
+
+/*
+ * Set buf[at..at+3] so that the CRC-32 of buf[0..len-4) is zero.  CRC-32
+ * is affine in the message bits, so this is a 32 x 32 system over GF(2).
+ */
+static void
+forge_zero_crc(unsigned char *buf, size_t len, size_t at)
+{
+	uint32_t	base,
+				col,
+				piv_v[32] = {0},
+				piv_m[32] = {0},
+				x = 0;
+
+	memset(buf + at, 0, 4);
+	base = moe_crc32(buf, len - 4);
+	for (int i = 0; i < 32; i++)
+	{
+		uint32_t	m = 1u << i;
+
+		buf[at + i / 8] ^= (unsigned char) (1 << (i % 8));
+		col = moe_crc32(buf, len - 4) ^ base;
+		buf[at + i / 8] ^= (unsigned char) (1 << (i % 8));
+		for (int b = 31; b >= 0 && col != 0; b--)
+		{
+			if (!((col >> b) & 1))
+				continue;
+			if (piv_v[b] == 0)
+			{
+				piv_v[b] = col;
+				piv_m[b] = m;
+				break;
+			}
+			col ^= piv_v[b];
+			m ^= piv_m[b];
+		}
+	}
+	for (int b = 31; b >= 0; b--)
+		if ((base >> b) & 1)
+		{
+			base ^= piv_v[b];
+			x ^= piv_m[b];
+		}
+	for (int i = 0; i < 32; i++)
+		if ((x >> i) & 1)
+			buf[at + i / 8] ^= (unsigned char) (1 << (i % 8));
+}
+
+/*
+ * Found by test/fuzz/fuzz_checkpoint.c: a checkpoint cut right after
+ * n_params, at an offset that is not a multiple of 4, whose checksum is
+ * zero (so its last 4 bytes are both the high half of n_params and the
+ * CRC) used to spin forever in the padding loop.  alarm() turns a
+ * regression into a failure instead of a hang.
+ */
+static void
+test_header_at_buffer_end_is_refused(void)
+{
+	moe_model  *m = small_model();
+	moe_checkpoint_view view;
+	moe_error	err;
+	size_t		len;
+	const char *meta = unaligned_meta(m);
+	unsigned char *buf = serialise(m, meta, &len);
+	size_t		cut = unpadded_header(m, strlen(meta));
+	unsigned char *part = malloc(cut);
+
+	CHECK(cut % 4 != 0 && cut + 4 < len);
+	memcpy(part, buf, cut);
+	for (int i = 0; i < 8; i++)
+		part[16 + i] = (unsigned char) ((uint64_t) cut >> (8 * i));
+	CHECK(part[cut - 4] == 0 && part[cut - 3] == 0 && part[cut - 2] == 0 && part[cut - 1] == 0);
+	forge_zero_crc(part, cut, 144);	/* the first 4 metadata bytes */
+	CHECK(moe_crc32(part, cut - 4) == 0);
+
+	alarm(60);
+	CHECK_INT(moe_checkpoint_read(part, cut, &view, &err), MOE_ERR_CORRUPT);
+	alarm(0);
+	CHECK(strstr(err.message, "do not add up") != NULL);
+	free(part);
+	free(buf);
+	moe_model_free(m);
+}
+
+/* Also found by the fuzzer: the padding is zero bytes, as written. */
+static void
+test_nonzero_padding_is_refused(void)
+{
+	moe_model  *m = small_model();
+	moe_checkpoint_view view;
+	moe_error	err;
+	size_t		len;
+	const char *meta = unaligned_meta(m);
+	unsigned char *buf = serialise(m, meta, &len);
+	size_t		pad_at = unpadded_header(m, strlen(meta));
+
+	CHECK_INT(moe_checkpoint_read(buf, len, &view, &err), MOE_OK);
+	CHECK_INT(view.data - buf, pad_at + (4 - pad_at % 4));
+	CHECK_INT(buf[pad_at], 0);
+	buf[pad_at] = 0x20;
+	reseal(buf, len);
+	CHECK_INT(moe_checkpoint_read(buf, len, &view, &err), MOE_ERR_CORRUPT);
+	CHECK(strstr(err.message, "padding") != NULL);
+	free(buf);
+	moe_model_free(m);
+}
+
 int
 main(void)
 {
@@ -238,6 +368,8 @@ main(void)
 	RUN(test_every_flipped_byte_is_an_error);
 	RUN(test_future_version_is_refused);
 	RUN(test_forged_fields_are_refused);
+	RUN(test_header_at_buffer_end_is_refused);
+	RUN(test_nonzero_padding_is_refused);
 	be->destroy(be);
 	return unit_summary("test_checkpoint");
 }
