@@ -7,8 +7,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF name IS NULL OR name = '' OR model_id IS NULL THEN
+    IF name IS NULL OR model_id IS NULL THEN
         RAISE EXCEPTION 'name and model_id must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name = '' THEN
+        RAISE EXCEPTION 'name must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM moe.models m WHERE m.id = model_id) THEN
         RAISE EXCEPTION 'model % does not exist', model_id USING ERRCODE = 'undefined_object';
@@ -27,6 +30,9 @@ AS $$
 DECLARE
     names text;
 BEGIN
+    IF model_id IS NULL THEN
+        RAISE EXCEPTION 'model_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT string_agg(quote_literal(d.name), ', ' ORDER BY d.name) INTO names
       FROM moe.deployments d WHERE d.model_id = moe_drop_model.model_id;
     IF names IS NOT NULL THEN

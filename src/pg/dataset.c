@@ -258,6 +258,22 @@ vector_values(entity_table *t, Datum d, bool isnull, const char *where)
 	return v;
 }
 
+/*
+ * Column col of a fetch must be real[] before its values are read as
+ * arrays: a dataset's relation can change type after it was registered.
+ */
+static void
+check_vector_type(const moe_dataset_def *def, TupleDesc desc, int col, const char *what)
+{
+	Oid			type = getBaseType(SPI_gettypeid(desc, col));
+
+	if (type != FLOAT4ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s vectors of dataset \"%s\" must be of type real[], not %s", what,
+						def->name, format_type_be(type))));
+}
+
 /* FNV-1a over the bytes of a vector. */
 static uint64
 content_hash(const float *v, int n)
@@ -354,7 +370,7 @@ read_keyed_entities(const moe_dataset_def *def, int fold, entity_table *t, const
 	Portal		portal;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT DISTINCT ON (k) k, v FROM (SELECT %s::text AS k, %s AS v FROM %s",
+	appendStringInfo(&q, "SELECT DISTINCT ON (k) k, v FROM (SELECT %s::pg_catalog.text AS k, %s AS v FROM %s",
 					 key_col, vec_col, def->relation);
 	append_fold_filter(&q, def);
 	appendStringInfoString(&q, ") s WHERE k IS NOT NULL ORDER BY k");
@@ -364,6 +380,7 @@ read_keyed_entities(const moe_dataset_def *def, int fold, entity_table *t, const
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
 		if (SPI_processed == 0)
 			break;
+		check_vector_type(def, SPI_tuptable->tupdesc, 2, t->what);
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
@@ -428,8 +445,8 @@ moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
 	StringInfoData q;
 	Portal		portal;
 	int64		row = 0;
-	const char *extra = extra_column ? psprintf("%s::text", quote_identifier(extra_column))
-		: "NULL::text";
+	const char *extra = extra_column ? psprintf("%s::pg_catalog.text", quote_identifier(extra_column))
+		: "NULL::pg_catalog.text";
 
 	memset(out, 0, sizeof(*out));
 	entity_init(&drugs, data_cxt, "drug", keyed);
@@ -443,12 +460,13 @@ moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
 	{
 		read_keyed_entities(def, fold, &drugs, def->drug_key_col, def->drug_col, row_cxt);
 		read_keyed_entities(def, fold, &proteins, def->protein_key_col, def->protein_col, row_cxt);
-		appendStringInfo(&q, "SELECT %s::text, %s::text, %s::float8, %s::text, %s FROM %s",
+		appendStringInfo(&q, "SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.float8, "
+						 "%s::pg_catalog.text, %s FROM %s",
 						 def->drug_key_col, def->protein_key_col, def->label_col, def->split_col,
 						 extra, def->relation);
 	}
 	else
-		appendStringInfo(&q, "SELECT %s, %s, %s::float8, %s::text, %s FROM %s",
+		appendStringInfo(&q, "SELECT %s, %s, %s::pg_catalog.float8, %s::pg_catalog.text, %s FROM %s",
 						 def->drug_col, def->protein_col, def->label_col, def->split_col,
 						 extra, def->relation);
 	append_fold_filter(&q, def);
@@ -459,6 +477,11 @@ moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
 		if (SPI_processed == 0)
 			break;
+		if (!keyed)
+		{
+			check_vector_type(def, SPI_tuptable->tupdesc, 1, "drug");
+			check_vector_type(def, SPI_tuptable->tupdesc, 2, "protein");
+		}
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];

@@ -83,6 +83,10 @@ model_rows_read(model_rows *mr, int64 model_id, const char *dataset, const char 
 				 errmsg("unknown split \"%s\" (valid: train, valid, test, all)", split)));
 
 	mr->def = moe_dataset_lookup(mr->dataset);
+	if (fold_given && fold != 0 && mr->def->fold_col == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dataset \"%s\" has no fold column, so fold must be 0 or NULL", mr->dataset)));
 	moe_dataset_read(mr->def, mr->fold, extra_column, &mr->data);
 	for (int s = first; s <= last; s++)
 		total += mr->data.split[s].n;

@@ -179,6 +179,11 @@ moe_import_model_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("path and deploy must not be NULL")));
+	if (!PG_ARGISNULL(1) && VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("name must not be empty"),
+				 errhint("Pass NULL to take the name stored in the file.")));
 	path = absolute_path_arg(PG_GETARG_TEXT_PP(0));
 	deploy = PG_GETARG_BOOL(2);
 	blob = read_checkpoint_file(path);
@@ -209,7 +214,7 @@ moe_import_model_sql(PG_FUNCTION_ARGS)
 		{
 			rc = SPI_execute_with_args(
 									   "INSERT INTO moe.models (name, dataset, fold, config, metrics, checkpoint) "
-									   "SELECT coalesce($2, m->>'name'), m->>'dataset', (m->>'fold')::integer, "
+									   "SELECT coalesce($2, nullif(m->>'name', '')), m->>'dataset', (m->>'fold')::integer, "
 									   "coalesce(m->'config', '{}'), m->'metrics', $3 "
 									   "FROM (SELECT $1::jsonb AS m) s RETURNING id",
 									   3, types, values, nulls, false, 1);

@@ -117,7 +117,9 @@ read_report_data(int64 id, report_data *d)
 
 	if (SPI_execute_with_args("SELECT m.name, coalesce(m.dataset, ''), m.config::text, "
 							  "coalesce(m.metrics::text, '{}'), to_char(m.created_at, 'YYYY-MM-DD HH24:MI'), "
-							  "coalesce(r.id, 0), coalesce(r.best_epoch, 0), (m.config->>'experts')::int "
+							  "coalesce(r.id, 0), coalesce(r.best_epoch, 0), "
+							  "CASE WHEN jsonb_typeof(m.config->'experts') = 'number' "
+							  "THEN least(greatest(round((m.config->>'experts')::numeric), 0), 1000)::int END "
 							  "FROM moe.models m LEFT JOIN moe.training_runs r ON r.model_id = m.id "
 							  "WHERE m.id = $1", 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read moe.models");
@@ -139,6 +141,9 @@ read_report_data(int64 id, report_data *d)
 		d->run_id = DatumGetInt64(SPI_getbinval(t, td, 6, &isnull));
 		d->best_epoch = DatumGetInt32(SPI_getbinval(t, td, 7, &isnull));
 		d->n_experts = DatumGetInt32(SPI_getbinval(t, td, 8, &isnull));
+		/* config is free-form jsonb: a row written by hand may say anything */
+		if (isnull || d->n_experts < 0 || d->n_experts > MOE_MAX_EXPERTS)
+			d->n_experts = 0;
 		MemoryContextSwitchTo(spi);
 	}
 

@@ -445,6 +445,11 @@ cluster_codes(const routed *r, const char *column)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("column \"%s\" is NULL in a row of dataset \"%s\"", column, r->mr.dataset)));
+		if (strlen(r->mr.extra[i]) >= sizeof(key))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("column \"%s\" has a value of %zu bytes in dataset \"%s\"; cluster labels are limited to %d bytes",
+							column, strlen(r->mr.extra[i]), r->mr.dataset, (int) sizeof(key) - 1)));
 		strlcpy(key, r->mr.extra[i], sizeof(key));
 		e = hash_search(seen, key, HASH_ENTER, &found);
 		if (!found)

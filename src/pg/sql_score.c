@@ -244,6 +244,30 @@ key_columns(FunctionCallInfo fcinfo, int argno, Oid relid)
 	return keys;
 }
 
+/*
+ * A vector column of the source, quoted: it must be one of its own columns
+ * (not a system column) of type real[], since its values are read as
+ * float arrays.
+ */
+static char *
+vector_column(Oid relid, const char *source, const char *column, const char *what)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+	Oid			type;
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("%s \"%s\" is not a column of %s", what, column, source)));
+	type = getBaseType(get_atttype(relid, attnum));
+	if (type != FLOAT4ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s \"%s\" must be of type real[], not %s", what, column,
+						format_type_be(type))));
+	return pstrdup(quote_identifier(column));
+}
+
 /* The rows of one fetch, scored and inserted into the output. */
 typedef struct score_batch
 {
@@ -374,17 +398,19 @@ moe_score_sql(PG_FUNCTION_ARGS)
 					 errmsg("source, output_table, drug_column, protein_column and replace must not be NULL")));
 	lm = model_from_arg(fcinfo, 0);
 	relid = PG_GETARG_OID(1);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("source relation with OID %u does not exist", relid)));
 	source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
 	output_name = stringToQualifiedNameList(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	output = NameListToQuotedString(output_name);
-	drug_col = NameStr(*PG_GETARG_NAME(3));
-	protein_col = NameStr(*PG_GETARG_NAME(4));
-	if (get_attnum(relid, drug_col) == InvalidAttrNumber || get_attnum(relid, protein_col) == InvalidAttrNumber)
+	if (RangeVarGetRelid(makeRangeVarFromNameList(output_name), NoLock, true) == relid)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("%s has no column \"%s\" or \"%s\"", source, drug_col, protein_col)));
-	drug_col = pstrdup(quote_identifier(drug_col));
-	protein_col = pstrdup(quote_identifier(protein_col));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("output_table %s is the source relation", output)));
+	drug_col = vector_column(relid, source, NameStr(*PG_GETARG_NAME(3)), "drug_column");
+	protein_col = vector_column(relid, source, NameStr(*PG_GETARG_NAME(4)), "protein_column");
 	keys = key_columns(fcinfo, 5, relid);
 	replace = PG_GETARG_BOOL(6);
 	n_keys = list_length(keys);

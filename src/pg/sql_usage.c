@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -105,8 +106,10 @@ moe_router_stats_sql(PG_FUNCTION_ARGS)
 	int			np,
 				ns;
 	double		prob[MOE_ROUTER_MAX_EXPERTS],
-				total = 0;
-	int64_t		sel[MOE_ROUTER_MAX_EXPERTS];
+				total = 0,
+				row_entropy = 0.0;
+	int64_t		sel[MOE_ROUTER_MAX_EXPERTS],
+				picks = 0;
 	moe_router_stats st;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -141,11 +144,28 @@ moe_router_stats_sql(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("selections element %d is negative", i + 1)));
+		if (pg_add_s64_overflow(picks, sel[i], &picks))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("selections sum to more than a bigint holds")));
 		total += prob[i];
 	}
 	if (!(total > 0))
 		invalid("mean_prob must not be all zero");
-	moe_router_stats_compute(prob, sel, np, PG_ARGISNULL(2) ? 0.0 : PG_GETARG_FLOAT8(2), &st);
+	if (!isfinite(total))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("mean_prob sums to more than a double precision holds")));
+	if (!PG_ARGISNULL(2))
+	{
+		/* a mean of per-row entropies divided by ln E */
+		row_entropy = PG_GETARG_FLOAT8(2);
+		if (!(row_entropy >= 0.0 && row_entropy <= 1.0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row_entropy must be between 0 and 1 (entropy / ln E), not %g", row_entropy)));
+	}
+	moe_router_stats_compute(prob, sel, np, row_entropy, &st);
 	PG_RETURN_DATUM(summary_datum(fcinfo, &st, prob, sel, 0, false, !PG_ARGISNULL(2)));
 }
 
