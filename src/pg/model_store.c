@@ -29,6 +29,7 @@
 
 #include "checkpoint.h"
 #include "entity_cache.h"
+#include "privileges.h"
 #include "shared_cache.h"
 
 int			moe_local_cache_models = 8;
@@ -291,7 +292,8 @@ moe_model_by_id(int64 id)
 	bool		found;
 
 	cache_init();
-	current_models_relid();
+	/* a cached model is served only to those who could load it themselves */
+	moe_check_model_read(current_models_relid());
 	e = hash_search(model_cache, &id, HASH_FIND, NULL);
 	if (e != NULL)
 	{
@@ -416,7 +418,9 @@ moe_forget_model_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		(!(TRIGGER_FIRED_BY_DELETE(trig->tg_event) && TRIGGER_FIRED_FOR_ROW(trig->tg_event)) &&
 		 !TRIGGER_FIRED_BY_TRUNCATE(trig->tg_event)))
-		elog(ERROR, "moe_forget_model_trigger: must be an AFTER DELETE row or AFTER TRUNCATE trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("moe.forget_cached_model() must be called as an AFTER DELETE row or AFTER TRUNCATE trigger")));
 	relid = RelationGetRelid(trig->tg_relation);
 	if (TRIGGER_FIRED_BY_DELETE(trig->tg_event))
 	{
