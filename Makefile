@@ -71,3 +71,98 @@ unit-valgrind: unit-build
 	  OPENBLAS_NUM_THREADS=1 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
 
 EXTRA_CLEAN = build results regression.diffs regression.out
+
+# ---------------------------------------------------------------------------
+# The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer
+# (gcc), in their own build folder; any report fails the run.  A failed
+# allocation returns NULL, as the engine expects (test_synthetic lowers
+# RLIMIT_AS).  And the libFuzzer targets of test/fuzz (clang),
+# MOE_FUZZ_SECONDS each: docs/fuzzing.md.
+ASAN_CC      ?= gcc
+ASAN_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fno-math-errno -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+ASAN_BUILD    = build/asan
+ASAN_TESTS    = $(patsubst test/unit/%.c,$(ASAN_BUILD)/%,$(sort $(wildcard test/unit/test_*.c)))
+ASAN_OBJS     = $(patsubst src/engine/%.c,$(ASAN_BUILD)/engine/%.o,$(ENGINE_SRCS))
+
+$(ASAN_BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(ASAN_CFLAGS) -Isrc/engine -c $< -o $@
+
+$(ASAN_BUILD)/test_%: test/unit/test_%.c $(ASAN_OBJS) test/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(ASAN_CFLAGS) -Isrc/engine -Itest/unit $< $(ASAN_OBJS) $(UNIT_LIBS) -o $@
+
+.PHONY: unit-asan fuzz
+unit-asan: $(ASAN_TESTS)
+	@set -e; for t in $(ASAN_TESTS); do echo "== asan $$t"; \
+	  OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:allocator_may_return_null=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
+
+fuzz:
+	bash scripts/fuzz.sh
+
+# ---------------------------------------------------------------------------
+# CUDA backend (optional; docs/cuda.md).  When nvcc is found, `make` also
+# builds cuda/moe_pg_cuda.so (a fatbin for sm_80 and sm_90 plus compute_90
+# PTX, linked with cuBLAS and the CUDA runtime) and `make install` puts it
+# next to moe_pg.so; moe_pg opens it with dlopen only when a GPU is asked
+# for.  Without nvcc nothing here is built and the extension is CPU-only:
+# `make NVCC=/nonexistent` forces that on a machine that has one.
+#
+#   make cuda-parity     every backend op on CPU and GPU, compared (skips
+#                        cleanly without a device)
+#   make cuda-bench      the engine's GPU benchmark program (bench/gpu.sh)
+CUDA_HOME   ?= /usr/local/cuda
+NVCC        ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) nvcc)
+NVCC_FOUND  := $(if $(strip $(NVCC)),$(shell command -v '$(NVCC)' 2>/dev/null))
+CUDA_LIBDIR ?= $(abspath $(dir $(NVCC_FOUND))../lib64)
+CUDA_ARCHS  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+# --fmad=false: no a*b+c contracted into an FMA the CPU build does not do
+NVCC_FLAGS  ?= -O3 -std=c++17 --fmad=false -Xcompiler -fPIC,-fvisibility=hidden,-Wall
+CUDA_LIB     = cuda/moe_pg_cuda.so
+CUDA_BUILD   = build/cuda
+
+ifneq ($(NVCC_FOUND),)
+all: $(CUDA_LIB)
+
+cuda/backend_cuda.o: cuda/backend_cuda.cu $(wildcard cuda/*.h) src/engine/backend.h \
+                     src/engine/backend_loader.h src/engine/moe_status.h
+	$(NVCC_FOUND) $(NVCC_FLAGS) $(CUDA_ARCHS) -Isrc/engine -Icuda -c $< -o $@
+
+# the rpath finds libcublas/libcudart where the toolkit keeps them
+$(CUDA_LIB): cuda/backend_cuda.o
+	$(NVCC_FOUND) -shared -cudart shared -o $@ $< -L$(CUDA_LIBDIR) -lcublas -lcudart \
+	  -Xlinker -rpath,$(CUDA_LIBDIR)
+
+install: install-cuda
+.PHONY: install-cuda
+install-cuda: $(CUDA_LIB) installdirs
+	$(INSTALL_SHLIB) $(CUDA_LIB) '$(DESTDIR)$(pkglibdir)/'
+
+$(CUDA_BUILD)/%: test/cuda/%.c $(UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/engine $< $(UNIT_OBJS) $(UNIT_LIBS) -ldl -o $@
+
+$(CUDA_BUILD)/gpu_bench: bench/gpu_bench.c $(UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/engine $< $(UNIT_OBJS) $(UNIT_LIBS) -ldl -o $@
+
+.PHONY: cuda-parity cuda-bench
+cuda-parity: $(CUDA_LIB) $(CUDA_BUILD)/parity
+	OPENBLAS_NUM_THREADS=1 $(CUDA_BUILD)/parity $(CURDIR)/$(CUDA_LIB)
+
+cuda-bench: $(CUDA_LIB) $(CUDA_BUILD)/gpu_bench
+else
+.PHONY: cuda-parity cuda-bench
+cuda-parity cuda-bench:
+	@echo "SKIP: no nvcc (NVCC=$(NVCC)): moe_pg is built without CUDA"
+endif
+
+.PHONY: uninstall-cuda
+uninstall: uninstall-cuda
+uninstall-cuda:
+	rm -f '$(DESTDIR)$(pkglibdir)/moe_pg_cuda.so'
+
+EXTRA_CLEAN += cuda/backend_cuda.o $(CUDA_LIB)
+# ---------------------------------------------------------------------------

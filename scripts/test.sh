@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Every test of moe_pg: engine unit tests (plain and under valgrind), then
+# Every test of moe_pg: engine unit tests (plain, under valgrind and under
+# ASan/UBSan), fuzzing of the engine's parsers, then
 # pgTAP (pg_prove), shell tests and pg_regress against a throwaway cluster.
 #
 #   scripts/test.sh            everything (installs what is missing when root)
 #   MOE_SKIP_VALGRIND=1 ...    skip the valgrind pass (faster while developing)
+#   MOE_SKIP_ASAN=1 ...        skip the AddressSanitizer pass of the unit tests
+#   MOE_SKIP_FUZZ=1 ...        skip fuzzing (scripts/fuzz.sh, MOE_FUZZ_SECONDS=30 per target)
 #
 # Tests that need the Davis CSVs read MOE_DATA_DIR (default ../shared/data)
 # and skip cleanly when it is absent.
@@ -18,6 +21,14 @@ make -s unit
 if [ "${MOE_SKIP_VALGRIND:-0}" != 1 ]; then
     log "engine unit tests under valgrind"
     make -s unit-valgrind
+fi
+if [ "${MOE_SKIP_ASAN:-0}" != 1 ]; then
+    log "engine unit tests under AddressSanitizer and UBSan"
+    make -s unit-asan
+fi
+if [ "${MOE_SKIP_FUZZ:-0}" != 1 ]; then
+    log "fuzzing the checkpoint reader and the featurizers"
+    MOE_FUZZ_SECONDS=${MOE_FUZZ_SECONDS:-30} bash scripts/fuzz.sh
 fi
 
 trap moe_cluster_stop EXIT

@@ -43,6 +43,7 @@ CREATE PROCEDURE moe_train(
     gate_hidden integer[] DEFAULT '{512,256}',
     expert_hidden integer[] DEFAULT '{512,256}',
     deploy boolean DEFAULT true,
+    device text DEFAULT NULL,
     options jsonb DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'moe_train_sql'
 LANGUAGE C;

@@ -22,6 +22,27 @@
 
 #include "moe_status.h"
 
+/*
+ * The inline functions at the end are shared with CUDA device code
+ * (cuda/backend_cuda.cu), so a GPU draws the same dropout masks and noise
+ * as the CPU.  Under nvcc they become __host__ __device__; for a C compiler
+ * the marker is empty and the CPU code is exactly what it was.
+ */
+#if defined(__CUDACC__)
+#define MOE_HOST_DEVICE __host__ __device__
+#else
+#define MOE_HOST_DEVICE
+#endif
+
+/*
+ * Version of this table's layout.  The CUDA backend is a separately built
+ * shared object (cuda/moe_pg_cuda.so) that fills in a moe_backend; the
+ * loader (backend_loader.h) refuses one built against another layout.
+ * Bump it whenever a member is added, removed or reordered.
+ */
+#define MOE_BACKEND_ABI_VERSION 1
+#define MOE_BACKEND_ABI (MOE_BACKEND_ABI_VERSION * 100000u + (unsigned) sizeof(moe_backend))
+
 typedef struct moe_backend moe_backend;
 
 struct moe_backend
@@ -37,7 +58,9 @@ struct moe_backend
 	void		(*download) (moe_backend *be, void *host_dst, const void *src, size_t bytes);
 	void		(*copy) (moe_backend *be, void *dst, const void *src, size_t bytes);
 	void		(*fill) (moe_backend *be, float *x, size_t n, float value);
-	/* Sticky error state: MOE_OK, or the first failure since the last reset. */
+	/* Sticky error state: MOE_OK, or the first failure since the last reset.
+	 * Reporting a failure resets it (a session survives a GPU running out
+	 * of memory), unless the failure left the device unusable. */
 	moe_status	(*check) (moe_backend *be, moe_error *err);
 
 	/* ---- dense layers ---------------------------------------------- */
@@ -169,7 +192,7 @@ void		moe_backend_cpu_set_threads(int threads);
 
 /* Counter-based uniform in [0,1) used by dropout on every backend, so a
  * CPU and a GPU run draw identical masks. */
-static inline float
+static inline MOE_HOST_DEVICE float
 moe_dropout_uniform(uint64_t key, uint64_t i)
 {
 	uint64_t	z = key + (i + 1) * 0x9e3779b97f4a7c15ULL;
@@ -182,7 +205,7 @@ moe_dropout_uniform(uint64_t key, uint64_t i)
 
 /* A standard normal from the same counter-based stream (Box-Muller on
  * draws 2i and 2i+1), for the noise of noisy gating. */
-static inline float
+static inline MOE_HOST_DEVICE float
 moe_counter_normal(uint64_t key, uint64_t i)
 {
 	float		u1 = moe_dropout_uniform(key, 2 * i) + (0.5f / 16777216.0f);

@@ -23,11 +23,13 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 
 #include "checkpoint.h"
 #include "dataset.h"
@@ -50,6 +52,7 @@ typedef struct train_run
 	moe_dataset_def *def;
 	moe_dataset_data data;
 	moe_trainer *trainer;
+	moe_model  *host_model;		/* the best model on the CPU, when trained on a GPU */
 	moe_epoch_report last;		/* the last epoch that completed */
 	moe_router_status router_status;	/* at the last epoch */
 	double		seconds;
@@ -102,6 +105,60 @@ json_real(StringInfo s, const char *key, double v)
 
 /* ---- rows of moe.training_runs and moe.training_history ------------------ */
 
+/*
+ * Runs left 'running' by a backend that is gone (killed, or the server
+ * crashed: nothing could mark them) are marked failed, with the epochs
+ * they committed.  A backend is gone when no live one has its pid and
+ * started before the run did (pids are reused).  The live backends are read
+ * from the backend status array directly: pg_stat_activity hides other
+ * users' start times from a caller without pg_read_all_stats, which would
+ * make every other user's run look abandoned.  Only runs that started before
+ * that read are judged, and rows another session is marking are skipped, so
+ * this never waits (a run trained inside a transaction block holds its
+ * locks until that block ends).
+ */
+static void
+mark_abandoned_runs(void)
+{
+	TimestampTz read_at = GetCurrentTimestamp();
+	int			n,
+				live = 0;
+	Datum	   *pids,
+			   *starts;
+	Oid			types[3] = {INT4ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID};
+	Datum		values[3];
+
+	pgstat_clear_backend_activity_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	pids = palloc(sizeof(Datum) * (n + 1));
+	starts = palloc(sizeof(Datum) * (n + 1));
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *b = pgstat_fetch_stat_local_beentry(i);
+
+		if (b == NULL || b->backendStatus.st_procpid <= 0)
+			continue;
+		pids[live] = Int32GetDatum(b->backendStatus.st_procpid);
+		starts[live] = TimestampTzGetDatum(b->backendStatus.st_proc_start_timestamp);
+		live++;
+	}
+	values[0] = PointerGetDatum(construct_array(pids, live, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(starts, live, TIMESTAMPTZOID, sizeof(TimestampTz),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = TimestampTzGetDatum(read_at);
+	spi_exec("UPDATE moe.training_runs r SET status = 'failed', finished_at = clock_timestamp(), "
+			 "message = 'the training backend (pid ' || r.backend_pid || ') ended without finishing "
+			 "the run: the server crashed or the process was killed', "
+			 "epochs_run = (SELECT max(h.epoch) FROM moe.training_history h WHERE h.run_id = r.id), "
+			 "best_epoch = (SELECT max(h.epoch) FROM moe.training_history h WHERE h.run_id = r.id AND h.is_best) "
+			 "WHERE r.id IN (SELECT g.id FROM moe.training_runs g "
+			 "WHERE g.status = 'running' AND g.started_at < $3 "
+			 "AND NOT EXISTS (SELECT 1 FROM unnest($1, $2) a(pid, started) "
+			 "WHERE a.pid = g.backend_pid AND a.started <= g.started_at) "
+			 "FOR UPDATE SKIP LOCKED)",
+			 3, types, values, NULL, SPI_OK_UPDATE);
+}
+
 static int64
 insert_run(train_run *r)
 {
@@ -111,6 +168,7 @@ insert_run(train_run *r)
 		Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json), Int64GetDatum(s->experiment_id)};
 	char		nulls[5] = {' ', ' ', ' ', ' ', s->experiment_id > 0 ? ' ' : 'n'};
 
+	mark_abandoned_runs();
 	spi_exec("INSERT INTO moe.training_runs (model_name, dataset, fold, config, status, experiment_id) "
 			 "VALUES ($1, $2, $3, $4::jsonb, 'running', $5) RETURNING id",
 			 5, types, values, nulls, SPI_OK_INSERT_RETURNING);
@@ -239,6 +297,8 @@ poll_interrupts(void *ctx)
 static void
 release_trainer(train_run *r)
 {
+	moe_model_free(r->host_model);	/* its parameters are in r->cxt */
+	r->host_model = NULL;
 	moe_trainer_free(r->trainer);
 	r->trainer = NULL;
 }
@@ -291,8 +351,8 @@ step_prepare(train_run *r)
 	td.train = moe_split_as_rows(&d->split[MOE_SPLIT_TRAIN]);
 	td.valid = moe_split_as_rows(&d->split[MOE_SPLIT_VALID]);
 	moe_backend_cpu_set_threads(moe_threads);
-	moe_check(moe_trainer_create(&s->arch, &s->opt, &td, moe_cpu_backend(), poll_interrupts, r,
-								 &r->trainer, &err), &err);
+	moe_check(moe_trainer_create(&s->arch, &s->opt, &td, moe_device_backend(s->device, "training"),
+								 poll_interrupts, r, &r->trainer, &err), &err);
 }
 
 static void
@@ -398,11 +458,34 @@ record_specialization(train_run *r)
 				 3, types, values, NULL, SPI_OK_INSERT);
 }
 
+/*
+ * The best model as the CPU will serve it: on a GPU, its parameters copied
+ * to the host and wrapped as a CPU model.  The test metrics and the
+ * checkpoint come from this, so a checkpoint never depends on the device
+ * that trained it.
+ */
+static moe_model *
+host_model(train_run *r, moe_model *model)
+{
+	moe_backend *be = model->be;
+	size_t		bytes = sizeof(float) * model->layout.n_params;
+	float	   *params;
+	moe_error	err;
+
+	if (be->host_memory)
+		return model;
+	params = MemoryContextAllocHuge(r->cxt, bytes);
+	be->download(be, params, model->params, bytes);
+	moe_check(be->check(be, &err), &err);
+	moe_check(moe_model_wrap(&model->cfg, moe_cpu_backend(), params, &r->host_model, &err), &err);
+	return r->host_model;
+}
+
 static void
 step_finish(train_run *r)
 {
 	train_spec *s = r->spec;
-	moe_model  *model = moe_trainer_best_model(r->trainer);
+	moe_model  *model = host_model(r, moe_trainer_best_model(r->trainer));
 	char	   *metrics = final_metrics_json(r, model);
 	StringInfoData meta;
 	size_t		size;
@@ -825,8 +908,8 @@ moe_sweep_sql(PG_FUNCTION_ARGS)
 		Jsonb	   *options,
 				   *grid;
 		sweep_axis *axes;
-		int			n_axes,
-					points = 1;
+		int			n_axes;
+		int64		points = 1;
 		train_spec **specs;
 
 		train_spec_defaults(&base);
@@ -839,6 +922,10 @@ moe_sweep_sql(PG_FUNCTION_ARGS)
 		base.fold = PG_GETARG_INT32(2);
 		base.model_name = PG_ARGISNULL(3) ? psprintf("%s_sweep", base.dataset)
 			: text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (base.model_name[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model_name must not be empty")));
 		options = jsonb_arg_or_empty(fcinfo, 4);
 		train_spec_apply_json(&base, options, "options");
 		base.deploy = false;
@@ -878,7 +965,7 @@ moe_sweep_sql(PG_FUNCTION_ARGS)
 		for (int p = 0; p < points; p++)
 		{
 			specs[p]->experiment_id = experiment_id;
-			ereport(NOTICE, (errmsg("sweep %lld: point %d of %d", (long long) experiment_id, p + 1, points)));
+			ereport(NOTICE, (errmsg("sweep %lld: point %d of %d", (long long) experiment_id, p + 1, (int) points)));
 			run_training(specs[p], nonatomic);
 		}
 		SPI_finish();

@@ -35,7 +35,7 @@ typedef enum opt_id
 	O_LR_WARMUP_EPOCHS, O_LR_STEP_EPOCHS, O_LR_GAMMA, O_LR_DECAY_START, O_WEIGHT_DECAY,
 	O_GRAD_CLIP, O_DROPOUT, O_TEMPERATURE, O_TEMPERATURE_SCHEDULE, O_TEMPERATURE_END,
 	O_TEMPERATURE_STEP_EPOCHS, O_NOISY_GATING, O_PATIENCE, O_MIN_DELTA, O_SEED, O_DRUG_HIDDEN,
-	O_PROTEIN_HIDDEN, O_GATE_HIDDEN, O_EXPERT_HIDDEN, O_DEPLOY, N_OPTIONS
+	O_PROTEIN_HIDDEN, O_GATE_HIDDEN, O_EXPERT_HIDDEN, O_DEPLOY, O_DEVICE, N_OPTIONS
 } opt_id;
 
 #define FIRST_OPTION_ARG 3		/* dataset, fold, model_name come first */
@@ -80,6 +80,7 @@ static const struct
 	[O_GATE_HIDDEN] = {"gate_hidden", T_WIDTHS},
 	[O_EXPERT_HIDDEN] = {"expert_hidden", T_WIDTHS},
 	[O_DEPLOY] = {"deploy", T_BOOL},
+	[O_DEVICE] = {"device", T_TEXT, true},	/* NULL: the moe_pg.device setting */
 };
 
 /* One option's value, whatever its source. */
@@ -179,6 +180,8 @@ apply_option(train_spec *s, int id, const opt_value *v)
 			s->lb_weight = (float) v->r;
 			break;
 		case O_BALANCE:
+			if (!v->isnull && !JB_ROOT_IS_OBJECT(v->j))
+				invalid("%s must be a JSON object of method weights, e.g. {\"entropy\": 0.001}", name);
 			s->balance = v->isnull ? NULL : v->j;
 			break;
 		case O_LB_SCHEDULE:
@@ -283,6 +286,14 @@ apply_option(train_spec *s, int id, const opt_value *v)
 		case O_DEPLOY:
 			s->deploy = v->b;
 			break;
+		case O_DEVICE:
+			if (v->isnull)
+				s->device = -1;
+			else if ((s->device = moe_device_parse(v->s)) < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("device must be one of %s, not \"%s\"", MOE_DEVICE_CHOICES, v->s)));
+			break;
 		case N_OPTIONS:
 			break;
 	}
@@ -357,6 +368,7 @@ train_spec_defaults(train_spec *spec)
 	spec->lb_method = pstrdup("entropy");
 	spec->lb_weight = 0.001f;
 	spec->deploy = true;
+	spec->device = -1;
 }
 
 void
@@ -462,7 +474,16 @@ value_from_json(JsonbValue *jv, opt_type type, const char *what, const char *nam
 								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								 errmsg("%s: \"%s\" lists more than %d layer widths", what, name,
 										MOE_MAX_LAYERS)));
-					v->w[v->n++] = (int32) json_integer(&elem, what, name);
+					{
+						int64		w = json_integer(&elem, what, name);
+
+						if (w < PG_INT32_MIN || w > PG_INT32_MAX)
+							ereport(ERROR,
+									(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									 errmsg("%s: \"%s\" has a layer width out of range (%lld)", what,
+											name, (long long) w)));
+						v->w[v->n++] = (int32) w;
+					}
 				}
 			}
 			break;
