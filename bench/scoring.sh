@@ -23,7 +23,7 @@ fi
 REPS=${MOE_BENCH_REPS:-3}
 PGBENCH_SECONDS=${MOE_BENCH_PGBENCH_SECONDS:-10}
 
-moe_build_install >/dev/null
+[ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
 trap moe_cluster_stop EXIT
 moe_cluster_start "shared_preload_libraries = 'moe_pg'" "moe_pg.shared_cache_mb = 256" \
     "max_parallel_workers_per_gather = 0" "max_connections = 40" 2>/dev/null

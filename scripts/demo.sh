@@ -85,4 +85,15 @@ psql_q -c "SELECT r.expert, count(*) FILTER (WHERE r.selected) AS selected_rows,
                   LATERAL moe_route(p.drug_vec, p.$vec, '$dataset') r
             WHERE $(echo "$usage_from" | sed 's/.* WHERE //')
             GROUP BY r.expert ORDER BY r.expert"
+
+log "the dashboards: moe.expert_usage (at the kept epoch) and the router's health per epoch"
+psql_q -c "SELECT expert, round(mean_prob::numeric, 3) AS mean_prob, round(selection_fraction::numeric, 3) AS selection_fraction,
+                  router_status, epoch
+             FROM moe.expert_usage WHERE model = '$dataset' AND deployed ORDER BY expert"
+psql_q -c "SELECT h.epoch, h.status, round(h.cv::numeric, 3) AS cv, round(h.normalized_entropy::numeric, 3) AS normalized_entropy,
+                  h.dead_experts, h.dominant_expert
+             FROM moe.router_health h
+            WHERE h.run_id = (SELECT max(run_id) FROM moe.training_runs r JOIN moe.deployments d ON d.model_id = r.model_id
+                               WHERE d.name = '$dataset')
+              AND (h.epoch % 10 = 0 OR h.epoch = 1) ORDER BY h.epoch"
 log "done"

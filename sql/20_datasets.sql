@@ -29,7 +29,10 @@ DECLARE
     i integer;
     typ oid;
 BEGIN
-    IF name IS NULL OR name = '' THEN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name = '' THEN
         RAISE EXCEPTION 'dataset name must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF relation IS NULL OR drug_column IS NULL OR protein_column IS NULL OR label_column IS NULL
@@ -88,6 +91,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     DELETE FROM moe.datasets d WHERE d.name = moe_drop_dataset.name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'dataset "%" does not exist', name USING ERRCODE = 'undefined_object';
@@ -102,9 +108,10 @@ CREATE FUNCTION moe_load_dta(
     directory text,
     dataset text DEFAULT NULL,
     setting text DEFAULT 'warm',
-    smiles_dim integer DEFAULT 1024,
+    smiles_dim integer DEFAULT NULL,
     protein_k integer DEFAULT 3,
-    replace boolean DEFAULT false)
+    replace boolean DEFAULT false,
+    drug_features text DEFAULT 'ngram')
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -119,18 +126,36 @@ DECLARE
     pairs bigint;
     t text;
 BEGIN
-    IF directory IS NULL OR setting IS NULL OR smiles_dim IS NULL OR protein_k IS NULL OR replace IS NULL THEN
-        RAISE EXCEPTION 'directory, setting, smiles_dim, protein_k and replace must not be NULL'
+    IF directory IS NULL OR setting IS NULL OR protein_k IS NULL OR replace IS NULL OR drug_features IS NULL THEN
+        RAISE EXCEPTION 'directory, setting, protein_k, replace and drug_features must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF ds !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
         RAISE EXCEPTION 'dataset name "%" must be a plain identifier (letters, digits, underscores)', ds
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- The dataset name is also a schema that replace => true empties: never a system one.
+    IF ds IN ('moe', 'information_schema') OR ds ~ '^pg_' THEN
+        RAISE EXCEPTION 'dataset name "%" is reserved (it would be the schema of the loaded tables)', ds
+            USING ERRCODE = 'reserved_name';
+    END IF;
     IF setting NOT IN ('warm', 'novel_drug', 'novel_prot', 'novel_pair', 'setting1') THEN
         RAISE EXCEPTION 'unknown setting "%" (valid: warm, novel_drug, novel_prot, novel_pair, setting1)', setting
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF drug_features NOT IN ('ngram', 'ecfp') THEN
+        RAISE EXCEPTION 'unknown drug_features "%" (valid: ngram, ecfp)', drug_features
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- ECFP folds into 2048 buckets by default, the n-grams into 1024.
+    smiles_dim := coalesce(smiles_dim, CASE drug_features WHEN 'ecfp' THEN 2048 ELSE 1024 END);
+    -- Featurizer parameters are checked before any file is read.
+    IF drug_features = 'ecfp' THEN
+        PERFORM @extschema@.moe_featurize_ecfp('C', dim => smiles_dim);
+    ELSE
+        PERFORM @extschema@.moe_featurize_smiles('C', smiles_dim);
+    END IF;
+    PERFORM @extschema@.moe_featurize_protein('A', protein_k);
 
     -- Davis has kd_nm and pkd (we learn pkd); KIBA has kiba_score.
     header := split_part(pg_read_file(dir || '/affinities.csv', 0, 200), E'\n', 1);
@@ -185,7 +210,11 @@ BEGIN
     END IF;
     EXECUTE format('CREATE INDEX ON %I.splits (fold, split)', ds);
 
-    EXECUTE format('UPDATE %I.drugs SET vec = @extschema@.moe_featurize_smiles(smiles, %s)', ds, smiles_dim);
+    IF drug_features = 'ecfp' THEN
+        EXECUTE format('UPDATE %I.drugs SET vec = @extschema@.moe_featurize_ecfp(smiles, dim => %s)', ds, smiles_dim);
+    ELSE
+        EXECUTE format('UPDATE %I.drugs SET vec = @extschema@.moe_featurize_smiles(smiles, %s)', ds, smiles_dim);
+    END IF;
     EXECUTE format('UPDATE %I.targets SET vec = @extschema@.moe_featurize_protein(sequence, %s)', ds, protein_k);
 
     EXECUTE format($q$
@@ -205,9 +234,9 @@ BEGIN
     RETURN pairs;
 END;
 $$;
-COMMENT ON FUNCTION moe_load_dta(text, text, text, integer, integer, boolean) IS
+COMMENT ON FUNCTION moe_load_dta(text, text, text, integer, integer, boolean, text) IS
     'Load the Davis or KIBA CSVs of a directory into schema <dataset>, featurize, and register the dataset';
-REVOKE ALL ON FUNCTION moe_load_dta(text, text, text, integer, integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION moe_load_dta(text, text, text, integer, integer, boolean, text) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Synthetic data with planted clusters (docs/synthetic.md)

@@ -1,6 +1,6 @@
 -- Synthetic data and the dataset registry.
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(20, 12, 3, seed => 5);
 
@@ -49,6 +49,8 @@ SELECT throws_ok($$SELECT moe_load_dta('/tmp', 'davis', 'lukewarm')$$, '22023',
                  'an unknown split setting lists the valid ones');
 SELECT throws_ok($$SELECT moe_load_dta('/tmp', 'x; DROP TABLE moe.models')$$, '22023', NULL,
                  'a dataset name must be a plain identifier');
+SELECT throws_ok($$SELECT moe_load_dta('/tmp', 'davis', drug_features => 'morgan')$$, '22023',
+                 'unknown drug_features "morgan" (valid: ngram, ecfp)', 'an unknown drug featurizer is refused');
 SELECT throws_ok($$SELECT moe_load_dta(NULL)$$, '22004', NULL, 'NULL arguments are refused');
 SELECT throws_ok($$SELECT * FROM moe_model_info(-1::bigint)$$, '42704', 'model -1 does not exist', 'model info of an unknown model');
 

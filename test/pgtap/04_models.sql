@@ -66,7 +66,7 @@ SET LOCAL ROLE moe_tap_nobody;
 SELECT throws_ok($$SELECT moe_import_model('/tmp/x.ckpt')$$, '42501',
                  'permission denied to import a model from a server file', 'EXECUTE alone is not enough to read server files');
 RESET ROLE;
-SELECT ok(NOT has_function_privilege('public', 'moe_load_dta(text, text, text, integer, integer, boolean)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'moe_load_dta(text, text, text, integer, integer, boolean, text)', 'EXECUTE'),
           'PUBLIC may not load server files either');
 
 SELECT * FROM finish();

@@ -1,7 +1,7 @@
 -- Loading the Davis CSVs (skipped when shared/data is absent) and a short
 -- training run on them.  MOE_DATA_DIR reaches the test as moe_test.data_dir.
 BEGIN;
-SELECT plan(11);
+SELECT plan(13);
 SET LOCAL client_min_messages = error;
 
 CREATE FUNCTION pg_temp.davis_tests() RETURNS SETOF text LANGUAGE plpgsql AS $$
@@ -9,7 +9,7 @@ DECLARE
     dir text := coalesce(current_setting('moe_test.data_dir', true), '') || '/davis';
 BEGIN
     IF pg_stat_file(dir || '/drugs.csv', true) IS NULL THEN
-        RETURN NEXT skip('Davis CSVs not found in ' || dir, 11);
+        RETURN NEXT skip('Davis CSVs not found in ' || dir, 13);
         RETURN;
     END IF;
     RETURN NEXT is(moe_load_dta(dir, 'davis_t'), 30056::bigint, 'all 30056 Davis pairs load');
@@ -30,6 +30,10 @@ BEGIN
     RETURN NEXT is((SELECT (metrics->>'n_train')::int FROM moe.models WHERE name = 'davis_t'), 19236,
                    'training reads the fold''s training pairs');
     RETURN NEXT is((SELECT n FROM moe_evaluate('davis_t')), 6011::bigint, 'evaluation reads the fold''s 6011 test pairs');
+    PERFORM moe_load_dta(dir, 'davis_e', drug_features => 'ecfp');
+    RETURN NEXT is((SELECT min(array_length(vec, 1)) FROM davis_e.drugs), 2048, 'ECFP drug features: 2048 buckets');
+    RETURN NEXT is((SELECT count(*) FROM davis_e.drugs WHERE vec = moe_featurize_ecfp(smiles)), 68::bigint,
+                   'each drug holds its ECFP4 fingerprint');
 END;
 $$;
 SELECT * FROM pg_temp.davis_tests();
