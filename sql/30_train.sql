@@ -29,6 +29,7 @@ CREATE PROCEDURE moe_train(
     lr_decay_start real DEFAULT 0.5,
     weight_decay real DEFAULT 0,
     grad_clip real DEFAULT 0,
+    ema_decay real DEFAULT 0,
     dropout real DEFAULT 0.1,
     temperature real DEFAULT 1.0,
     temperature_schedule text DEFAULT 'constant',

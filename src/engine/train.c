@@ -98,6 +98,7 @@ moe_train_options_defaults(moe_train_options *opt)
 	opt->lr_decay_start = 0.5f;
 	opt->weight_decay = 0.0f;
 	opt->grad_clip = 0.0f;
+	opt->ema_decay = 0.0f;
 	moe_train_options_set_balance(opt, MOE_LB_ENTROPY, 1e-3f);
 	opt->lb_schedule = MOE_LBS_CONSTANT;
 	opt->lb_warmup_epochs = 5;
@@ -179,6 +180,9 @@ moe_train_options_validate(const moe_train_options *o, moe_error *err)
 	if (!finite_nonneg(o->weight_decay))
 		return moe_fail(err, MOE_ERR_INVALID, "weight_decay must be a non-negative number, not %g",
 						(double) o->weight_decay);
+	if (!(o->ema_decay >= 0.0f && o->ema_decay < 1.0f))
+		return moe_fail(err, MOE_ERR_INVALID, "ema_decay must be in [0, 1), not %g",
+						(double) o->ema_decay);
 	if (!finite_nonneg(o->grad_clip))
 		return moe_fail(err, MOE_ERR_INVALID, "grad_clip must be a non-negative number, not %g",
 						(double) o->grad_clip);
@@ -244,6 +248,8 @@ struct moe_trainer
 	float	   *adam_m;
 	float	   *adam_v;
 	float	   *best_params;	/* host copy of the best epoch's parameters */
+	float	   *ema;			/* backend: moving average of the weights (ema_decay > 0) */
+	float	   *spare;			/* backend scratch of n_params (ema_decay > 0) */
 	float	   *label_std_host; /* standardised training labels */
 	float	   *batch_target;	/* backend [batch] */
 	float	   *batch_target_host;
@@ -473,6 +479,18 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 	t->order = malloc(sizeof(uint32_t) * data->train.n);
 	t->val_pred = malloc(sizeof(float) * (data->valid.n > 0 ? data->valid.n : 1));
 	t->select_bias = calloc(cfg.n_experts, sizeof(float));
+	if (opt->ema_decay > 0.0f)
+	{
+		t->ema = be->alloc(be, sizeof(float) * np);
+		t->spare = be->alloc(be, sizeof(float) * np);
+		if (t->ema == NULL || t->spare == NULL)
+		{
+			st = moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating the weight average (%zu parameters)",
+						  np);
+			goto fail;
+		}
+		be->copy(be, t->ema, t->model->params, sizeof(float) * np);
+	}
 	if (!t->grads || !t->adam_m || !t->adam_v || !t->best_params || !t->label_std_host ||
 		!t->batch_target || !t->batch_target_host || !t->batch_drug || !t->batch_protein ||
 		!t->order || !t->val_pred || !t->select_bias)
@@ -531,6 +549,8 @@ moe_trainer_free(moe_trainer *t)
 	be->release(be, t->grads);
 	be->release(be, t->adam_m);
 	be->release(be, t->adam_v);
+	be->release(be, t->ema);
+	be->release(be, t->spare);
 	be->release(be, t->batch_target);
 	free(t->best_params);
 	free(t->label_std_host);
@@ -722,6 +742,43 @@ update_selection_bias(moe_trainer *t, const float *frac)
 				  sizeof(float) * E);
 }
 
+/*
+ * ema = d ema + (1 - d) params over the trainable parameters, with the
+ * usual warm-up d = min(decay, (1 + step) / (10 + step)) so that the early
+ * average is not dominated by the initial weights.
+ */
+static void
+update_weight_average(moe_trainer *t, size_t off, size_t n)
+{
+	moe_backend *be = t->be;
+	float		d = (float) (1 + t->step) / (float) (10 + t->step);
+
+	if (d > t->opt.ema_decay)
+		d = t->opt.ema_decay;
+	be->scale(be, t->ema + off, n, d);
+	be->copy(be, t->spare + off, t->model->params + off, sizeof(float) * n);
+	be->scale(be, t->spare + off, n, 1.0f - d);
+	be->add(be, t->ema + off, t->spare + off, n);
+}
+
+/* Swap the model's weights with their average (ema_decay > 0): validation
+ * and the kept checkpoint use the average; training goes on with its own. */
+static void
+swap_in_average(moe_trainer *t, bool in)
+{
+	size_t		bytes = sizeof(float) * t->model->layout.n_params;
+	size_t		off = t->model->layout.trainable_offset;
+	size_t		tb = sizeof(float) * (t->model->layout.n_params - off);
+
+	if (in)
+	{
+		t->be->copy(t->be, t->spare, t->model->params, bytes);
+		t->be->copy(t->be, t->model->params + off, t->ema + off, tb);
+	}
+	else
+		t->be->copy(t->be, t->model->params, t->spare, bytes);
+}
+
 /* One optimiser step on rows order[from .. from + M). Adds to the report. */
 static moe_status
 train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_obj,
@@ -778,6 +835,8 @@ train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_o
 					lr, 0.9f, 0.999f, 1e-8f, t->opt.weight_decay, t->step);
 	if (t->aux_free_rate > 0.0f)
 		update_selection_bias(t, frac);
+	if (t->ema != NULL)
+		update_weight_average(t, off, n);
 	if ((st = be->check(be, err)) != MOE_OK)
 		return st;
 	if (!isfinite(mse) || !isfinite(aux))
@@ -862,10 +921,16 @@ moe_trainer_epoch(moe_trainer *t, moe_epoch_report *rep, moe_error *err)
 		rep->expert_bias[e] = t->select_bias[e];
 	}
 
+	if (t->ema != NULL)
+		swap_in_average(t, true);
 	if (t->data.valid.n > 0)
 	{
 		if (t->interrupted != NULL && t->interrupted(t->ctx))
+		{
+			if (t->ema != NULL)
+				swap_in_average(t, false);
 			return moe_fail(err, MOE_ERR_CANCELLED, "training was interrupted");
+		}
 		rep->val_mse = validation_mse(t, err, &st);
 		if (st != MOE_OK)
 			return st;
@@ -896,6 +961,8 @@ moe_trainer_epoch(moe_trainer *t, moe_epoch_report *rep, moe_error *err)
 	}
 	else if (++t->since_best >= t->opt.patience && t->opt.patience > 0)
 		t->stopped_early = true;
+	if (t->ema != NULL)
+		swap_in_average(t, false);
 
 	rep->best_epoch = t->best_epoch;
 	rep->best_val_mse = t->data.valid.n > 0 ? t->best_val : NAN;

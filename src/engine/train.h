@@ -82,6 +82,8 @@ typedef struct moe_train_options
 	float		lr_decay_start; /* constant_linear: fraction of the run before decay */
 	float		weight_decay;	/* decoupled (AdamW); 0 = Adam */
 	float		grad_clip;		/* max global gradient norm; 0 = off */
+	float		ema_decay;		/* validate and keep an exponential moving average
+								 * of the weights with this decay per step; 0 = off */
 	/* auxiliary objective: a sum of weighted terms, scaled by the schedule */
 	int			n_balance;
 	moe_balance_term balance[MOE_MAX_BALANCE_TERMS];

@@ -33,7 +33,7 @@ typedef enum opt_id
 	O_EXPERTS, O_TOP_K, O_LB_METHOD, O_LB_WEIGHT, O_BALANCE, O_LB_SCHEDULE, O_LB_WARMUP_EPOCHS,
 	O_LB_MIN_SCALE, O_LB_DECAY, O_EPOCHS, O_BATCH_SIZE, O_LR, O_LR_MIN, O_LR_SCHEDULE,
 	O_LR_WARMUP_EPOCHS, O_LR_STEP_EPOCHS, O_LR_GAMMA, O_LR_DECAY_START, O_WEIGHT_DECAY,
-	O_GRAD_CLIP, O_DROPOUT, O_TEMPERATURE, O_TEMPERATURE_SCHEDULE, O_TEMPERATURE_END,
+	O_GRAD_CLIP, O_EMA_DECAY, O_DROPOUT, O_TEMPERATURE, O_TEMPERATURE_SCHEDULE, O_TEMPERATURE_END,
 	O_TEMPERATURE_STEP_EPOCHS, O_NOISY_GATING, O_PATIENCE, O_MIN_DELTA, O_SEED, O_DRUG_HIDDEN,
 	O_PROTEIN_HIDDEN, O_GATE_HIDDEN, O_EXPERT_HIDDEN, O_DEPLOY, O_DEVICE, N_OPTIONS
 } opt_id;
@@ -66,6 +66,7 @@ static const struct
 	[O_LR_DECAY_START] = {"lr_decay_start", T_REAL},
 	[O_WEIGHT_DECAY] = {"weight_decay", T_REAL},
 	[O_GRAD_CLIP] = {"grad_clip", T_REAL},
+	[O_EMA_DECAY] = {"ema_decay", T_REAL},
 	[O_DROPOUT] = {"dropout", T_REAL},
 	[O_TEMPERATURE] = {"temperature", T_REAL},
 	[O_TEMPERATURE_SCHEDULE] = {"temperature_schedule", T_TEXT},
@@ -236,6 +237,9 @@ apply_option(train_spec *s, int id, const opt_value *v)
 			break;
 		case O_GRAD_CLIP:
 			s->opt.grad_clip = (float) v->r;
+			break;
+		case O_EMA_DECAY:
+			s->opt.ema_decay = (float) v->r;
 			break;
 		case O_DROPOUT:
 			s->arch.dropout = (float) v->r;
@@ -691,6 +695,7 @@ train_spec_config_json(const train_spec *spec)
 	json_real(&s, "lr_decay_start", o->lr_decay_start);
 	json_real(&s, "weight_decay", o->weight_decay);
 	json_real(&s, "grad_clip", o->grad_clip);
+	json_real(&s, "ema_decay", o->ema_decay);
 	json_real(&s, "dropout", a->dropout);
 	json_real(&s, "temperature", a->temperature);
 	json_text(&s, "temperature_schedule", moe_temperature_schedule_name(o->temperature_schedule));

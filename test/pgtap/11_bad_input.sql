@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(607);
+SELECT plan(609);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -219,6 +219,8 @@ SELECT throws_ok(format('CALL moe_train(%s)', args), code, msg, 'moe_train: ' ||
     ($$'bi', lr_decay_start => -1$$, '22023', 'lr_decay_start must be in [0, 1), not -1', 'negative lr_decay_start'),
     ($$'bi', weight_decay => -1$$, '22023', 'weight_decay must be a non-negative number, not -1', 'negative weight decay'),
     ($$'bi', grad_clip => '-Infinity'$$, '22023', 'grad_clip must be a finite number', 'minus infinite grad_clip'),
+    ($$'bi', ema_decay => 1$$, '22023', 'ema_decay must be in [0, 1), not 1', 'ema_decay 1'),
+    ($$'bi', ema_decay => 'NaN'$$, '22023', 'ema_decay must be a finite number', 'NaN ema_decay'),
     ($$'bi', dropout => 1.5$$, '22023', 'dropout must be in [0, 1), not 1.5', 'dropout 1.5'),
     ($$'bi', dropout => 1$$, '22023', 'dropout must be in [0, 1), not 1', 'dropout 1'),
     ($$'bi', dropout => -0.1$$, '22023', 'dropout must be in [0, 1), not -0.1', 'negative dropout'),

@@ -516,6 +516,70 @@ test_only_routed_experts_compute(void)
 	moe_model_free(m);
 }
 
+/*
+ * ema_decay: after one step the kept weights are the warm-up average
+ * d init + (1 - d) p1 with d = (1 + 1) / (10 + 1), where p1 are the weights
+ * of the same run without averaging (averaging never changes training).
+ */
+static void
+test_weight_average(void)
+{
+	toy			t;
+	moe_config	arch;
+	moe_train_options opt;
+	moe_epoch_report last;
+	moe_train_data d;
+	moe_trainer *init_tr = NULL,
+			   *plain,
+			   *avg;
+	moe_error	err;
+
+	toy_make(&t, 7);
+	moe_train_options_defaults(&opt);
+	opt.epochs = 1;
+	opt.batch_size = 4096;		/* one step */
+	d = toy_data(&t);
+	small_arch(&arch, t.dd, t.dp);
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &init_tr, &err), MOE_OK);
+	plain = train_toy(&t, &opt, &last);
+	opt.ema_decay = 0.99f;
+	avg = train_toy(&t, &opt, &last);
+	if (init_tr && plain && avg)
+	{
+		const float *p0 = moe_trainer_best_model(init_tr)->params,
+				   *p1 = moe_trainer_best_model(plain)->params,
+				   *pa = moe_trainer_best_model(avg)->params;
+		size_t		n = moe_trainer_best_model(plain)->layout.n_params;
+		double		dd = 2.0 / 11.0,
+					worst = 0.0;
+		int			moved = 0;
+
+		for (size_t i = 0; i < n; i++)
+		{
+			double		want = dd * p0[i] + (1.0 - dd) * p1[i],
+						diff = fabs(pa[i] - want);
+
+			if (diff > worst)
+				worst = diff;
+			moved += p0[i] != p1[i];
+		}
+		CHECK(moved > 0);
+		CHECK(worst < 1e-6);
+	}
+	moe_trainer_free(init_tr);
+	moe_trainer_free(plain);
+	moe_trainer_free(avg);
+
+	/* out of range */
+	moe_train_options_defaults(&opt);
+	opt.ema_decay = 1.0f;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &init_tr, &err), MOE_ERR_INVALID);
+	CHECK(strstr(err.message, "ema_decay") != NULL);
+	opt.ema_decay = NAN;
+	CHECK_INT(moe_trainer_create(&arch, &opt, &d, be, NULL, NULL, &init_tr, &err), MOE_ERR_INVALID);
+	toy_free(&t);
+}
+
 int
 main(void)
 {
@@ -523,6 +587,7 @@ main(void)
 	RUN(test_learns_and_keeps_best_epoch);
 	RUN(test_same_seed_same_bits);
 	RUN(test_early_stopping);
+	RUN(test_weight_average);
 	RUN(test_interrupt_stops_between_steps);
 	RUN(test_bad_options_and_data);
 	RUN(test_inference_is_row_independent);
