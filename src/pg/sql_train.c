@@ -732,13 +732,16 @@ summarise_experiment(int64 experiment_id)
 			 "FROM moe.cross_validation_results WHERE experiment_id = $1 AND fold IN ('mean', 'std') "
 			 "ORDER BY fold", 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 2)
+	{
+		/* the standard deviation is NULL when only one fold completed */
+#define CELL(row, col) \
+	(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col) ? \
+	 SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col) : "n/a")
 		ereport(NOTICE,
 				(errmsg("cross-validation %lld: test mse %s +- %s, ci %s +- %s",
-						(long long) experiment_id,
-						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
-						SPI_getvalue(SPI_tuptable->vals[1], SPI_tuptable->tupdesc, 2),
-						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
-						SPI_getvalue(SPI_tuptable->vals[1], SPI_tuptable->tupdesc, 3))));
+						(long long) experiment_id, CELL(0, 2), CELL(1, 2), CELL(0, 3), CELL(1, 3))));
+#undef CELL
+	}
 }
 
 /*
@@ -837,7 +840,12 @@ read_grid(Jsonb *grid, sweep_axis **axes_out)
 		if (tok == WJB_KEY)
 		{
 			key = pnstrdup(v.val.string.val, v.val.string.len);
-			if (!train_option_exists(key) || strcmp(key, "deploy") == 0)
+			if (strcmp(key, "deploy") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("grid: \"deploy\" cannot vary in a sweep"),
+						 errdetail("A sweep records its runs and deploys none of them; deploy the chosen model with moe_deploy().")));
+			if (!train_option_exists(key))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("grid: unknown training option \"%s\"", key),

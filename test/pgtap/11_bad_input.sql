@@ -281,7 +281,7 @@ SELECT throws_ok(format('CALL moe_sweep(%s)', args), code, msg, 'moe_sweep: ' ||
     ($$'bi', '{}', fold => NULL$$, '22004', 'dataset, grid and fold must not be NULL', 'NULL fold'),
     ($$'bi', '[]'$$, '22023', 'grid must be a JSON object mapping option names to arrays of values', 'grid as an array'),
     ($$'bi', '{"x''; --": [1]}'$$, '22023', 'grid: unknown training option "x''; --"', 'an unknown grid option'),
-    ($$'bi', '{"deploy": [true]}'$$, '22023', 'grid: unknown training option "deploy"', 'deploy is not swept'),
+    ($$'bi', '{"deploy": [true]}'$$, '22023', 'grid: "deploy" cannot vary in a sweep', 'deploy is not swept'),
     ($$'bi', '{"lr": []}'$$, '22023', 'grid: "lr" must be a non-empty array of values', 'an empty axis'),
     ($$'bi', '{"lr": 0.1}'$$, '22023', 'grid: "lr" must be a non-empty array of values', 'an axis that is no array'),
     ($$'bi', '{"lr": [0.1, "x"]}'$$, '22023', 'grid: "lr" must be a number', 'a text value on an axis'),
