@@ -23,6 +23,7 @@ void
 moe_backend_cpu_set_threads(int threads)
 {
 	openblas_set_num_threads(threads > 0 ? threads : openblas_get_num_procs());
+	moe_gemm_rows_set_threads(threads);
 }
 
 /* ---- memory ----------------------------------------------------------- */

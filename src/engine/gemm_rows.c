@@ -10,7 +10,12 @@
  */
 #include "gemm_rows.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
 
 #define KB 512					/* K block: keeps tiles of A in L2 */
 #define MR 3					/* rows per register tile */
@@ -73,6 +78,38 @@ tile_avx2(float *C, const float *A, const float *W, int mr, int nr, int ldc, int
 		}
 }
 
+/*
+ * One row against eight columns: the per-row scoring case, where every
+ * weight is read once per call and the product waits on memory; eight
+ * independent streams keep more loads in flight than a 1 x 4 tile.  Each
+ * element's arithmetic is exactly tile_avx2's.
+ */
+__attribute__((target("avx2,fma")))
+static inline void
+row8_avx2(float *C, const float *A, const float *W, int ldw, int k0, int k1)
+{
+	__m256		acc[8];
+	int			k8 = k0 + ((k1 - k0) / 8) * 8;
+
+	for (int j = 0; j < 8; j++)
+		acc[j] = _mm256_setzero_ps();
+	for (int k = k0; k < k8; k += 8)
+	{
+		__m256		a = _mm256_loadu_ps(A + k);
+
+		for (int j = 0; j < 8; j++)
+			acc[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(W + (size_t) j * ldw + k), acc[j]);
+	}
+	for (int j = 0; j < 8; j++)
+	{
+		float		s = hsum8(acc[j]);
+
+		for (int k = k8; k < k1; k++)
+			s = __builtin_fmaf(A[k], W[(size_t) j * ldw + k], s);
+		C[j] += s;
+	}
+}
+
 __attribute__((target("avx2,fma")))
 static void
 gemm_avx2(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int M, int N, int K)
@@ -84,8 +121,13 @@ gemm_avx2(float *C, int ldc, const float *A, int lda, const float *W, int ldw, i
 		for (int m0 = 0; m0 < M; m0 += M_CHUNK)
 		{
 			int			m1 = m0 + M_CHUNK < M ? m0 + M_CHUNK : M;
+			int			n = 0;
 
-			for (int n = 0; n < N; n += NR)
+			if (m1 - m0 == 1)
+				for (; n + 8 <= N; n += 8)
+					row8_avx2(C + (size_t) m0 * ldc + n, A + (size_t) m0 * lda,
+							  W + (size_t) n * ldw, ldw, k0, k1);
+			for (; n < N; n += NR)
 			{
 				int			nr = N - n < NR ? N - n : NR;
 
@@ -96,8 +138,14 @@ gemm_avx2(float *C, int ldc, const float *A, int lda, const float *W, int ldw, i
 					const float *a = A + (size_t) m * lda;
 					const float *w = W + (size_t) n * ldw;
 
+					/* constant sizes let the compiler keep the tile in
+					 * registers; one row is the per-row scoring case */
 					if (mr == MR && nr == NR)
 						tile_avx2(c, a, w, MR, NR, ldc, lda, ldw, k0, k1);
+					else if (mr == 1 && nr == NR)
+						tile_avx2(c, a, w, 1, NR, ldc, lda, ldw, k0, k1);
+					else if (mr == 2 && nr == NR)
+						tile_avx2(c, a, w, 2, NR, ldc, lda, ldw, k0, k1);
 					else
 						tile_avx2(c, a, w, mr, nr, ldc, lda, ldw, k0, k1);
 				}
@@ -139,19 +187,202 @@ gemm_generic(float *C, int ldc, const float *A, int lda, const float *W, int ldw
 	}
 }
 
+static int	gemm_threads = 0;	/* 0: one per online CPU, at most MAX_THREADS */
+
+#define MAX_THREADS 8
+#define MIN_FLOPS_PER_THREAD (16 << 20)	/* below this a thread costs more than it saves */
+
+void
+moe_gemm_rows_set_threads(int threads)
+{
+	gemm_threads = threads > MAX_THREADS ? MAX_THREADS : threads;
+}
+
+static int
+thread_count(int M, int N, int K)
+{
+	double		flops = 2.0 * M * N * K;
+	int			t = gemm_threads;
+
+	if (flops < 2.0 * MIN_FLOPS_PER_THREAD)
+		return 1;
+
+	if (t <= 0)
+	{
+		static int	cpus = 0;	/* asked once: sysconf reads /sys each time */
+
+		if (cpus == 0)
+		{
+			long		n = sysconf(_SC_NPROCESSORS_ONLN);
+
+			cpus = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int) n;
+		}
+		t = cpus;
+	}
+	while (t > 1 && flops / t < MIN_FLOPS_PER_THREAD)
+		t--;
+	/* every thread gets at least one full column tile */
+	while (t > 1 && N / t < 4)
+		t--;
+	return t;
+}
+
+/* One thread's share: the columns [n0, n1) of every row. */
+typedef struct gemm_part
+{
+	float	   *C;
+	const float *A,
+			   *W;
+	int			ldc,
+				lda,
+				ldw,
+				M,
+				n0,
+				n1,
+				K;
+} gemm_part;
+
+static void
+gemm_columns(const gemm_part *g)
+{
+	float	   *C = g->C + g->n0;
+	const float *W = g->W + (size_t) g->n0 * g->ldw;
+	int			N = g->n1 - g->n0;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+	{
+		gemm_avx2(C, g->ldc, g->A, g->lda, W, g->ldw, g->M, N, g->K);
+		return;
+	}
+#endif
+	gemm_generic(C, g->ldc, g->A, g->lda, W, g->ldw, g->M, N, g->K);
+}
+
+/*
+ * A small pool of helper threads, started on first need and kept: starting
+ * a thread per product costs more than a product of a few million flops.
+ * Every worker wakes for every generation of jobs and acknowledges it, so
+ * none can miss one; worker i takes part[i] when there is one.  Helpers
+ * block every signal: the host's signal handlers (PostgreSQL's) must run
+ * on the calling thread.
+ */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pool_caller = PTHREAD_MUTEX_INITIALIZER;	/* one product at a time */
+static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
+static int	pool_size = 0;		/* helpers started (worker numbers 1..pool_size) */
+static unsigned long pool_generation = 0;
+static int	pool_pending = 0;
+static const gemm_part *pool_parts = NULL;
+static int	pool_nparts = 0;
+static unsigned long pool_start_generation[MAX_THREADS];	/* per worker, at its start */
+
+static void *
+pool_worker(void *arg)
+{
+	int			me = (int) (intptr_t) arg;
+	unsigned long seen = 0;
+
+	pthread_mutex_lock(&pool_lock);
+	/* not pool_generation: jobs may have been posted before this thread ran */
+	seen = pool_start_generation[me];
+	for (;;)
+	{
+		const gemm_part *job;
+
+		while (pool_generation == seen)
+			pthread_cond_wait(&pool_work, &pool_lock);
+		seen = pool_generation;
+		job = me < pool_nparts ? &pool_parts[me] : NULL;
+		pthread_mutex_unlock(&pool_lock);
+		if (job != NULL)
+			gemm_columns(job);
+		pthread_mutex_lock(&pool_lock);
+		if (--pool_pending == 0)
+			pthread_cond_signal(&pool_done);
+	}
+	return NULL;
+}
+
+/* Make sure helpers 1..want-1 exist; returns how many parts can run. */
+static int
+pool_grow(int want)
+{
+	sigset_t	all,
+				old;
+
+	if (pool_size >= want - 1)
+		return want;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&pool_lock);
+	while (pool_size < want - 1)
+	{
+		pthread_t	tid;
+
+		pool_start_generation[pool_size + 1] = pool_generation;
+		if (pthread_create(&tid, NULL, pool_worker, (void *) (intptr_t) (pool_size + 1)) != 0)
+			break;
+		pthread_detach(tid);
+		pool_size++;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return pool_size + 1 < want ? pool_size + 1 : want;
+}
+
 void
 moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
 			  const float *b, int M, int N, int K)
 {
+	gemm_part	part[MAX_THREADS];
+	int			T = thread_count(M, N, K),
+				per;
+	bool		locked = false;
+
 	for (int m = 0; m < M; m++)
 		for (int n = 0; n < N; n++)
 			C[(size_t) m * ldc + n] = b != NULL ? b[n] : 0.0f;
-#if defined(__x86_64__) && defined(__GNUC__)
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+	if (T > 1)
 	{
-		gemm_avx2(C, ldc, A, lda, W, ldw, M, N, K);
+		pthread_mutex_lock(&pool_caller);
+		locked = true;
+		T = pool_grow(T);
+	}
+
+	/*
+	 * Splitting the columns among threads changes which elements are
+	 * computed together, never how one element is computed, so the bits do
+	 * not depend on T.
+	 */
+	per = (N / T + 3) / 4 * 4;	/* whole column tiles per part */
+	for (int t = 0; t < T; t++)
+	{
+		int			n0 = t * per,
+					n1 = t == T - 1 ? N : (t + 1) * per;
+
+		part[t] = (gemm_part) {C, A, W, ldc, lda, ldw, M, n0 < N ? n0 : N, n1 < N ? n1 : N, K};
+	}
+	if (T == 1)
+	{
+		gemm_columns(&part[0]);
+		if (locked)
+			pthread_mutex_unlock(&pool_caller);	/* no helper could be started */
 		return;
 	}
-#endif
-	gemm_generic(C, ldc, A, lda, W, ldw, M, N, K);
+	pthread_mutex_lock(&pool_lock);
+	pool_parts = part;
+	pool_nparts = T;
+	pool_pending = pool_size;
+	pool_generation++;
+	pthread_cond_broadcast(&pool_work);
+	pthread_mutex_unlock(&pool_lock);
+	gemm_columns(&part[0]);
+	pthread_mutex_lock(&pool_lock);
+	while (pool_pending > 0)
+		pthread_cond_wait(&pool_done, &pool_lock);
+	pool_parts = NULL;
+	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&pool_caller);
 }

@@ -19,4 +19,10 @@
 void		moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
 						  const float *b, int M, int N, int K);
 
+/*
+ * Threads of a large product (the columns are shared out; the bits do not
+ * depend on the number of threads).  <= 0: one per online CPU, at most 8.
+ */
+void		moe_gemm_rows_set_threads(int threads);
+
 #endif

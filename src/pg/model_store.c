@@ -10,6 +10,7 @@
  * private copies once before using them again.
  */
 #include "moe_pg.h"
+#include "gemm_rows.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -345,6 +346,8 @@ moe_loaded_batch_ws(moe_loaded_model *lm)
 
 	if (lm->batch_ws == NULL && moe_infer_ws_create(lm->model, MOE_INFER_BATCH, &lm->batch_ws, &err) != MOE_OK)
 		moe_raise(&err);
+	/* bulk products share out their columns among moe_pg.threads threads */
+	moe_gemm_rows_set_threads(moe_threads);
 	return lm->batch_ws;
 }
 

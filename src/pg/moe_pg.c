@@ -36,7 +36,7 @@ void
 _PG_init(void)
 {
 	DefineCustomIntVariable("moe_pg.threads",
-							"Threads for matrix products in training (0: one per core).",
+							"Threads for matrix products in training and bulk scoring (0: one per core).",
 							"Takes effect at the next training run in the session.",
 							&moe_threads,
 							0, 0, 1024,

@@ -281,15 +281,40 @@ typedef struct score_batch
 } score_batch;
 
 /*
+ * A buffer that outlives the fetches: the part tables are rebuilt for
+ * every fetch, and fresh memory each time costs a page fault per page.
+ */
+typedef struct part_buffer
+{
+	MemoryContext cxt;
+	float	   *data;
+	Size		floats;
+} part_buffer;
+
+static float *
+part_buffer_reserve(part_buffer *pb, Size floats)
+{
+	if (floats > pb->floats)
+	{
+		if (pb->data != NULL)
+			pfree(pb->data);
+		pb->data = MemoryContextAllocExtended(pb->cxt, sizeof(float) * floats, MCXT_ALLOC_HUGE);
+		pb->floats = floats;
+	}
+	return pb->data;
+}
+
+/*
  * Each distinct part of a fetch copied once into a table; idx[i] is row
- * i's entry.  Returns the table.
+ * i's entry.  Returns the table (in pb).
  */
 static float *
-part_table(const float **parts, int n, int pf, int32 *idx)
+part_table(const float **parts, int n, int pf, int32 *idx, part_buffer *pb)
 {
 	HASHCTL		ctl;
 	HTAB	   *seen;
-	float	   *table = palloc_extended(sizeof(float) * (size_t) n * pf, MCXT_ALLOC_HUGE);
+	const float **distinct_parts = palloc(sizeof(float *) * n);
+	float	   *table;
 	int			distinct = 0;
 
 	typedef struct
@@ -311,25 +336,27 @@ part_table(const float **parts, int n, int pf, int32 *idx)
 		if (!found)
 		{
 			e->index = distinct;
-			memcpy(table + (size_t) distinct * pf, parts[i], sizeof(float) * pf);
-			distinct++;
+			distinct_parts[distinct++] = parts[i];
 		}
 		idx[i] = e->index;
 	}
 	hash_destroy(seen);
+	table = part_buffer_reserve(pb, (Size) distinct * pf);
+	for (int d = 0; d < distinct; d++)
+		memcpy(table + (size_t) d * pf, distinct_parts[d], sizeof(float) * pf);
 	return table;
 }
 
 /* Pairs of a fetch through the model, from tables of its distinct parts. */
 static void
-score_pairs(moe_loaded_model *lm, score_batch *b)
+score_pairs(moe_loaded_model *lm, score_batch *b, part_buffer *dbuf, part_buffer *pbuf)
 {
 	moe_infer_ws *ws = moe_loaded_batch_ws(lm);
 	int			pf = moe_entity_part_floats(lm->model);
 	int32	   *di = palloc(sizeof(int32) * b->n),
 			   *pi = palloc(sizeof(int32) * b->n);
-	float	   *dtab = part_table(b->drug_parts, b->n, pf, di);
-	float	   *ptab = part_table(b->protein_parts, b->n, pf, pi);
+	float	   *dtab = part_table(b->drug_parts, b->n, pf, di, dbuf);
+	float	   *ptab = part_table(b->protein_parts, b->n, pf, pi, pbuf);
 	moe_error	err;
 
 	for (int from = 0; from < b->n; from += MOE_INFER_BATCH)
@@ -390,6 +417,8 @@ moe_score_sql(PG_FUNCTION_ARGS)
 				now;
 	MemoryContext batch_cxt,
 				old;
+	part_buffer drug_buf = {0},
+				protein_buf = {0};
 
 	for (int i = 1; i <= 6; i++)
 		if (PG_ARGISNULL(i) && i != 5)
@@ -460,6 +489,7 @@ moe_score_sql(PG_FUNCTION_ARGS)
 	portal = SPI_cursor_open_with_args(NULL, q.data, 0, NULL, NULL, NULL, true, 0);
 
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "moe_score batch", ALLOCSET_DEFAULT_SIZES);
+	drug_buf.cxt = protein_buf.cxt = CurrentMemoryContext;
 	INSTR_TIME_SET_CURRENT(start);
 	for (;;)
 	{
@@ -502,7 +532,7 @@ moe_score_sql(PG_FUNCTION_ARGS)
 			b.protein_parts[i] = moe_entity_part(lm, MOE_PROTEIN, pv, "protein vector");
 		}
 		CHECK_FOR_INTERRUPTS();
-		score_pairs(lm, &b);
+		score_pairs(lm, &b, &drug_buf, &protein_buf);
 		insert_batch(ins.data, &b, n_keys);
 		scored += b.n;
 		SPI_freetuptable(SPI_tuptable);
