@@ -308,28 +308,11 @@ moe_entity_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const
 
 /* ---- pairs ------------------------------------------------------------ */
 
-/* Stable counting sort of the M*k selections by expert. */
 static void
 sort_selections(moe_infer_ws *ws, int M, int E, int k)
 {
-	int			count[MOE_MAX_EXPERTS + 1] = {0};
-	int			next[MOE_MAX_EXPERTS];
-
-	for (int i = 0; i < M * k; i++)
-		count[ws->host_sel[i] + 1]++;
-	for (int e = 0; e < E; e++)
-		count[e + 1] += count[e];
-	for (int e = 0; e <= E; e++)
-		ws->expert_offset[e] = count[e];
-	for (int e = 0; e < E; e++)
-		next[e] = count[e];
-	for (int i = 0; i < M * k; i++)
-	{
-		int			slot = next[ws->host_sel[i]]++;
-
-		ws->host_perm_pos[slot] = i;
-		ws->host_perm_row[slot] = i / k;
-	}
+	moe_sort_by_expert(ws->host_sel, M, E, k, ws->expert_offset, ws->host_perm_pos,
+					   ws->host_perm_row);
 }
 
 /* Expert e's output for n pairs given their parts' indices (host). */

@@ -741,28 +741,35 @@ mlp_zero_grads(moe_backend *be, float *g, const moe_mlp_layout *mlp)
 #define MLP_GATE	2
 #define MLP_EXPERT	3			/* + expert index */
 
-/* Sort the M*k selections by expert, stably, on the host. */
-static void
-sort_by_expert(moe_workspace *ws, int M, int E, int k)
+void
+moe_sort_by_expert(const int32_t *sel, int M, int E, int k, int *offset, int32_t *perm_pos,
+				   int32_t *perm_row)
 {
 	int			count[MOE_MAX_EXPERTS + 1] = {0};
 	int			next[MOE_MAX_EXPERTS];
 
 	for (int i = 0; i < M * k; i++)
-		count[ws->host_sel_idx[i] + 1]++;
+		count[sel[i] + 1]++;
 	for (int e = 0; e < E; e++)
 		count[e + 1] += count[e];
 	for (int e = 0; e <= E; e++)
-		ws->expert_offset[e] = count[e];
+		offset[e] = count[e];
 	for (int e = 0; e < E; e++)
 		next[e] = count[e];
 	for (int i = 0; i < M * k; i++)
 	{
-		int			slot = next[ws->host_sel_idx[i]]++;
+		int			slot = next[sel[i]]++;
 
-		ws->host_perm_pos[slot] = i;
-		ws->host_perm_row[slot] = i / k;
+		perm_pos[slot] = i;
+		perm_row[slot] = i / k;
 	}
+}
+
+static void
+sort_by_expert(moe_workspace *ws, int M, int E, int k)
+{
+	moe_sort_by_expert(ws->host_sel_idx, M, E, k, ws->expert_offset, ws->host_perm_pos,
+					   ws->host_perm_row);
 }
 
 moe_status

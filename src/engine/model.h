@@ -238,4 +238,12 @@ moe_status	moe_backward(moe_model *model, moe_workspace *ws, float *grads,
 /* Look a tensor up by name; NULL when absent. */
 const moe_tensor_info *moe_layout_find(const moe_layout *layout, const char *name);
 
+/*
+ * Sort the M*k selections sel (row-major [M,k]) by expert, stably:
+ * offset[e]..offset[e+1] are expert e's slots; slot s holds selection
+ * perm_pos[s] of row perm_row[s].  Training and inference share it.
+ */
+void		moe_sort_by_expert(const int32_t *sel, int M, int E, int k, int *offset,
+							   int32_t *perm_pos, int32_t *perm_row);
+
 #endif
