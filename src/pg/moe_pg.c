@@ -113,6 +113,18 @@ moe_raise(const moe_error *err)
 	pg_unreachable();
 }
 
+/* A featurizer's errors: unreadable text gets 22P02 (invalid text
+ * representation), bad parameters 22023; both carry the engine's message. */
+void
+moe_raise_featurize_error(const moe_error *err)
+{
+	if (err->status == MOE_ERR_DATA)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("%s", err->message)));
+	moe_raise(err);
+}
+
 const char *
 moe_extension_schema(void)
 {

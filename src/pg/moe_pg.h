@@ -22,6 +22,7 @@ extern int	moe_threads;
 
 /* Raise an engine error as a PostgreSQL error with a matching SQLSTATE. */
 void		moe_raise(const moe_error *err) pg_attribute_noreturn();
+void		moe_raise_featurize_error(const moe_error *err) pg_attribute_noreturn();
 
 /* Raise if st is not MOE_OK. */
 static inline void

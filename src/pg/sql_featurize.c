@@ -7,17 +7,6 @@
 
 #include "featurize.h"
 
-/* Parse errors of the text get 22P02 (invalid text representation), bad
- * parameters 22023; both carry the engine's message. */
-static void
-raise_featurize_error(const moe_error *err)
-{
-	if (err->status == MOE_ERR_DATA)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("%s", err->message)));
-	moe_raise(err);
-}
 
 PG_FUNCTION_INFO_V1(moe_featurize_smiles_sql);
 Datum
@@ -36,7 +25,7 @@ moe_featurize_smiles_sql(PG_FUNCTION_ARGS)
 	out = palloc0(sizeof(float) * dim);
 	if (moe_featurize_smiles(VARDATA_ANY(smiles), VARSIZE_ANY_EXHDR(smiles), dim, max_n, out,
 							 &err) != MOE_OK)
-		raise_featurize_error(&err);
+		moe_raise_featurize_error(&err);
 	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, dim));
 }
 
@@ -56,6 +45,6 @@ moe_featurize_protein_sql(PG_FUNCTION_ARGS)
 				 errmsg("k must be between 1 and %d, not %d", MOE_PROTEIN_MAX_K, k)));
 	out = palloc0(sizeof(float) * dim);
 	if (moe_featurize_protein(VARDATA_ANY(seq), VARSIZE_ANY_EXHDR(seq), k, out, &err) != MOE_OK)
-		raise_featurize_error(&err);
+		moe_raise_featurize_error(&err);
 	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, dim));
 }

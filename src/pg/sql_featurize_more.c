@@ -12,17 +12,6 @@
 #include "ecfp.h"
 #include "protein_features.h"
 
-/* Parse errors of the text get 22P02 (invalid text representation), bad
- * parameters 22023; both carry the engine's message. */
-static void
-raise_featurize_error(const moe_error *err)
-{
-	if (err->status == MOE_ERR_DATA)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("%s", err->message)));
-	moe_raise(err);
-}
 
 PG_FUNCTION_INFO_V1(moe_featurize_ecfp_sql);
 Datum
@@ -46,7 +35,7 @@ moe_featurize_ecfp_sql(PG_FUNCTION_ARGS)
 	out = palloc0(sizeof(float) * dim);
 	if (moe_featurize_ecfp(VARDATA_ANY(smiles), VARSIZE_ANY_EXHDR(smiles), radius, dim, counts,
 						   out, &err) != MOE_OK)
-		raise_featurize_error(&err);
+		moe_raise_featurize_error(&err);
 	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, dim));
 }
 
@@ -60,7 +49,7 @@ moe_featurize_protein_triad_sql(PG_FUNCTION_ARGS)
 
 	out = palloc0(sizeof(float) * MOE_TRIAD_DIM);
 	if (moe_featurize_protein_triad(VARDATA_ANY(seq), VARSIZE_ANY_EXHDR(seq), out, &err) != MOE_OK)
-		raise_featurize_error(&err);
+		moe_raise_featurize_error(&err);
 	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, MOE_TRIAD_DIM));
 }
 
@@ -81,6 +70,6 @@ moe_featurize_protein_cksaap_sql(PG_FUNCTION_ARGS)
 	out = palloc0(sizeof(float) * dim);
 	if (moe_featurize_protein_cksaap(VARDATA_ANY(seq), VARSIZE_ANY_EXHDR(seq), max_gap, out,
 									 &err) != MOE_OK)
-		raise_featurize_error(&err);
+		moe_raise_featurize_error(&err);
 	PG_RETURN_ARRAYTYPE_P(moe_vector_result(out, dim));
 }
