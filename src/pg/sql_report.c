@@ -341,9 +341,10 @@ chart_training_curves(StringInfo s, const report_data *d)
 	polyline(s, &a, d->val_mse, d->n_epochs, colour(1), true);
 	if (d->best_epoch >= 1)
 		appendStringInfo(s, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#555\" "
-						 "stroke-dasharray=\"2 2\"/><text x=\"%.1f\" y=\"%d\" font-size=\"10\">best epoch %d</text>\n",
+						 "stroke-dasharray=\"2 2\"/><text x=\"%.1f\" y=\"%d\" font-size=\"10\" "
+						 "text-anchor=\"end\">best epoch %d</text>\n",
 						 px(&a, d->best_epoch), px(&a, d->best_epoch), MARGIN_T, CHART_H - MARGIN_B,
-						 px(&a, d->best_epoch) + 3, MARGIN_T + 12, d->best_epoch);
+						 px(&a, d->best_epoch) - 3, (MARGIN_T + CHART_H - MARGIN_B) / 2, d->best_epoch);
 	legend(s, CHART_W - 170, MARGIN_T + 14, colour(0), "training MSE");
 	legend(s, CHART_W - 170, MARGIN_T + 30, colour(1), "validation MSE");
 	appendStringInfoString(s, "</svg>\n");
@@ -435,8 +436,11 @@ chart_routing_by_target(StringInfo s, const report_data *d)
 			appendStringInfo(s, ": %.0f%% to expert %d</title></rect>\n", 100 * v, x);
 		}
 	}
-	appendStringInfo(s, "<text x=\"150\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%d targets, "
-					 "grouped by dominant expert</text>\n", MARGIN_T + cell_h * d->n_targets / 2, d->n_targets);
+	/* three short lines: the label must fit the 150 px left of the cells */
+	appendStringInfo(s, "<text x=\"150\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">"
+					 "<tspan x=\"150\">%d targets,</tspan><tspan x=\"150\" dy=\"12\">grouped by</tspan>"
+					 "<tspan x=\"150\" dy=\"12\">dominant expert</tspan></text>\n",
+					 MARGIN_T + cell_h * d->n_targets / 2 - 12, d->n_targets);
 	appendStringInfoString(s, "</svg>\n");
 }
 
