@@ -24,7 +24,8 @@ done
 moe_install_deps
 moe_build_install
 trap moe_cluster_stop EXIT
-moe_cluster_start
+# preloaded, as in production: models load once per server into shared memory
+moe_cluster_start "shared_preload_libraries = 'moe_pg'"
 createdb moe_demo
 export PGDATABASE=moe_demo
 psql_q -c "CREATE EXTENSION moe_pg"
@@ -93,7 +94,7 @@ psql_q -c "SELECT expert, round(mean_prob::numeric, 3) AS mean_prob, round(selec
 psql_q -c "SELECT h.epoch, h.status, round(h.cv::numeric, 3) AS cv, round(h.normalized_entropy::numeric, 3) AS normalized_entropy,
                   h.dead_experts, h.dominant_expert
              FROM moe.router_health h
-            WHERE h.run_id = (SELECT max(run_id) FROM moe.training_runs r JOIN moe.deployments d ON d.model_id = r.model_id
+            WHERE h.run_id = (SELECT max(r.id) FROM moe.training_runs r JOIN moe.deployments d ON d.model_id = r.model_id
                                WHERE d.name = '$dataset')
               AND (h.epoch % 10 = 0 OR h.epoch = 1) ORDER BY h.epoch"
 log "done"
