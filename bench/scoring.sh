@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/scoring.sh — how fast a trained model scores, measured in one run:
 #   * all Davis pairs per row (SELECT moe_predict ... FROM pairs) and in bulk
-#     (CALL moe_score), and their ratio;
+#     (CALL moe_score), and their ratio, like for like: one process per row
+#     against one bulk thread, and per row with the server's default
+#     parallel query against bulk with its default threads;
 #   * bulk scoring against the sgemm FLOP limit of this machine for the
 #     arithmetic the model does (bench/flops.c measures sgemm);
 #   * the first call of a connection: cold (model not cached anywhere) and
@@ -50,17 +52,41 @@ q -c "SELECT 'model_params ' || n_params || E'\nmodel_bytes ' || checkpoint_byte
 timed='CREATE FUNCTION pg_temp.seconds(sql text) RETURNS float8 LANGUAGE plpgsql AS $f$
 DECLARE t0 timestamptz := clock_timestamp(); BEGIN EXECUTE sql; RETURN extract(epoch FROM clock_timestamp() - t0); END $f$;'
 per_row="SELECT sum(moe_predict(drug_vec, protein_vec, $model::bigint)) FROM all_pairs"
-read -r per_row_s bulk_s < <(q -c "$timed" -c "
-SELECT (SELECT min(pg_temp.seconds('$per_row')) FROM generate_series(0, $REPS)),
-       (SELECT min(pg_temp.seconds('DROP TABLE IF EXISTS scored; CALL moe_score($model::bigint, ''all_pairs'', ''scored'', key_columns => ''{drug_id,target_id}'')'))
-          FROM generate_series(0, $REPS))" | tr '|' ' ')
+bulk="DROP TABLE IF EXISTS scored; CALL moe_score($model::bigint, ''all_pairs'', ''scored'', key_columns => ''{drug_id,target_id}'')"
+# Two like-for-like pairs of figures, each measured in this run:
+#   serial:   per row in one process (no parallel workers) against bulk with
+#             one thread (SET moe_pg.threads = 1);
+#   default:  per row as the planner runs it with the server's defaults
+#             (max_parallel_workers_per_gather = 2: a Gather over parallel
+#             workers) against bulk with its default threads (one per core).
+# Settings are interleaved within each repetition; the best of REPS+1 counts.
+read -r serial_row_s serial_bulk_s par_row_s bulk_s < <(q -c "$timed" -c "
+CREATE TEMP TABLE t (what text, s float8);
+DO \$d\$ BEGIN FOR i IN 0..$REPS LOOP
+  SET max_parallel_workers_per_gather = 0;
+  INSERT INTO t VALUES ('serial_row', pg_temp.seconds('$per_row'));
+  SET moe_pg.threads = 1;
+  INSERT INTO t VALUES ('serial_bulk', pg_temp.seconds('$bulk'));
+  RESET moe_pg.threads;
+  SET max_parallel_workers_per_gather = 2;
+  INSERT INTO t VALUES ('par_row', pg_temp.seconds('$per_row'));
+  INSERT INTO t VALUES ('bulk', pg_temp.seconds('$bulk'));
+END LOOP; END \$d\$;
+SELECT string_agg(s::text, ' ' ORDER BY ord) FROM (SELECT what, min(s) AS s,
+  array_position(ARRAY['serial_row','serial_bulk','par_row','bulk'], what) AS ord FROM t GROUP BY what) m" | tr '|' ' ')
+workers=$(q -c "SET max_parallel_workers_per_gather = 2" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $per_row" |
+          awk '/Workers Launched/ { print $NF }')
 same=$(q -c "SELECT count(*) FROM scored s JOIN all_pairs p USING (drug_id, target_id)
              WHERE s.prediction = moe_predict(p.drug_vec, p.protein_vec, $model::bigint)")
-echo "per_row_all_pairs_s $per_row_s"
-echo "bulk_all_pairs_s $bulk_s"
+echo "per_row_serial_s $serial_row_s   (one process)"
+echo "bulk_one_thread_s $serial_bulk_s   (moe_pg.threads = 1)"
+echo "per_row_parallel_s $par_row_s   (default settings: $workers parallel workers launched + the leader)"
+echo "bulk_all_pairs_s $bulk_s   (default moe_pg.threads: one per core)"
 echo "bulk_equals_per_row $same/$pairs"
-awk -v a="$per_row_s" -v b="$bulk_s" 'BEGIN { printf "per_row_over_bulk %.2f   (target < 2)\n", a / b }'
-awk -v a="$per_row_s" -v n="$pairs" 'BEGIN { printf "per_row_us_per_pair %.1f\n", a / n * 1e6 }'
+awk -v a="$serial_row_s" -v b="$serial_bulk_s" 'BEGIN { printf "per_row_over_bulk_serial %.2f   (target < 2; one core each)\n", a / b }'
+awk -v a="$par_row_s" -v b="$bulk_s" 'BEGIN { printf "per_row_over_bulk_default %.2f   (target < 2; server defaults, all cores each)\n", a / b }'
+awk -v a="$serial_row_s" -v b="$bulk_s" 'BEGIN { printf "per_row_serial_over_bulk_default %.2f   (one core against all cores; for reference)\n", a / b }'
+awk -v a="$serial_row_s" -v n="$pairs" 'BEGIN { printf "per_row_us_per_pair %.1f   (one process)\n", a / n * 1e6 }'
 
 # --- the arithmetic bulk scoring does, against what sgemm can do here
 cc -O3 -march=native -Isrc/engine bench/flops.c src/engine/gemm_rows.c -lopenblas -o "$MOE_CLUSTER_DIR/flops"

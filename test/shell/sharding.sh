@@ -10,6 +10,7 @@
 #   UPDATE ... SET score = moe_predict(v, w, <id>)   a direct modify per shard
 #   ORDER BY moe_predict(...) DESC LIMIT n           ORDER BY per shard, merged by
 #                                                    Merge Append; the LIMIT stays local
+#   the same on one foreign table, moe_predict COST 1  ORDER BY and LIMIT shipped
 #   one aggregate per shard (UNION ALL)              shipped, shards run concurrently
 #   moe_predict(..., 'name') (STABLE)                never shipped
 #   a server without OPTIONS (extensions 'moe_pg')   nothing of moe_pg shipped
@@ -133,6 +134,21 @@ db=$1
     [ "$sharded" = "$local_top" ] && [ "$by_score" = "$local_top" ] \
         || { echo "top 10: sharded, by stored score and local differ:"; echo "$sharded"; echo "--"; echo "$by_score"; echo "--"; echo "$local_top"; exit 1; } >&2
     echo "ok - ORDER BY moe_predict(...) DESC LIMIT 10: ORDER BY shipped to each shard, Merge Append + Limit on the coordinator; the same 10 as local, bit for bit"
+
+    # --- (b') the LIMIT shipped as well: on one foreign table, once a
+    # dispatch-only coordinator lowers moe_predict's planner cost
+    # (docs/scale-out.md, "Costs"); here inside a transaction that rolls back
+    top0="SELECT drug_id, target_id, moe_predict(drug_vec, target_vec, $id::bigint) AS s FROM shd.pairs_0 ORDER BY s DESC LIMIT 10"
+    low_cost="ALTER FUNCTION moe_predict(real[], real[], bigint) COST 1"
+    plan=$(q -c "BEGIN" -c "$low_cost" -c "EXPLAIN (VERBOSE, COSTS OFF) $top0" -c "ROLLBACK" | sed 's/^ *//; s/^->  //')
+    remote="Remote SQL: SELECT drug_id, target_id, drug_vec, target_vec FROM public.pairs_part ORDER BY public.moe_predict(drug_vec, target_vec, $id::bigint) DESC NULLS FIRST LIMIT 10::bigint"
+    echo "$plan" | grep -Fxq "$remote" && ! echo "$plan" | grep -q "^Limit" \
+        || { echo "expected ORDER BY ... LIMIT 10 shipped to shard 0 with COST 1:"; echo "$plan"; exit 1; } >&2
+    shipped=$(q -c "BEGIN" -c "$low_cost" -c "SELECT $fmt FROM ($top0) t" -c "ROLLBACK")
+    kept_local=$(q -c "SELECT $fmt FROM ($top0) t")
+    [ -n "$shipped" ] && [ "$shipped" = "$kept_local" ] \
+        || { echo "shard 0's top 10 with the LIMIT shipped and kept local differ:"; echo "$shipped"; echo "--"; echo "$kept_local"; exit 1; } >&2
+    echo "ok - with moe_predict at COST 1 on the coordinator, ORDER BY moe_predict(...) DESC LIMIT 10 on a foreign table ships whole; the same 10 as with the local Limit"
 
     # --- (c) one aggregate per shard: shipped whole, the shards work concurrently
     f="count(*) FILTER (WHERE moe_predict(drug_vec, target_vec, $id::bigint) > 6)"
