@@ -3,9 +3,9 @@
 # the LLMDTA warm split, trained entirely in the database from SMILES and
 # sequences (our ECFP4 fingerprints and protein 3-mer composition).
 #
-#   bash bench/davis_cv.sh                      (about 40 minutes on 2 cores)
+#   bash bench/davis_cv.sh                      (about 70 minutes on 2 cores)
 #   MOE_CV_DRUG_FEATURES=ngram bash bench/davis_cv.sh
-#   MOE_CV_OPTIONS='{"dropout": 0.2}' bash bench/davis_cv.sh
+#   MOE_CV_OPTIONS='{}' bash bench/davis_cv.sh          (no refit: every default)
 #
 # It starts its own throwaway cluster; MOE_DATA_DIR (default ../shared/data)
 # must hold davis/, otherwise it skips.  Prints one row per fold, the mean
@@ -18,7 +18,9 @@ if [ ! -f "$DATA/davis/affinities.csv" ]; then
     exit 0
 fi
 FEATURES=${MOE_CV_DRUG_FEATURES:-ecfp}
-OPTIONS=${MOE_CV_OPTIONS:-'{}'}
+# refit: each fold chooses its epoch count on its validation rows, then
+# trains a fresh model on training + validation rows (docs/training.md)
+OPTIONS=${MOE_CV_OPTIONS:-'{"refit": true}'}
 
 [ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
 trap moe_cluster_stop EXIT

@@ -97,7 +97,10 @@ CREATE TABLE moe.training_runs (
     finished_at timestamptz,
     started_by  name NOT NULL DEFAULT current_user,
     backend_pid integer NOT NULL DEFAULT pg_backend_pid(),
-    experiment_id bigint REFERENCES moe.experiments (id) ON DELETE SET NULL
+    experiment_id bigint REFERENCES moe.experiments (id) ON DELETE SET NULL,
+    -- moe_train(refit => true): the run that chose the epoch count this run
+    -- retrains for, on the training and validation rows together
+    refit_of    bigint REFERENCES moe.training_runs (id) ON DELETE SET NULL
 );
 COMMENT ON TABLE moe.training_runs IS 'Training runs: running, completed, cancelled or failed';
 

@@ -45,6 +45,7 @@ CREATE PROCEDURE moe_train(
     expert_hidden integer[] DEFAULT '{512,256}',
     deploy boolean DEFAULT true,
     device text DEFAULT NULL,
+    refit boolean DEFAULT false,
     options jsonb DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'moe_train_sql'
 LANGUAGE C;
@@ -105,7 +106,8 @@ SELECT r.id AS run_id,
        agg.train_seconds,
        extract(epoch FROM coalesce(r.finished_at, clock_timestamp()) - r.started_at)::double precision
            AS wall_seconds,
-       r.model_id
+       r.model_id,
+       r.refit_of
   FROM moe.training_runs r
   LEFT JOIN LATERAL (SELECT min(h.train_loss) AS best_loss, min(h.val_mse) AS best_val_mse,
                             sum(h.seconds) AS train_seconds
@@ -118,17 +120,24 @@ COMMENT ON VIEW moe.experiment_comparison IS
     'One row per training run: final and best loss, degradation, validation and test metrics, wall time';
 
 -- Per cross-validation: one row per fold, then 'mean' and 'std' rows over
--- the completed folds.
+-- the completed folds.  With refit => true a fold is two runs: the run
+-- that chose the epoch count on the validation rows (its best_epoch is the
+-- fold's) and the refit that made the fold's model (its test metrics); the
+-- fold's epochs and seconds are those of both.
 CREATE VIEW moe.cross_validation_results AS
 WITH folds AS (
     SELECT c.experiment_id, c.fold, c.run_id, c.model_id, c.status,
            (m.metrics -> 'test' ->> 'n')::bigint AS n,
            c.test_mse AS mse, c.test_rmse AS rmse, c.test_ci AS ci, c.test_r2 AS r2,
            c.test_pearson AS pearson, c.test_spearman AS spearman, c.test_rm2 AS rm2,
-           c.best_epoch, c.epochs_run, c.train_seconds
+           coalesce(s.best_epoch, c.best_epoch) AS best_epoch,
+           c.epochs_run + coalesce(s.epochs_run, 0) AS epochs_run,
+           c.train_seconds + coalesce(s.train_seconds, 0) AS train_seconds
       FROM moe.experiment_comparison c
       JOIN moe.experiments e ON e.id = c.experiment_id AND e.kind = 'cross_validation'
+      LEFT JOIN moe.experiment_comparison s ON s.run_id = c.refit_of
       LEFT JOIN moe.models m ON m.id = c.model_id
+     WHERE NOT EXISTS (SELECT 1 FROM moe.training_runs x WHERE x.refit_of = c.run_id)
 )
 SELECT experiment_id, fold::text AS fold, run_id, model_id, status, n, mse, rmse, ci, r2, pearson,
        spearman, rm2, best_epoch, epochs_run, train_seconds

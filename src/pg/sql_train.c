@@ -57,6 +57,10 @@ typedef struct train_run
 	moe_router_status router_status;	/* at the last epoch */
 	double		seconds;
 	int64		model_id;
+	/* refit => true: the selection run this one retrains for (0: none) and
+	 * what it chose, kept for the model's metrics */
+	int64		refit_of;
+	moe_epoch_report selection;
 } train_run;
 
 static bool
@@ -163,15 +167,16 @@ static int64
 insert_run(train_run *r)
 {
 	train_spec *s = r->spec;
-	Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID};
-	Datum		values[5] = {CStringGetTextDatum(s->model_name), CStringGetTextDatum(s->dataset),
-		Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json), Int64GetDatum(s->experiment_id)};
-	char		nulls[5] = {' ', ' ', ' ', ' ', s->experiment_id > 0 ? ' ' : 'n'};
+	Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID};
+	Datum		values[6] = {CStringGetTextDatum(s->model_name), CStringGetTextDatum(s->dataset),
+		Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json), Int64GetDatum(s->experiment_id),
+	Int64GetDatum(r->refit_of)};
+	char		nulls[6] = {' ', ' ', ' ', ' ', s->experiment_id > 0 ? ' ' : 'n', r->refit_of > 0 ? ' ' : 'n'};
 
 	mark_abandoned_runs();
-	spi_exec("INSERT INTO moe.training_runs (model_name, dataset, fold, config, status, experiment_id) "
-			 "VALUES ($1, $2, $3, $4::jsonb, 'running', $5) RETURNING id",
-			 5, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	spi_exec("INSERT INTO moe.training_runs (model_name, dataset, fold, config, status, experiment_id, "
+			 "refit_of) VALUES ($1, $2, $3, $4::jsonb, 'running', $5, $6) RETURNING id",
+			 6, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	return returned_id();
 }
 
@@ -303,6 +308,25 @@ release_trainer(train_run *r)
 	r->trainer = NULL;
 }
 
+/* The training rows followed by the validation rows, for a refit. */
+static moe_rows
+refit_rows(MemoryContext cxt, const moe_split_rows *train, const moe_split_rows *valid)
+{
+	int			n = train->n + valid->n;
+	int32	   *di = MemoryContextAllocHuge(cxt, sizeof(int32) * n);
+	int32	   *pi = MemoryContextAllocHuge(cxt, sizeof(int32) * n);
+	float	   *label = MemoryContextAllocHuge(cxt, sizeof(float) * n);
+	moe_rows	rows = {n, di, pi, label};
+
+	memcpy(di, train->drug_idx, sizeof(int32) * train->n);
+	memcpy(di + train->n, valid->drug_idx, sizeof(int32) * valid->n);
+	memcpy(pi, train->protein_idx, sizeof(int32) * train->n);
+	memcpy(pi + train->n, valid->protein_idx, sizeof(int32) * valid->n);
+	memcpy(label, train->label, sizeof(float) * train->n);
+	memcpy(label + train->n, valid->label, sizeof(float) * valid->n);
+	return rows;
+}
+
 static void
 step_prepare(train_run *r)
 {
@@ -350,6 +374,14 @@ step_prepare(train_run *r)
 	td.protein_vec = d->protein_vec;
 	td.train = moe_split_as_rows(&d->split[MOE_SPLIT_TRAIN]);
 	td.valid = moe_split_as_rows(&d->split[MOE_SPLIT_VALID]);
+	if (r->refit_of > 0)
+	{
+		td.train = refit_rows(r->cxt, &d->split[MOE_SPLIT_TRAIN], &d->split[MOE_SPLIT_VALID]);
+		td.valid.n = 0;
+		ereport(NOTICE,
+				(errmsg("refit of run %lld: a fresh model on the %d training and validation rows for %d epochs",
+						(long long) r->refit_of, td.train.n, s->opt.epochs)));
+	}
 	moe_backend_cpu_set_threads(moe_threads);
 	moe_check(moe_trainer_create(&s->arch, &s->opt, &td, moe_device_backend(s->device, "training"),
 								 poll_interrupts, r, &r->trainer, &err), &err);
@@ -412,9 +444,19 @@ final_metrics_json(train_run *r, moe_model *model)
 	json_real(&s, "temperature", model->cfg.temperature);
 	json_real(&s, "train_seconds", r->seconds);
 	json_key(&s, "n_train");
-	appendStringInfo(&s, "%d", r->data.split[MOE_SPLIT_TRAIN].n);
+	appendStringInfo(&s, "%d", r->data.split[MOE_SPLIT_TRAIN].n +
+					 (r->refit_of > 0 ? r->data.split[MOE_SPLIT_VALID].n : 0));
 	json_key(&s, "n_valid");
-	appendStringInfo(&s, "%d", r->data.split[MOE_SPLIT_VALID].n);
+	appendStringInfo(&s, "%d", r->refit_of > 0 ? 0 : r->data.split[MOE_SPLIT_VALID].n);
+	if (r->refit_of > 0)
+	{
+		/* what the selection run chose, on the validation rows now trained on */
+		json_key(&s, "refit_of");
+		appendStringInfo(&s, "%lld", (long long) r->refit_of);
+		json_key(&s, "selection_best_epoch");
+		appendStringInfo(&s, "%d", r->selection.best_epoch);
+		json_real(&s, "selection_best_val_mse", r->selection.best_val_mse);
+	}
 	if (test->n > 0)
 	{
 		moe_infer_ws *ws;
@@ -589,34 +631,71 @@ in_subtransaction(train_run *r, void (*step) (train_run *))
 }
 
 /*
- * One training run from start to finish; the caller has an SPI connection
- * (non-atomic when it may commit).  Returns the new model's id.
+ * The end of a selection run (refit => true): no model; the refit that
+ * follows trains for the best epoch count this run found.
  */
-static int64
-run_training(train_spec *spec, bool nonatomic)
+static void
+step_finish_selection(train_run *r)
+{
+	finish_run(r->run_id, "completed", "selection run: a refit on the training and validation rows makes the model",
+			   r->last.epoch, r->last.best_epoch, 0);
+	ereport(NOTICE,
+			(errmsg("run %lld chose %d epochs (val_mse %.4f at the best of %d epochs); refitting on training and validation rows",
+					(long long) r->run_id, r->last.best_epoch, r->last.best_val_mse, r->last.epoch)));
+}
+
+/* What one run left behind. */
+typedef struct run_outcome
+{
+	int64		run_id;
+	int64		model_id;		/* 0: a selection run, to be refitted */
+	moe_epoch_report last;		/* its last completed epoch */
+} run_outcome;
+
+/*
+ * One run from start to finish; the caller has an SPI connection
+ * (non-atomic when it may commit).  A refit (refit_of > 0) trains on the
+ * training and validation rows; a run with refit asked for and validation
+ * rows to choose with ends without a model instead.
+ */
+static void
+train_one_run(train_spec *spec, bool nonatomic, int64 refit_of, const moe_epoch_report *selection,
+			  run_outcome *out)
 {
 	train_run	r;
 
 	memset(&r, 0, sizeof(r));
 	r.spec = spec;
 	r.nonatomic = nonatomic;
+	r.refit_of = refit_of;
+	if (selection != NULL)
+		r.selection = *selection;
 	r.cxt = AllocSetContextCreate(TopMemoryContext, "moe_train run", ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
+		bool		select_only;
+
 		r.config_json = MemoryContextStrdup(r.cxt, train_spec_config_json(spec));
 		r.run_id = insert_run(&r);
 		if (nonatomic)
 			SPI_commit();
 		in_subtransaction(&r, step_prepare);
+		select_only = spec->refit && refit_of == 0 && r.data.split[MOE_SPLIT_VALID].n > 0;
+		if (spec->refit && refit_of == 0 && !select_only)
+			ereport(NOTICE,
+					(errmsg("refit => true does nothing here: with no validation rows every training row is already used")));
 		while (!moe_trainer_done(r.trainer))
 		{
 			in_subtransaction(&r, step_epoch);
 			if (nonatomic)
 				SPI_commit();
 		}
-		in_subtransaction(&r, step_finish);
+		in_subtransaction(&r, select_only ? step_finish_selection : step_finish);
 		if (nonatomic)
 			SPI_commit();
+		out->run_id = r.run_id;
+		out->model_id = r.model_id;
+		out->last = r.last;
 	}
 	PG_FINALLY();
 	{
@@ -624,7 +703,28 @@ run_training(train_spec *spec, bool nonatomic)
 		MemoryContextDelete(r.cxt);
 	}
 	PG_END_TRY();
-	return r.model_id;
+}
+
+/*
+ * A training run, and with refit => true the refit that follows it: a
+ * fresh model, same options and seed, trained on the training and
+ * validation rows for the best epoch count the first run found (its
+ * schedules spanning those epochs).  Returns the new model's id.
+ */
+static int64
+run_training(train_spec *spec, bool nonatomic)
+{
+	run_outcome sel,
+				fit;
+	train_spec	refit;
+
+	train_one_run(spec, nonatomic, 0, NULL, &sel);
+	if (sel.model_id > 0)
+		return sel.model_id;
+	refit = *spec;
+	refit.opt.epochs = Max(sel.last.best_epoch, spec->opt.lr_warmup_epochs + 1);
+	train_one_run(&refit, nonatomic, sel.run_id, &sel.last, &fit);
+	return fit.model_id;
 }
 
 /* The spec's strings and its balance jsonb must survive commits. */

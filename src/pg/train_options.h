@@ -21,6 +21,7 @@ typedef struct train_spec
 	int			fold;
 	char	   *model_name;
 	bool		deploy;
+	bool		refit;			/* after early stopping, retrain on train + valid */
 	int			device;			/* moe_device_choice; -1: the moe_pg.device setting */
 	int64		experiment_id;	/* 0 when the run belongs to no experiment */
 	moe_config	arch;			/* dimensions are filled from the data */

@@ -1,7 +1,7 @@
 -- The routing and balancing catalogue, schedules, cross-validation, sweeps
 -- and the comparison views.  Small networks on synthetic data keep it quick.
 BEGIN;
-SELECT plan(63);
+SELECT plan(74);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(40, 40, 4, seed => 21);
@@ -210,6 +210,56 @@ SELECT is((SELECT array_agg(DISTINCT (metrics -> 'test' ->> 'n')::int) FROM moe.
 SELECT throws_ok($$CALL moe_cross_validate('syn', folds => 3)$$, '22023',
                  'dataset "syn" has no fold column, so folds must be 1', 'folds need a fold column');
 SELECT throws_ok($$CALL moe_cross_validate('cvsyn', folds => 0)$$, '22023', NULL, 'folds must be positive');
+
+-- ---- refit: choose the epoch count on valid, retrain on train + valid ----
+CALL moe_train('syn', model_name => 'rf', refit => true, epochs => 6, options => :'tiny');
+CREATE TEMP TABLE rf AS
+SELECT s.id AS sel_id, s.status AS sel_status, s.model_id AS sel_model, s.best_epoch AS sel_best,
+       s.epochs_run AS sel_epochs, f.id AS fit_id, f.status AS fit_status, f.epochs_run AS fit_epochs,
+       f.best_epoch AS fit_best, f.model_id AS fit_model, f.config AS fit_config,
+       ms.metrics AS fit_metrics, (SELECT model_id FROM moe.deployments WHERE name = 'rf') AS deployed
+  FROM moe.training_runs s JOIN moe.training_runs f ON f.refit_of = s.id
+  LEFT JOIN moe.models ms ON ms.id = f.model_id
+ WHERE s.model_name = 'rf';
+SELECT is((SELECT count(*) FROM rf), 1::bigint, 'refit: a selection run and one refit of it');
+SELECT ok((SELECT sel_status = 'completed' AND sel_model IS NULL FROM rf),
+          'the selection run completes without a model');
+SELECT ok((SELECT fit_status = 'completed' AND fit_model IS NOT NULL AND deployed = fit_model FROM rf),
+          'the refit makes the model, and the name points at it');
+SELECT ok((SELECT fit_epochs = sel_best AND fit_best = fit_epochs AND (fit_config ->> 'epochs')::int = sel_best
+                  AND (fit_config ->> 'refit')::boolean FROM rf),
+          'the refit trains for the best epoch count of the selection run and keeps its last epoch');
+SELECT is((SELECT ((fit_metrics ->> 'n_train')::int, (fit_metrics ->> 'n_valid')::int,
+                   (fit_metrics ->> 'selection_best_epoch')::int, (fit_metrics ->> 'refit_of')::bigint) FROM rf),
+          ((SELECT count(*) FILTER (WHERE split IN ('train', 'valid')) FROM syn)::int, 0,
+           (SELECT sel_best FROM rf), (SELECT sel_id FROM rf)),
+          'the refit model trained on every training and validation row; its metrics name the selection');
+SELECT ok((SELECT abs((fit_metrics ->> 'selection_best_val_mse')::float8 - min(h.val_mse)) < 1e-6 * min(h.val_mse)
+             FROM rf JOIN moe.training_history h ON h.run_id = rf.sel_id GROUP BY fit_metrics),
+          'and the validation MSE that chose the epoch count');
+SELECT is((SELECT count(*) FROM moe.training_history h JOIN rf ON h.run_id = rf.fit_id WHERE h.val_mse IS NULL),
+          (SELECT fit_epochs::bigint FROM rf), 'the refit''s epochs are in the history, without validation');
+
+CREATE TEMP TABLE noval AS SELECT * FROM syn WHERE split <> 'valid';
+SELECT moe_create_dataset('noval', 'noval', protein_column => 'target_vec');
+CALL moe_train('noval', model_name => 'rf_noval', refit => true, options => :'tiny3');
+SELECT ok((SELECT count(*) = 1 AND bool_and(model_id IS NOT NULL AND refit_of IS NULL)
+             FROM moe.training_runs WHERE model_name = 'rf_noval'),
+          'refit with no validation rows: one ordinary run');
+
+CALL moe_cross_validate('cvsyn', folds => 2, model_name => 'rcv',
+                        options => (:'tiny'::jsonb || '{"epochs": 5, "refit": true}')::jsonb);
+CREATE TEMP TABLE rcv AS
+SELECT c.*, s.best_epoch AS sel_best, s.epochs_run AS sel_epochs, f.epochs_run AS fit_epochs
+  FROM moe.cross_validation_results c
+  LEFT JOIN moe.training_runs f ON f.id = c.run_id LEFT JOIN moe.training_runs s ON s.id = f.refit_of
+ WHERE c.experiment_id = (SELECT max(id) FROM moe.experiments WHERE kind = 'cross_validation');
+SELECT is((SELECT array_agg(fold ORDER BY fold) FROM rcv), '{0,1,mean,std}'::text[],
+          'cross-validation with refit: still one row per fold, the refit''s');
+SELECT ok((SELECT bool_and(best_epoch = sel_best AND epochs_run = sel_epochs + fit_epochs AND model_id IS NOT NULL)
+             FROM rcv WHERE fold IN ('0', '1')),
+          'a fold''s best epoch is its selection''s, its epochs those of both runs');
+SELECT throws_ok($$CALL moe_train('syn', options => '{"refit": 1}')$$, '22023', NULL, 'refit must be a boolean');
 
 -- ---- sweeps and the comparison view ----
 CALL moe_sweep('syn', '{"lr": [0.01, 0.003], "experts": [2, 4]}', model_name => 'sw',

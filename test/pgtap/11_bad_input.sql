@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(609);
+SELECT plan(610);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -234,6 +234,7 @@ SELECT throws_ok(format('CALL moe_train(%s)', args), code, msg, 'moe_train: ' ||
     ($$'bi', temperature_schedule => 'linear', temperature_end => -1$$, '22023',
      'temperature_end must be a positive number, not -1', 'a negative temperature_end'),
     ($$'bi', noisy_gating => NULL$$, '22004', 'noisy_gating must not be NULL', 'NULL noisy_gating'),
+    ($$'bi', refit => NULL$$, '22004', 'refit must not be NULL', 'NULL refit'),
     ($$'bi', patience => -1$$, '22023', 'patience must be 0 (off) or positive, not -1', 'negative patience'),
     ($$'bi', min_delta => 'NaN'$$, '22023', 'min_delta must be a finite number', 'NaN min_delta'),
     ($$'bi', seed => -1$$, '22023', 'seed must not be negative', 'negative seed'),
