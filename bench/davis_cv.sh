@@ -3,7 +3,7 @@
 # the LLMDTA warm split, trained entirely in the database from SMILES and
 # sequences (our ECFP4 fingerprints and protein 3-mer composition).
 #
-#   bash bench/davis_cv.sh                      (about 70 minutes on 2 cores)
+#   bash bench/davis_cv.sh                      (about 50 minutes on 2 cores)
 #   MOE_CV_DRUG_FEATURES=ngram bash bench/davis_cv.sh
 #   MOE_CV_OPTIONS='{}' bash bench/davis_cv.sh          (no refit: every default)
 #

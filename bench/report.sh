@@ -40,9 +40,9 @@ section() {   # name, title, what it measures
     echo "each script prints ratios measured within one run."
     echo
     section davis_cv "Accuracy and training time: Davis, 5-fold cross-validation" \
-        "LLMDTA warm split, ECFP4 drug fingerprints and protein 1..3-mer composition, every \`moe_train\` default; test metrics per fold, their mean and standard deviation, epochs and training seconds (seconds per epoch = seconds / epochs)."
+        "LLMDTA warm split, ECFP4 drug fingerprints and protein 1..3-mer composition, \`refit => true\` and every other \`moe_train\` option at its default (each fold chooses its epoch count on its validation rows, then a fresh model trains on training + validation rows); test metrics per fold, their mean and standard deviation, the chosen epoch count, the epochs and training seconds of both runs."
     section scoring "Scoring: per row, bulk, FLOP limit, latency, memory" \
-        "All 30,056 Davis pairs scored per row and with \`moe_score\`; bulk scoring against the sgemm FLOP limit for the arithmetic it does; first calls cold and warm; single-row latency with pgbench and a prepared statement; PSS of 1 and of 16 backends that scored (docs/scoring.md)."
+        "All 30,056 Davis pairs scored per row and with \`moe_score\`, like for like (one process per row against one bulk thread; per row with the default parallel query against bulk with its default threads); bulk scoring against the sgemm FLOP limit for the arithmetic it does; first calls cold and warm; single-row latency with pgbench and a prepared statement; PSS of 1 and of 16 backends that scored (docs/scoring.md)."
     section parallel "Parallel query on one server" \
         "One large scoring query with 0, 1 and 2 parallel workers (settings interleaved, best of 3), and the \`moe_usage\` aggregate with and without workers (docs/scale-out.md)."
     section sharding "Sharded scoring over postgres_fdw" \
