@@ -673,6 +673,7 @@ train_one_run(train_spec *spec, bool nonatomic, int64 refit_of, const moe_epoch_
 	r.cxt = AllocSetContextCreate(TopMemoryContext, "moe_train run", ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
+		bool		choose_epochs = spec->refit && refit_of == 0;
 		bool		select_only;
 
 		r.config_json = MemoryContextStrdup(r.cxt, train_spec_config_json(spec));
@@ -680,8 +681,8 @@ train_one_run(train_spec *spec, bool nonatomic, int64 refit_of, const moe_epoch_
 		if (nonatomic)
 			SPI_commit();
 		in_subtransaction(&r, step_prepare);
-		select_only = spec->refit && refit_of == 0 && r.data.split[MOE_SPLIT_VALID].n > 0;
-		if (spec->refit && refit_of == 0 && !select_only)
+		select_only = choose_epochs && r.data.split[MOE_SPLIT_VALID].n > 0;
+		if (choose_epochs && !select_only)
 			ereport(NOTICE,
 					(errmsg("refit => true does nothing here: with no validation rows every training row is already used")));
 		while (!moe_trainer_done(r.trainer))
