@@ -1686,6 +1686,7 @@ moe_cuda_backend_create(int device_ordinal, moe_error *err)
 	be->check = cu_check;
 	be->linear_forward = cu_linear_forward;
 	be->linear_infer = cu_linear_infer;
+	be->linear_infer_row_sparse = NULL;	/* see backend.h: not for device memory */
 	be->linear_backward = cu_linear_backward;
 	be->layernorm_forward = cu_layernorm_forward;
 	be->layernorm_backward = cu_layernorm_backward;

@@ -40,7 +40,7 @@
  * loader (backend_loader.h) refuses one built against another layout.
  * Bump it whenever a member is added, removed or reordered.
  */
-#define MOE_BACKEND_ABI_VERSION 1
+#define MOE_BACKEND_ABI_VERSION 2
 #define MOE_BACKEND_ABI (MOE_BACKEND_ABI_VERSION * 100000u + (unsigned) sizeof(moe_backend))
 
 typedef struct moe_backend moe_backend;
@@ -73,6 +73,14 @@ struct moe_backend
 	 * matrix); b may be NULL. */
 	void		(*linear_infer) (moe_backend *be, float *out, int ldo, const float *in, int ldi,
 								 const float *W, int ldw, const float *b, int M, int N, int K);
+	/* Optional (NULL: callers use linear_infer): linear_infer for one row
+	 * whose input is mostly zeros, also given W's panel (host memory, made by
+	 * moe_row_panel_pack); the same bits, fewer weights read.  The CPU has
+	 * it: a lone row there waits on weight bytes.  A GPU does not: its
+	 * parameters are device memory, and one row waits on the launch. */
+	void		(*linear_infer_row_sparse) (moe_backend *be, float *out, const float *in,
+											const float *W, int ldw, const float *panel,
+											const float *b, int N, int K);
 	/* din[M,K] = dout . W (skipped when din is NULL); dW = dout^T . in;
 	 * db = column sums of dout.  dW and db are overwritten, not added to. */
 	void		(*linear_backward) (moe_backend *be, float *din, float *dW, float *db,

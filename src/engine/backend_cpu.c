@@ -83,6 +83,13 @@ cpu_linear_infer(moe_backend *be, float *out, int ldo, const float *in, int ldi,
 }
 
 static void
+cpu_linear_infer_row_sparse(moe_backend *be, float *out, const float *in, const float *W, int ldw,
+							const float *panel, const float *b, int N, int K)
+{
+	moe_gemv_rows_sparse(out, in, W, ldw, panel, b, N, K);
+}
+
+static void
 cpu_linear_backward(moe_backend *be, float *din, float *dW, float *db,
 					const float *dout, const float *in, const float *W,
 					int M, int N, int K)
@@ -660,6 +667,7 @@ moe_backend_cpu_create(int blas_threads)
 	be->check = cpu_check;
 	be->linear_forward = cpu_linear_forward;
 	be->linear_infer = cpu_linear_infer;
+	be->linear_infer_row_sparse = cpu_linear_infer_row_sparse;
 	be->linear_backward = cpu_linear_backward;
 	be->layernorm_forward = cpu_layernorm_forward;
 	be->layernorm_backward = cpu_layernorm_backward;

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define KB 512					/* K block: keeps tiles of A in L2 */
@@ -385,4 +387,202 @@ moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ld
 	pool_parts = NULL;
 	pthread_mutex_unlock(&pool_lock);
 	pthread_mutex_unlock(&pool_caller);
+}
+
+/* ---- one sparse row from a panel ------------------------------------ */
+
+/*
+ * A panel holds W in chunks of PANEL_COLS output columns (the last one
+ * padded with zeros); within a chunk one row of PANEL_COLS weights per
+ * input k, in the order the product sums them: K block by K block, and
+ * within a block lane 0's inputs (k0, k0 + 8, ...), lane 1's, ..., lane
+ * 7's, then the block's leftover inputs.  A row's non-zero inputs then
+ * pick rows of the panel in increasing address order.
+ */
+#define PANEL_COLS 64
+#define PANEL_GROUPS 9			/* 8 lanes and the leftovers, per K block */
+#define PREFETCH_ROWS 8			/* how far ahead a sparse row's weights are fetched */
+
+size_t
+moe_row_panel_floats(int N, int K)
+{
+	return (size_t) ((N + PANEL_COLS - 1) / PANEL_COLS) * PANEL_COLS * (size_t) K;
+}
+
+/* The input k at each panel row, in summation order. */
+static void
+panel_order(int K, int32_t *order)
+{
+	int			pos = 0;
+
+	for (int k0 = 0; k0 < K; k0 += KB)
+	{
+		int			k1 = k0 + KB < K ? k0 + KB : K;
+		int			k8 = k0 + ((k1 - k0) / 8) * 8;
+
+		for (int lane = 0; lane < 8; lane++)
+			for (int k = k0 + lane; k < k8; k += 8)
+				order[pos++] = k;
+		for (int k = k8; k < k1; k++)
+			order[pos++] = k;
+	}
+}
+
+void
+moe_row_panel_pack(float *P, const float *W, int ldw, int N, int K)
+{
+	int32_t    *order = malloc(sizeof(int32_t) * (K > 0 ? K : 1));
+
+	if (order == NULL)
+		abort();				/* K ints: the caller just allocated far more */
+	panel_order(K, order);
+	for (int n0 = 0; n0 < N; n0 += PANEL_COLS)
+	{
+		float	   *chunk = P + (size_t) n0 * K;
+
+		for (int pos = 0; pos < K; pos++)
+			for (int j = 0; j < PANEL_COLS; j++)
+				chunk[(size_t) pos * PANEL_COLS + j] =
+					n0 + j < N ? W[(size_t) (n0 + j) * ldw + order[pos]] : 0.0f;
+	}
+	free(order);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+/*
+ * The non-zero inputs of a, as panel rows and values, grouped: group g of
+ * K block b is entries [start[b * 9 + g], start[b * 9 + g + 1]).
+ */
+static int
+nonzero_groups(const float *a, int K, int32_t *row, float *val, int32_t *start)
+{
+	int			pos = 0,
+				n = 0,
+				g = 0;
+
+	for (int k0 = 0; k0 < K; k0 += KB)
+	{
+		int			k1 = k0 + KB < K ? k0 + KB : K;
+		int			k8 = k0 + ((k1 - k0) / 8) * 8;
+
+		for (int lane = 0; lane <= 8; lane++)
+		{
+			int			from = lane < 8 ? k0 + lane : k8,
+						to = lane < 8 ? k8 : k1,
+						step = lane < 8 ? 8 : 1;
+
+			start[g++] = n;
+			for (int k = from; k < to; k += step, pos++)
+				if (a[k] != 0.0f)
+				{
+					row[n] = pos;
+					val[n++] = a[k];
+				}
+		}
+	}
+	start[g] = n;
+	/* prefetches past the end touch the first row, which is harmless */
+	for (int i = 0; i < PREFETCH_ROWS; i++)
+		row[n + i] = 0;
+	return g;
+}
+
+/*
+ * One chunk of PANEL_COLS outputs: per K block, each lane's sum over its
+ * non-zero inputs in increasing k (fused multiply-add from zero, as
+ * tile_avx2's accumulators), the lanes reduced in hsum8's tree, the
+ * leftovers added one by one, the block sum added to c.
+ */
+__attribute__((target("avx2,fma")))
+static void
+sparse_chunk_avx2(float *c, const float *chunk, const int32_t *row, const float *val,
+				  const int32_t *start, int blocks)
+{
+	__m256		out[PANEL_COLS / 8];
+
+	for (int v = 0; v < PANEL_COLS / 8; v++)
+		out[v] = _mm256_loadu_ps(c + 8 * v);
+	for (int blk = 0; blk < blocks; blk++)
+	{
+		const int32_t *g = start + blk * PANEL_GROUPS;
+		float		lanes[8][PANEL_COLS] __attribute__((aligned(32)));
+
+		for (int lane = 0; lane < 8; lane++)
+		{
+			__m256		acc[PANEL_COLS / 8];
+
+			for (int v = 0; v < PANEL_COLS / 8; v++)
+				acc[v] = _mm256_setzero_ps();
+			for (int t = g[lane]; t < g[lane + 1]; t++)
+			{
+				const float *w = chunk + (size_t) row[t] * PANEL_COLS;
+				const char *ahead = (const char *) (chunk + (size_t) row[t + PREFETCH_ROWS] * PANEL_COLS);
+				__m256		x = _mm256_set1_ps(val[t]);
+
+				/* the rows picked skip around: the hardware prefetcher
+				 * loses the stream, so name the rows a few steps ahead */
+				for (int line = 0; line < PANEL_COLS * 4; line += 64)
+					_mm_prefetch(ahead + line, _MM_HINT_T0);
+
+				for (int v = 0; v < PANEL_COLS / 8; v++)
+					acc[v] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w + 8 * v), acc[v]);
+			}
+			for (int v = 0; v < PANEL_COLS / 8; v++)
+				_mm256_store_ps(lanes[lane] + 8 * v, acc[v]);
+		}
+		for (int v = 0; v < PANEL_COLS / 8; v++)
+		{
+#define LANE(l) _mm256_load_ps(lanes[l] + 8 * v)
+			__m256		s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(LANE(0), LANE(4)),
+														_mm256_add_ps(LANE(2), LANE(6))),
+										  _mm256_add_ps(_mm256_add_ps(LANE(1), LANE(5)),
+														_mm256_add_ps(LANE(3), LANE(7))));
+#undef LANE
+
+			for (int t = g[8]; t < g[9]; t++)
+				s = _mm256_fmadd_ps(_mm256_set1_ps(val[t]),
+									_mm256_loadu_ps(chunk + (size_t) row[t] * PANEL_COLS + 8 * v), s);
+			out[v] = _mm256_add_ps(out[v], s);
+		}
+	}
+	for (int v = 0; v < PANEL_COLS / 8; v++)
+		_mm256_storeu_ps(c + 8 * v, out[v]);
+}
+
+__attribute__((target("avx2,fma")))
+static void
+gemv_sparse_avx2(float *c, const float *a, const float *P, const float *b, int N, int K)
+{
+	int32_t		row[MOE_ROW_PANEL_MAX_K + PREFETCH_ROWS],
+				start[(MOE_ROW_PANEL_MAX_K / KB + 1) * PANEL_GROUPS + 1];
+	float		val[MOE_ROW_PANEL_MAX_K];
+	int			blocks = nonzero_groups(a, K, row, val, start) / PANEL_GROUPS;
+
+	for (int n0 = 0; n0 < N; n0 += PANEL_COLS)
+	{
+		float		out[PANEL_COLS];
+		int			width = N - n0 < PANEL_COLS ? N - n0 : PANEL_COLS;
+
+		for (int j = 0; j < PANEL_COLS; j++)
+			out[j] = b != NULL && j < width ? b[n0 + j] : 0.0f;
+		sparse_chunk_avx2(out, P + (size_t) n0 * K, row, val, start, blocks);
+		memcpy(c + n0, out, sizeof(float) * width);
+	}
+}
+#endif
+
+void
+moe_gemv_rows_sparse(float *c, const float *a, const float *W, int ldw, const float *P,
+					 const float *b, int N, int K)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (P != NULL && K <= MOE_ROW_PANEL_MAX_K &&
+		__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+	{
+		gemv_sparse_avx2(c, a, P, b, N, K);
+		return;
+	}
+#endif
+	moe_gemm_rows(c, N, a, K, W, ldw, b, 1, N, K);
 }

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_rows.h"
+
+#define NO_PANEL ((size_t) -1)
+
 struct moe_infer_ws
 {
 	int			max_rows;
@@ -41,6 +45,9 @@ struct moe_infer_ws
 	float	   *host_sel_w;
 	float	   *host_column;
 	int			expert_offset[MOE_MAX_EXPERTS + 1];
+	/* where each block's row panel starts in model->row_panels: [0] the
+	 * gate, [1 + e] expert e; NO_PANEL for blocks without one */
+	size_t		panel_off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS];
 	moe_infer_out out;
 };
 
@@ -77,6 +84,90 @@ moe_entity_part_floats(const moe_model *model)
 	return g1 + model->cfg.n_experts * x1;
 }
 
+/* ---- row panels -------------------------------------------------------- */
+
+/* The pair MLPs in panel order: the gate, then expert 0, 1, ... */
+static const moe_mlp_layout *
+pair_mlp(const moe_model *model, int i)
+{
+	return i == 0 ? &model->layout.gate : &model->layout.expert[i - 1];
+}
+
+/* Panel offsets of every pair block (blocks after the first: their input
+ * is a ReLU's); returns the total floats. */
+static size_t
+panel_offsets(const moe_model *model, size_t off[][MOE_MAX_LAYERS])
+{
+	size_t		total = 0;
+
+	for (int i = 0; i <= model->cfg.n_experts; i++)
+	{
+		const moe_mlp_layout *mlp = pair_mlp(model, i);
+
+		for (int j = 0; j < MOE_MAX_LAYERS; j++)
+		{
+			const moe_block_layout *blk = &mlp->block[j];
+
+			off[i][j] = NO_PANEL;
+			if (j == 0 || j >= mlp->n_blocks || blk->in > MOE_ROW_PANEL_MAX_K)
+				continue;
+			off[i][j] = total;
+			total += moe_row_panel_floats(blk->out, blk->in);
+		}
+	}
+	return total;
+}
+
+size_t
+moe_row_panels_floats(const moe_model *model)
+{
+	size_t		off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS];
+
+	return panel_offsets(model, off);
+}
+
+void
+moe_row_panels_pack(const moe_model *model, const float *params, float *panels)
+{
+	size_t		off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS];
+
+	panel_offsets(model, off);
+	for (int i = 0; i <= model->cfg.n_experts; i++)
+		for (int j = 0; j < MOE_MAX_LAYERS; j++)
+			if (off[i][j] != NO_PANEL)
+			{
+				const moe_block_layout *blk = &pair_mlp(model, i)->block[j];
+
+				moe_row_panel_pack(panels + off[i][j], params + blk->W, blk->in, blk->out, blk->in);
+			}
+}
+
+void
+moe_model_use_row_panels(moe_model *model, const float *panels)
+{
+	model->row_panels = panels;
+}
+
+moe_status
+moe_model_make_row_panels(moe_model *model, moe_error *err)
+{
+	size_t		n = moe_row_panels_floats(model);
+	float	   *panels;
+
+	if (!model->be->host_memory)
+		return moe_fail(err, MOE_ERR_INVALID, "row panels need parameters in host memory");
+	panels = malloc(sizeof(float) * (n > 0 ? n : 1));
+	if (panels == NULL)
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory packing row panels (%zu floats)", n);
+	moe_row_panels_pack(model, model->params, panels);
+	free(model->owned_row_panels);
+	model->owned_row_panels = panels;
+	model->row_panels = panels;
+	return MOE_OK;
+}
+
+/* ---- sizes, continued -------------------------------------------------- */
+
 static int
 widest(const moe_mlp_layout *mlp, int w)
 {
@@ -110,6 +201,7 @@ moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, mo
 		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating an inference workspace");
 	ws->max_rows = max_rows;
 	ws->part_floats = moe_entity_part_floats(model);
+	panel_offsets(model, ws->panel_off);
 	first_layer(&l->gate, &W, &b, &ws->G1);
 	first_layer(&l->expert[0], &W, &b, &ws->X1);
 	width = widest(&l->drug, width);
@@ -227,19 +319,39 @@ norm_relu(moe_backend *be, const float *p, const moe_block_layout *blk, float *x
 	be->relu_forward(be, x, x, (size_t) n * blk->out);
 }
 
+/* Block blk's product on n rows; a lone row reads the block's row panel
+ * when there is one (panel_off: the MLP's offsets, or NULL). */
+static void
+block_product(moe_model *model, const moe_block_layout *blk, const size_t *panel_off, int i,
+			  float *out, const float *in, int n)
+{
+	moe_backend *be = model->be;
+	const float *p = model->params;
+
+	if (n == 1 && panel_off != NULL && panel_off[i] != NO_PANEL && model->row_panels != NULL &&
+		be->linear_infer_row_sparse != NULL)
+		be->linear_infer_row_sparse(be, out, in, p + blk->W, blk->in, model->row_panels + panel_off[i],
+									p + blk->b, blk->out, blk->in);
+	else
+		be->linear_infer(be, out, blk->out, in, blk->in, p + blk->W, blk->in, p + blk->b, n, blk->out,
+						 blk->in);
+}
+
 /* Blocks first..end and the head of mlp on n rows whose input is in
  * *cur (width in); ping-pongs between the two buffers.  Returns the output. */
 static float *
-run_layers(moe_backend *be, const float *p, const moe_mlp_layout *mlp, int first, float *cur,
-		   int in, int n, moe_infer_ws *ws)
+run_layers(moe_model *model, const moe_mlp_layout *mlp, const size_t *panel_off, int first,
+		   float *cur, int in, int n, moe_infer_ws *ws)
 {
+	moe_backend *be = model->be;
+	const float *p = model->params;
+
 	for (int i = first; i < mlp->n_blocks; i++)
 	{
 		const moe_block_layout *blk = &mlp->block[i];
 		float	   *next = cur == ws->buf_a ? ws->buf_b : ws->buf_a;
 
-		be->linear_infer(be, next, blk->out, cur, in, p + blk->W, blk->in, p + blk->b, n, blk->out,
-						 blk->in);
+		block_product(model, blk, panel_off, i, next, cur, n);
 		norm_relu(be, p, blk, next, n, ws);
 		cur = next;
 		in = blk->out;
@@ -258,12 +370,13 @@ run_layers(moe_backend *be, const float *p, const moe_mlp_layout *mlp, int first
 /* The rest of the gate or an expert once its first layer's output (pre,
  * in buf_a) is known. */
 static float *
-finish_mlp(moe_backend *be, const float *p, const moe_mlp_layout *mlp, int n, moe_infer_ws *ws)
+finish_mlp(moe_model *model, const moe_mlp_layout *mlp, const size_t *panel_off, int n,
+		   moe_infer_ws *ws)
 {
 	if (mlp->n_blocks == 0)
 		return ws->buf_a;		/* the first layer was the head */
-	norm_relu(be, p, &mlp->block[0], ws->buf_a, n, ws);
-	return run_layers(be, p, mlp, 1, ws->buf_a, mlp->block[0].out, n, ws);
+	norm_relu(model->be, model->params, &mlp->block[0], ws->buf_a, n, ws);
+	return run_layers(model, mlp, panel_off, 1, ws->buf_a, mlp->block[0].out, n, ws);
 }
 
 /* ---- entity parts ----------------------------------------------------- */
@@ -292,7 +405,7 @@ moe_entity_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const
 	be->gather_rows(be, ws->x, table, ws->idx_a, n, D,
 					p + (kind == MOE_DRUG ? l->drug_shift : l->protein_shift),
 					p + (kind == MOE_DRUG ? l->drug_scale : l->protein_scale));
-	h = run_layers(be, p, enc, 0, ws->x, D, n, ws);
+	h = run_layers(model, enc, NULL, 0, ws->x, D, n, ws);
 
 	/* this entity's share of every first layer: W[:, col .. col + H) . h */
 	first_layer(&l->gate, &W, &b, &width);
@@ -333,7 +446,7 @@ expert_output(moe_model *model, moe_infer_ws *ws, int e, const float *drug_parts
 	be->upload(be, ws->idx_b, pi, sizeof(int32_t) * n);
 	be->sum_parts(be, ws->buf_a, width, p + b, drug_parts + off, ws->part_floats, ws->idx_a,
 				  protein_parts + off, ws->part_floats, ws->idx_b, n, width);
-	return finish_mlp(be, p, mlp, n, ws);
+	return finish_mlp(model, mlp, ws->panel_off[1 + e], n, ws);
 }
 
 moe_status
@@ -362,7 +475,7 @@ moe_infer_pairs(moe_model *model, moe_infer_ws *ws, const float *drug_parts,
 	be->upload(be, ws->idx_b, protein_idx, sizeof(int32_t) * M);
 	be->sum_parts(be, ws->buf_a, width, p + b, drug_parts, ws->part_floats, ws->idx_a,
 				  protein_parts, ws->part_floats, ws->idx_b, M, width);
-	logits = finish_mlp(be, p, &l->gate, M, ws);
+	logits = finish_mlp(model, &l->gate, ws->panel_off[0], M, ws);
 	be->softmax_forward(be, ws->probs, logits, M, E, c->temperature);
 	be->topk_route(be, ws->sel_idx, ws->sel_w, ws->probs, p + l->select_bias, M, E, k);
 	be->download(be, ws->host_sel, ws->sel_idx, sizeof(int32_t) * M * k);

@@ -61,6 +61,21 @@ const moe_infer_out *moe_infer_results(const moe_infer_ws *ws);
 int			moe_entity_part_floats(const moe_model *model);
 
 /*
+ * Row panels: a copy of the weights of the gate's and every expert's hidden
+ * blocks after the first, rearranged so that a pair scored alone skips the
+ * zeros of those blocks' ReLU inputs (gemm_rows.h).  They change no bits,
+ * only how many weight bytes a lone pair streams; a backend without
+ * linear_infer_row_sparse does not use them.  Parameters must be host
+ * memory to pack them.
+ */
+size_t		moe_row_panels_floats(const moe_model *model);
+void		moe_row_panels_pack(const moe_model *model, const float *params, float *panels);
+/* Score with panels the caller keeps alive and unchanged (shared memory). */
+void		moe_model_use_row_panels(moe_model *model, const float *panels);
+/* Or with panels the model packs from its own parameters and owns. */
+moe_status	moe_model_make_row_panels(moe_model *model, moe_error *err);
+
+/*
  * Parts of n <= max_rows entities of one kind: row idx[i] (host index) of
  * table (backend, raw vectors) goes to row i of parts (backend,
  * [n, part_floats]).

@@ -296,6 +296,7 @@ moe_model_free(moe_model *model)
 		return;
 	if (model->owns_params && model->params != NULL)
 		model->be->release(model->be, model->params);
+	free(model->owned_row_panels);
 	moe_layout_free(&model->layout);
 	free(model);
 }

@@ -114,6 +114,9 @@ typedef struct moe_model
 	moe_backend *be;
 	float	   *params;			/* backend memory, n_params floats */
 	bool		owns_params;
+	/* optional host copies of the pair layers for per-row scoring (infer.h) */
+	const float *row_panels;
+	float	   *owned_row_panels;
 } moe_model;
 
 /* A model with zeroed parameters in fresh backend memory. */

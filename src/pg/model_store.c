@@ -227,6 +227,11 @@ load_local(int64 id, moe_loaded_model *out)
 				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED
 						 : ERRCODE_DATA_CORRUPTED),
 				 errmsg("cannot load model %lld: %s", (long long) id, err.message)));
+	if (moe_model_make_row_panels(model, &err) != MOE_OK)
+	{
+		moe_model_free(model);
+		moe_raise(&err);
+	}
 	out->model = model;
 }
 
@@ -258,6 +263,7 @@ load_entry(int64 id, cache_entry *e)
 
 		if (moe_model_wrap(&sm.cfg, moe_cpu_backend(), sm.params, &e->loaded.model, &err) != MOE_OK)
 			moe_raise(&err);
+		moe_model_use_row_panels(e->loaded.model, sm.panels);
 		e->loaded.shared = true;
 		e->slot = sm.slot;
 		e->generation = sm.generation;

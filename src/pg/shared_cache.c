@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "checkpoint.h"
+#include "infer.h"
 #include "shared_cache.h"
 
 #define SLOTS 64
@@ -51,8 +52,9 @@ typedef struct shared_entry
 	int64		model_id;
 	entry_state state;
 	uint64		generation;
-	dsa_pointer data;
+	dsa_pointer data;			/* configuration, parameters, row panels */
 	Size		bytes;
+	Size		panels_at;		/* byte offset of the row panels in data */
 	pg_atomic_uint32 pins;
 	pg_atomic_uint64 hits;
 	pg_atomic_uint64 last_use;	/* TimestampTz */
@@ -284,6 +286,7 @@ describe(int i, moe_shared_model *out)
 	out->generation = e->generation;
 	memcpy(&out->cfg, base, sizeof(moe_config));
 	out->params = (float *) (base + MAXALIGN(sizeof(moe_config)));
+	out->panels = (float *) (base + e->panels_at);
 	out->bytes = e->bytes;
 }
 
@@ -432,12 +435,45 @@ read_checkpoint(int64 id, moe_checkpoint_view *view, bytea **blob)
 	return true;
 }
 
-/* Copy a parsed checkpoint into entry i's memory (allocated by the caller). */
+/*
+ * A model of cfg reading params in place, for sizing and packing its row
+ * panels (infer.h); the caller frees it.
+ */
+static moe_model *
+wrap_for_panels(const moe_config *cfg, float *params)
+{
+	moe_model  *model;
+	moe_error	err;
+
+	if (moe_model_wrap(cfg, moe_cpu_backend(), params, &model, &err) != MOE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("cannot load model: %s", err.message)));
+	return model;
+}
+
+/* Bytes of the row panels that a model of cfg is served with. */
+static Size
+panel_bytes(const moe_config *cfg)
+{
+	moe_model  *model = wrap_for_panels(cfg, NULL);
+	Size		bytes = sizeof(float) * moe_row_panels_floats(model);
+
+	moe_model_free(model);
+	return bytes;
+}
+
+/*
+ * Copy a parsed checkpoint into entry i's memory (allocated by the caller)
+ * and pack its row panels after the parameters: once per server, like the
+ * weights they copy.
+ */
 static void
 fill_entry(int i, const moe_checkpoint_view *view)
 {
 	char	   *base = dsa_get_address(area, control->slots[i].data);
 	float	   *params = (float *) (base + MAXALIGN(sizeof(moe_config)));
+	moe_model  *model;
 
 	memcpy(base, &view->cfg, sizeof(moe_config));
 	for (size_t j = 0; j < view->n_params; j++)
@@ -452,6 +488,9 @@ fill_entry(int i, const moe_checkpoint_view *view)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("cannot load model: parameter %zu is not finite", j)));
 	}
+	model = wrap_for_panels(&view->cfg, params);
+	moe_row_panels_pack(model, params, (float *) (base + control->slots[i].panels_at));
+	moe_model_free(model);
 }
 
 /* Load model id into a LOADING slot; on any error the slot is released. */
@@ -470,7 +509,7 @@ load_into(int i, Oid relid, int64 id)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model %lld does not exist", (long long) id)));
-		need = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params;
+		need = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params + panel_bytes(&view.cfg);
 		LWLockAcquire(control->lock, LW_EXCLUSIVE);
 		if (make_room(need))
 		{
@@ -479,6 +518,7 @@ load_into(int i, Oid relid, int64 id)
 			if (fits)
 			{
 				control->slots[i].bytes = need;
+				control->slots[i].panels_at = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params;
 				control->used += need;
 			}
 		}

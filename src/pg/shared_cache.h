@@ -33,6 +33,7 @@ typedef struct moe_shared_model
 	uint64		generation;
 	moe_config	cfg;
 	float	   *params;
+	float	   *panels;			/* its row panels (infer.h) */
 	Size		bytes;
 } moe_shared_model;
 

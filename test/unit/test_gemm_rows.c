@@ -111,11 +111,67 @@ test_threads_do_not_change_bits(void)
 	free(A), free(W), free(b), free(ref), free(C);
 }
 
+/*
+ * One row from a panel, skipping its zero inputs, against the dense
+ * product of that row alone and in a batch: the same bits.  Sizes cover
+ * several K blocks, leftover inputs in each, a partial last chunk of
+ * columns, a bias and none, a row of zeros only and one without zeros.
+ */
+static void
+test_sparse_row_matches_dense(void)
+{
+	const int	sizes[][2] = {{256, 512}, {37, 1100}, {64, 8}, {1, 3}, {130, 1029}};
+
+	for (int s = 0; s < 5; s++)
+	{
+		const int	N = sizes[s][0],
+					K = sizes[s][1],
+					M = 5,
+					ldw = K + 3;
+		float	   *A = filled((size_t) M * K, 10 + s),
+				   *W = filled((size_t) N * ldw, 20 + s),
+				   *b = filled(N, 30 + s),
+				   *P = malloc(sizeof(float) * moe_row_panel_floats(N, K)),
+				   *dense = malloc(sizeof(float) * M * N),
+				   *one = malloc(sizeof(float) * N),
+				   *sparse = malloc(sizeof(float) * N);
+		int			same = 0;
+
+		/* rows 0-2: about half zeros, like a ReLU's output; 3: all zeros;
+		 * 4: no zeros */
+		for (int m = 0; m < 3; m++)
+			for (int k = 0; k < K; k++)
+				if (A[(size_t) m * K + k] < 0.0f)
+					A[(size_t) m * K + k] = 0.0f;
+		memset(A + (size_t) 3 * K, 0, sizeof(float) * K);
+		for (int k = 0; k < K; k++)
+			if (A[(size_t) 4 * K + k] == 0.0f)
+				A[(size_t) 4 * K + k] = 0.5f;
+		moe_row_panel_pack(P, W, ldw, N, K);
+		for (int withbias = 0; withbias < 2; withbias++)
+		{
+			const float *bias = withbias ? b : NULL;
+
+			moe_gemm_rows(dense, N, A, K, W, ldw, bias, M, N, K);
+			for (int m = 0; m < M; m++)
+			{
+				moe_gemm_rows(one, N, A + (size_t) m * K, K, W, ldw, bias, 1, N, K);
+				moe_gemv_rows_sparse(sparse, A + (size_t) m * K, W, ldw, P, bias, N, K);
+				same += memcmp(sparse, one, sizeof(float) * N) == 0 &&
+					memcmp(sparse, dense + (size_t) m * N, sizeof(float) * N) == 0;
+			}
+		}
+		CHECK_INT(same, 2 * M);
+		free(A), free(W), free(b), free(P), free(dense), free(one), free(sparse);
+	}
+}
+
 int
 main(void)
 {
 	RUN(test_matches_reference);
 	RUN(test_rows_are_independent);
 	RUN(test_threads_do_not_change_bits);
+	RUN(test_sparse_row_matches_dense);
 	return unit_summary("test_gemm_rows");
 }

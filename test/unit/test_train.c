@@ -414,6 +414,77 @@ test_cached_parts_give_the_same_bits(void)
 	moe_model_free(m);
 }
 
+/*
+ * Row panels (a lone pair skipping its zero hidden inputs) give the bits of
+ * the dense product, alone and in a batch, with widths that fill no panel
+ * chunk evenly and a gate deep enough to have two panelled blocks; and
+ * they are what a lone pair reads (spoiling them changes its answer).
+ */
+static void
+test_row_panels_give_the_same_bits(void)
+{
+	moe_config	cfg;
+	moe_model  *m;
+	moe_infer_ws *ws;
+	moe_error	err;
+	moe_rng		rng;
+	float		drugs[6 * 10], proteins[4 * 14], batch[24], dense_alone[24];
+	int32_t		di[24], pi[24];
+	int			differ = 0,
+				spoiled = 0;
+
+	moe_config_defaults(&cfg, 10, 14);
+	cfg.drug_hidden[0] = 24;
+	cfg.protein_hidden[0] = 20;
+	cfg.n_gate_layers = 3;
+	cfg.gate_hidden[0] = 96;
+	cfg.gate_hidden[1] = 70;
+	cfg.gate_hidden[2] = 33;
+	cfg.expert_hidden[0] = 80;
+	cfg.expert_hidden[1] = 65;
+	cfg.n_experts = 5;
+	cfg.top_k = 2;
+	CHECK_INT(moe_model_create(&cfg, be, &m, &err), MOE_OK);
+	moe_model_init(m, 12);
+	CHECK(moe_row_panels_floats(m) > 0);
+	moe_infer_ws_create(m, 24, &ws, &err);
+	moe_rng_seed(&rng, 5);
+	for (int i = 0; i < 60; i++)
+		drugs[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 56; i++)
+		proteins[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 24; i++)
+		di[i] = i % 6, pi[i] = i / 6;
+	CHECK_INT(moe_infer_rows(m, ws, drugs, di, proteins, pi, 24, NULL, &err), MOE_OK);
+	memcpy(batch, moe_infer_results(ws)->pred, sizeof(batch));
+	for (int i = 0; i < 24; i++)
+	{
+		CHECK_INT(moe_infer_rows(m, ws, drugs, &di[i], proteins, &pi[i], 1, NULL, &err), MOE_OK);
+		dense_alone[i] = moe_infer_results(ws)->pred[0];
+	}
+
+	CHECK_INT(moe_model_make_row_panels(m, &err), MOE_OK);
+	for (int i = 0; i < 24; i++)
+	{
+		float		alone;
+
+		CHECK_INT(moe_infer_rows(m, ws, drugs, &di[i], proteins, &pi[i], 1, NULL, &err), MOE_OK);
+		alone = moe_infer_results(ws)->pred[0];
+		differ += alone != batch[i] || alone != dense_alone[i];
+	}
+	CHECK_INT(differ, 0);
+
+	memset(m->owned_row_panels, 0, sizeof(float) * moe_row_panels_floats(m));
+	for (int i = 0; i < 24; i++)
+	{
+		CHECK_INT(moe_infer_rows(m, ws, drugs, &di[i], proteins, &pi[i], 1, NULL, &err), MOE_OK);
+		spoiled += moe_infer_results(ws)->pred[0] != batch[i];
+	}
+	CHECK(spoiled > 0);
+	moe_infer_ws_free(m, ws);
+	moe_model_free(m);
+}
+
 /* Every expert's output, weighted over the selected ones, is the
  * prediction; and inference agrees with the training forward (no dropout)
  * up to the difference between BLAS and the row-independent product. */
@@ -592,6 +663,7 @@ main(void)
 	RUN(test_bad_options_and_data);
 	RUN(test_inference_is_row_independent);
 	RUN(test_cached_parts_give_the_same_bits);
+	RUN(test_row_panels_give_the_same_bits);
 	RUN(test_outputs_and_training_forward_agree);
 	RUN(test_only_routed_experts_compute);
 	be->destroy(be);
