@@ -3,7 +3,9 @@
 #   * all Davis pairs per row (SELECT moe_predict ... FROM pairs) and in bulk
 #     (CALL moe_score), and their ratio, like for like: one process per row
 #     against one bulk thread, and per row with the server's default
-#     parallel query against bulk with its default threads;
+#     parallel query against bulk with its default threads; and per row as
+#     a new connection's first query, with nothing cached and with the
+#     parts in the shared cache;
 #   * bulk scoring against the sgemm FLOP limit of this machine for the
 #     arithmetic the model does (bench/flops.c measures sgemm);
 #   * the first call of a connection: cold (model not cached anywhere) and
@@ -87,6 +89,20 @@ awk -v a="$serial_row_s" -v b="$serial_bulk_s" 'BEGIN { printf "per_row_over_bul
 awk -v a="$par_row_s" -v b="$bulk_s" 'BEGIN { printf "per_row_over_bulk_default %.2f   (target < 2; server defaults, all cores each)\n", a / b }'
 awk -v a="$serial_row_s" -v b="$bulk_s" 'BEGIN { printf "per_row_serial_over_bulk_default %.2f   (one core against all cores; for reference)\n", a / b }'
 awk -v a="$serial_row_s" -v n="$pairs" 'BEGIN { printf "per_row_us_per_pair %.1f   (one process)\n", a / n * 1e6 }'
+
+# --- per row as a connection's first query: the figures above are warm
+# (the first repetition filled the connection's entity cache).  Here a new
+# connection scores every pair once, (a) with no part cached anywhere (it
+# computes all 510, one entity at a time, and loads the model), and (b)
+# after that, in another new connection: the parts come from the shared
+# cache.  One core, like per_row_serial_s.
+q -c "SELECT moe_cache_clear('server')" >/dev/null
+first_cold=$(q -c "$timed" -c "SELECT pg_temp.seconds('$per_row')")
+first_shared=$(q -c "$timed" -c "SELECT pg_temp.seconds('$per_row')")
+echo "per_row_first_query_cold_s $first_cold   (new connection, nothing cached: model load and every part computed)"
+echo "per_row_first_query_shared_s $first_shared   (new connection, parts copied from the shared cache)"
+awk -v a="$first_cold" -v b="$serial_bulk_s" 'BEGIN { printf "per_row_first_query_cold_over_bulk_serial %.2f\n", a / b }'
+awk -v a="$first_shared" -v b="$serial_bulk_s" 'BEGIN { printf "per_row_first_query_shared_over_bulk_serial %.2f\n", a / b }'
 
 # --- the arithmetic bulk scoring does, against what sgemm can do here
 cc -O3 -march=native -Isrc/engine bench/flops.c src/engine/gemm_rows.c -lopenblas -o "$MOE_CLUSTER_DIR/flops"

@@ -11,11 +11,12 @@ CREATE TRIGGER forget_cached_models AFTER TRUNCATE ON moe.models
 
 CREATE FUNCTION moe_cache()
 RETURNS TABLE (model_id bigint, scope text, bytes bigint, loads bigint, hits bigint, pins integer,
-               last_use timestamptz, entity_parts bigint, entity_bytes bigint)
+               last_use timestamptz, entity_parts bigint, entity_bytes bigint,
+               entity_parts_copied bigint, shared_entity_parts bigint)
 AS 'MODULE_PATHNAME', 'moe_cache_sql'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION moe_cache() IS
-    'Cached models: shared (once per server) and this connection''s own copies, with loads, hits and pins';
+    'Cached models: shared (once per server) and this connection''s own copies, with loads, hits, pins and drug and protein parts (this connection''s, how many of them it copied from the shared cache, and the shared cache''s)';
 
 CREATE FUNCTION moe_cache_clear(scope text DEFAULT 'connection')
 RETURNS void

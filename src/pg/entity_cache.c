@@ -2,6 +2,7 @@
  * entity_cache.c — see entity_cache.h.
  */
 #include "entity_cache.h"
+#include "shared_cache.h"
 
 #include "access/detoast.h"
 #include "utils/hsearch.h"
@@ -28,6 +29,7 @@ typedef struct entity_entry
 	struct entity_entry *next_same_hash;	/* content collisions */
 	int64		hits;
 	Size		size;			/* memory held for this entry */
+	bool		copied;			/* from the shared cache, not computed here */
 } entity_entry;
 
 static HTAB *cache = NULL;
@@ -75,12 +77,13 @@ moe_entity_cache_forget(int64 id)
 }
 
 void
-moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *hits, int64 *misses)
+moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *copied, int64 *hits,
+					   int64 *misses)
 {
 	HASH_SEQ_STATUS seq;
 	entity_entry *e;
 
-	*entries = *bytes = 0;
+	*entries = *bytes = *copied = 0;
 	*hits = stat_hits;
 	*misses = stat_misses;
 	if (cache == NULL)
@@ -92,6 +95,7 @@ moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *hits, int6
 			{
 				(*entries)++;
 				*bytes += x->size;
+				*copied += x->copied;
 			}
 }
 
@@ -135,13 +139,49 @@ compute_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *
 	return part;
 }
 
+/*
+ * The part of a vector read from a table: from the shared cache when
+ * another backend (or a parallel worker) published it, else computed here
+ * and published.
+ */
+static float *
+shared_or_computed_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what,
+						const struct varatt_external *ptr, bool *copied)
+{
+	moe_shared_entity_key key;
+	int			pf = moe_entity_part_floats(lm->model);
+	float	   *part;
+
+	*copied = false;
+	if (!lm->shared)
+		return compute_part(lm, kind, arg, what);
+	memset(&key, 0, sizeof(key));
+	key.kind = kind;
+	key.toastrel = ptr->va_toastrelid;
+	key.valueid = ptr->va_valueid;
+	key.rawsize = ptr->va_rawsize;
+	key.extinfo = (int32) ptr->va_extinfo;
+	part = MemoryContextAlloc(cache_cxt, sizeof(float) * pf);
+	if (moe_shared_entity_find(lm->shared_slot, lm->shared_generation, &key, part, pf))
+	{
+		cache_bytes += sizeof(float) * pf;
+		*copied = true;
+		return part;
+	}
+	pfree(part);
+	part = compute_part(lm, kind, arg, what);
+	moe_shared_entity_publish(lm->shared_slot, lm->shared_generation, &key, part, pf);
+	return part;
+}
+
 const float *
 moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what)
 {
 	struct varlena *raw = (struct varlena *) DatumGetPointer(arg);
 	entity_key	key;
 	entity_entry *e;
-	bool		found;
+	bool		found,
+				copied;
 	float	   *part;
 
 	if (cache_bytes > (Size) moe_entity_cache_mb * 1024 * 1024)
@@ -168,9 +208,10 @@ moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const cha
 			stat_hits++;
 			return e->part;
 		}
-		part = compute_part(lm, kind, arg, what);
+		part = shared_or_computed_part(lm, kind, arg, what, &ptr, &copied);
 		e = hash_search(cache, &key, HASH_ENTER, &found);
 		e->part = part;
+		e->copied = copied;
 		e->bytes = NULL;
 		e->next_same_hash = NULL;
 		e->hits = 0;
@@ -219,6 +260,7 @@ moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const cha
 		if (head == NULL)
 			e->next_same_hash = NULL;
 		e->part = part;
+		e->copied = false;
 		e->bytes = copy;
 		e->hits = 0;
 		e->size = sizeof(entity_entry) + len + sizeof(float) * moe_entity_part_floats(lm->model);

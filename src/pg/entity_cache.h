@@ -6,7 +6,9 @@
  * A vector read from a table arrives as a TOAST pointer: it is keyed by
  * that pointer (no detoasting on a hit at all).  Any other vector is keyed
  * by its bytes, compared exactly.  The cache is bounded by
- * moe_pg.entity_cache_mb and emptied when full.
+ * moe_pg.entity_cache_mb and emptied when full.  With the shared cache a
+ * part keyed by TOAST pointer is also looked up there before it is
+ * computed, and published after.
  */
 #ifndef MOE_PG_ENTITY_CACHE_H
 #define MOE_PG_ENTITY_CACHE_H
@@ -35,7 +37,9 @@ float		moe_cached_pair(moe_loaded_model *lm, Datum drug, Datum protein, moe_rout
 /* Forget everything cached for a model (all models when id < 0). */
 void		moe_entity_cache_forget(int64 id);
 
-/* Entries and bytes held, for moe_cache(). */
-void		moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *hits, int64 *misses);
+/* Entries and bytes held, and how many of the entries were copied from
+ * the shared cache (shared_cache.h) rather than computed, for moe_cache(). */
+void		moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *copied, int64 *hits,
+								   int64 *misses);
 
 #endif

@@ -265,8 +265,8 @@ load_entry(int64 id, cache_entry *e)
 			moe_raise(&err);
 		moe_model_use_row_panels(e->loaded.model, sm.panels);
 		e->loaded.shared = true;
-		e->slot = sm.slot;
-		e->generation = sm.generation;
+		e->loaded.shared_slot = e->slot = sm.slot;
+		e->loaded.shared_generation = e->generation = sm.generation;
 	}
 	else
 	{

@@ -59,6 +59,13 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
 	moe_model_store_init();
+	DefineCustomIntVariable("moe_pg.shared_entity_mb",
+							"Shared memory per cached model for drug and protein parts that every backend reuses.",
+							"Taken from moe_pg.shared_cache_mb when a model's first part is shared; 0 shares none.",
+							&moe_shared_entity_mb,
+							16, 0, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, NULL, NULL);
 	if (process_shared_preload_libraries_in_progress)
 		moe_shared_cache_init();
 	else

@@ -90,6 +90,8 @@ typedef struct moe_loaded_model
 	moe_infer_ws *ws;			/* one row: the per-row functions */
 	moe_infer_ws *batch_ws;		/* MOE_INFER_BATCH rows, made on first use */
 	bool		shared;			/* parameters live in the shared cache */
+	int			shared_slot;	/* there: its entry, for shared entity parts */
+	uint64		shared_generation;
 } moe_loaded_model;
 
 #define MOE_INFER_BATCH 256

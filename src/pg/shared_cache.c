@@ -15,6 +15,7 @@
 #include "moe_pg.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -55,6 +56,9 @@ typedef struct shared_entry
 	dsa_pointer data;			/* configuration, parameters, row panels */
 	Size		bytes;
 	Size		panels_at;		/* byte offset of the row panels in data */
+	dsa_pointer entities;		/* entity_table, made on the first publish */
+	Size		entity_bytes;
+	bool		entities_refused;	/* it did not fit: this entry shares none */
 	pg_atomic_uint32 pins;
 	pg_atomic_uint64 hits;
 	pg_atomic_uint64 last_use;	/* TimestampTz */
@@ -83,6 +87,8 @@ typedef struct shared_control
 	load_count	load_counts[LOAD_COUNTS];
 	/* the DSA area follows, at a MAXALIGNed offset */
 } shared_control;
+
+int			moe_shared_entity_mb = 16;
 
 static shared_control *control = NULL;
 static dsa_area *area = NULL;
@@ -158,6 +164,7 @@ startup_hook(void)
 void
 moe_shared_cache_init(void)
 {
+
 	DefineCustomIntVariable("moe_pg.shared_cache_mb",
 							"Shared memory for models loaded once per server (needs shared_preload_libraries).",
 							"0 turns the shared cache off: every backend loads models itself.",
@@ -180,8 +187,13 @@ free_entry(shared_entry *e)
 {
 	if (DsaPointerIsValid(e->data))
 		dsa_free(area, e->data);
-	control->used -= e->bytes;
+	if (DsaPointerIsValid(e->entities))
+		dsa_free(area, e->entities);
+	control->used -= e->bytes + e->entity_bytes;
 	e->data = InvalidDsaPointer;
+	e->entities = InvalidDsaPointer;
+	e->entity_bytes = 0;
+	e->entities_refused = false;
 	e->bytes = 0;
 	e->state = ENTRY_EMPTY;
 	e->model_id = 0;
@@ -686,6 +698,175 @@ moe_shared_forget_all(void)
 	LWLockRelease(control->lock);
 }
 
+/* ---- entity parts shared by every backend -------------------------------- */
+
+/*
+ * One model entry's table of entity parts: an open-addressing index of
+ * n_buckets (a power of two; 0 = empty, else 1 + the part's number), then
+ * capacity keys and capacity parts in the order they were published.
+ * Parts are never removed one by one: the table goes with its model entry.
+ */
+typedef struct entity_table
+{
+	int32		part_floats;
+	uint32		n_buckets;
+	uint32		capacity;
+	uint32		count;
+} entity_table;
+
+static uint32 *
+table_buckets(entity_table *t)
+{
+	return (uint32 *) ((char *) t + MAXALIGN(sizeof(entity_table)));
+}
+
+static moe_shared_entity_key *
+table_keys(entity_table *t)
+{
+	return (moe_shared_entity_key *) (table_buckets(t) + t->n_buckets);
+}
+
+static float *
+table_part(entity_table *t, uint32 i)
+{
+	return (float *) (table_keys(t) + t->capacity) + (size_t) i * t->part_floats;
+}
+
+static Size
+table_bytes(uint32 n_buckets, uint32 capacity, int part_floats)
+{
+	return MAXALIGN(sizeof(entity_table)) + sizeof(uint32) * n_buckets +
+		(sizeof(moe_shared_entity_key) + sizeof(float) * (Size) part_floats) * capacity;
+}
+
+static int64
+shared_entity_count(shared_entry *e)
+{
+	return DsaPointerIsValid(e->entities) ?
+		((entity_table *) dsa_get_address(area, e->entities))->count : 0;
+}
+
+/* The bucket of key: its part's bucket, or the empty one where it would go. */
+static uint32 *
+find_bucket(entity_table *t, const moe_shared_entity_key *key)
+{
+	uint32	   *buckets = table_buckets(t);
+	uint32		mask = t->n_buckets - 1;
+
+	for (uint32 b = hash_bytes((const unsigned char *) key, sizeof(*key)) & mask;; b = (b + 1) & mask)
+		if (buckets[b] == 0 ||
+			memcmp(&table_keys(t)[buckets[b] - 1], key, sizeof(*key)) == 0)
+			return &buckets[b];
+}
+
+/* The table of slot if it still holds the model of generation. */
+static entity_table *
+entity_table_of(int slot, uint64 generation)
+{
+	shared_entry *e;
+
+	if (!moe_shared_cache_enabled() || slot < 0 || slot >= SLOTS)
+		return NULL;
+	e = &control->slots[slot];
+	if ((e->state != ENTRY_READY && e->state != ENTRY_RETIRED) || e->generation != generation ||
+		!DsaPointerIsValid(e->entities))
+		return NULL;
+	return dsa_get_address(area, e->entities);
+}
+
+bool
+moe_shared_entity_find(int slot, uint64 generation, const moe_shared_entity_key *key, float *part,
+					   int part_floats)
+{
+	entity_table *t;
+	bool		found = false;
+
+	if (!moe_shared_cache_enabled())
+		return false;
+	attach();
+	LWLockAcquire(control->lock, LW_SHARED);
+	t = entity_table_of(slot, generation);
+	if (t != NULL && t->part_floats == part_floats)
+	{
+		uint32	   *b = find_bucket(t, key);
+
+		if (*b != 0)
+		{
+			memcpy(part, table_part(t, *b - 1), sizeof(float) * part_floats);
+			found = true;
+		}
+	}
+	LWLockRelease(control->lock);
+	return found;
+}
+
+/*
+ * Give slot's entry a table of moe_pg.shared_entity_mb, at most a quarter
+ * of the cache (parts must not crowd out the models), making room like a
+ * model load; exclusive lock held.  Once it does not fit, the entry never
+ * asks again.
+ */
+static void
+make_entity_table(shared_entry *e, int part_floats)
+{
+	Size		budget = Min((Size) moe_shared_entity_mb * 1024 * 1024, control->capacity / 4);
+	Size		per_part = sizeof(moe_shared_entity_key) + sizeof(float) * (Size) part_floats +
+		2 * sizeof(uint32);
+	uint32		capacity = (uint32) Min(budget / per_part, (Size) 1 << 24);
+	uint32		n_buckets = 1;
+	Size		bytes;
+	entity_table *t;
+
+	while (n_buckets < 2 * capacity)
+		n_buckets <<= 1;		/* at most half full: short probes */
+	bytes = table_bytes(n_buckets, capacity, part_floats);
+	if (capacity == 0 || !make_room(bytes) ||
+		!DsaPointerIsValid(e->entities = dsa_allocate_extended(area, bytes, DSA_ALLOC_NO_OOM)))
+	{
+		e->entities = InvalidDsaPointer;
+		e->entities_refused = true;
+		return;
+	}
+	e->entity_bytes = bytes;
+	control->used += bytes;
+	t = dsa_get_address(area, e->entities);
+	t->part_floats = part_floats;
+	t->n_buckets = n_buckets;
+	t->capacity = capacity;
+	t->count = 0;
+	memset(table_buckets(t), 0, sizeof(uint32) * n_buckets);
+}
+
+void
+moe_shared_entity_publish(int slot, uint64 generation, const moe_shared_entity_key *key,
+						  const float *part, int part_floats)
+{
+	shared_entry *e;
+	entity_table *t;
+
+	if (!moe_shared_cache_enabled() || slot < 0 || slot >= SLOTS || moe_shared_entity_mb <= 0)
+		return;
+	attach();
+	LWLockAcquire(control->lock, LW_EXCLUSIVE);
+	e = &control->slots[slot];
+	if (e->state == ENTRY_READY && e->generation == generation && !DsaPointerIsValid(e->entities) &&
+		!e->entities_refused)
+		make_entity_table(e, part_floats);
+	t = entity_table_of(slot, generation);
+	if (t != NULL && t->part_floats == part_floats && t->count < t->capacity)
+	{
+		uint32	   *b = find_bucket(t, key);
+
+		if (*b == 0)
+		{
+			table_keys(t)[t->count] = *key;
+			memcpy(table_part(t, t->count), part, sizeof(float) * part_floats);
+			*b = ++t->count;
+		}
+	}
+	LWLockRelease(control->lock);
+}
+
 int
 moe_shared_stats_list(Oid relid, moe_shared_stats **out, Size *used, Size *capacity)
 {
@@ -695,6 +876,7 @@ moe_shared_stats_list(Oid relid, moe_shared_stats **out, Size *used, Size *capac
 	*used = *capacity = 0;
 	if (!moe_shared_cache_enabled())
 		return 0;
+	attach();					/* entity tables are read through the area */
 	*out = palloc0(sizeof(moe_shared_stats) * SLOTS);
 	LWLockAcquire(control->lock, LW_SHARED);
 	for (int i = 0; i < SLOTS; i++)
@@ -709,6 +891,8 @@ moe_shared_stats_list(Oid relid, moe_shared_stats **out, Size *used, Size *capac
 		(*out)[n].hits = (int64) pg_atomic_read_u64(&e->hits);
 		(*out)[n].pins = pg_atomic_read_u32(&e->pins);
 		(*out)[n].last_use = (TimestampTz) pg_atomic_read_u64(&e->last_use);
+		(*out)[n].entity_parts = shared_entity_count(e);
+		(*out)[n].entity_bytes = e->entity_bytes;
 		n++;
 	}
 	*used = control->used;

@@ -64,6 +64,35 @@ void		moe_shared_forget(Oid models_relid, int64 id);
  * unpin). */
 void		moe_shared_forget_all(void);
 
+/*
+ * Entity parts (infer.h) shared by every backend, per cached model: a
+ * backend that computes a drug's or protein's part publishes it, and
+ * others (parallel workers too) copy it instead of computing it again.
+ * Only vectors read from tables are shared, keyed by their TOAST pointer
+ * (a stored value is never changed in place).  Each model entry's table
+ * takes up to moe_pg.shared_entity_mb of the cache when its first part is
+ * published; when full, further parts stay in their backends.
+ */
+extern int	moe_shared_entity_mb;
+
+typedef struct moe_shared_entity_key
+{
+	int32		kind;			/* moe_entity_kind */
+	Oid			toastrel;
+	Oid			valueid;
+	int32		rawsize;
+	int32		extinfo;
+} moe_shared_entity_key;
+
+/* Copy the part of key for the model pinned as slot and generation (from
+ * moe_shared_acquire); false when no backend has published it. */
+bool		moe_shared_entity_find(int slot, uint64 generation, const moe_shared_entity_key *key,
+								   float *part, int part_floats);
+
+/* Publish a part this backend computed (nothing when there is no room). */
+void		moe_shared_entity_publish(int slot, uint64 generation, const moe_shared_entity_key *key,
+									  const float *part, int part_floats);
+
 /* One row of moe_cache(). */
 typedef struct moe_shared_stats
 {
@@ -73,6 +102,8 @@ typedef struct moe_shared_stats
 	int64		hits;
 	uint32		pins;
 	TimestampTz last_use;
+	int64		entity_parts;	/* parts shared by every backend */
+	Size		entity_bytes;
 } moe_shared_stats;
 
 /* This database's entries into a palloc'd array; returns the count. */

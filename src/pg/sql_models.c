@@ -79,18 +79,20 @@ moe_model_info_by_name(PG_FUNCTION_ARGS)
 
 /* ---- moe_cache() and moe_cache_clear() ------------------------------ */
 
+/* shared_parts < 0: not a shared entry (NULL) */
 static void
 cache_row(Tuplestorestate *ts, TupleDesc desc, int64 id, const char *scope, int64 bytes,
-		  int64 loads, int64 hits, int32 pins, TimestampTz last_use)
+		  int64 loads, int64 hits, int32 pins, TimestampTz last_use, int64 shared_parts)
 {
-	Datum		values[9];
-	bool		nulls[9] = {false};
+	Datum		values[11];
+	bool		nulls[11] = {false};
 	int64		parts,
 				part_bytes,
+				copied,
 				phits,
 				pmisses;
 
-	moe_entity_cache_usage(id, &parts, &part_bytes, &phits, &pmisses);
+	moe_entity_cache_usage(id, &parts, &part_bytes, &copied, &phits, &pmisses);
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(scope);
 	values[2] = Int64GetDatum(bytes);
@@ -101,6 +103,9 @@ cache_row(Tuplestorestate *ts, TupleDesc desc, int64 id, const char *scope, int6
 	nulls[6] = last_use == 0;
 	values[7] = Int64GetDatum(parts);
 	values[8] = Int64GetDatum(part_bytes);
+	values[9] = Int64GetDatum(copied);
+	values[10] = Int64GetDatum(shared_parts);
+	nulls[10] = shared_parts < 0;
 	tuplestore_putvalues(ts, desc, values, nulls);
 }
 
@@ -119,12 +124,13 @@ moe_cache_sql(PG_FUNCTION_ARGS)
 	n = moe_shared_stats_list(moe_models_relid(), &shared, &used, &capacity);
 	for (int i = 0; i < n; i++)
 		cache_row(rsinfo->setResult, rsinfo->setDesc, shared[i].model_id, "shared", shared[i].bytes,
-				  shared[i].loads, shared[i].hits, shared[i].pins, shared[i].last_use);
+				  shared[i].loads, shared[i].hits, shared[i].pins, shared[i].last_use,
+				  shared[i].entity_parts);
 	n = moe_local_stats_list(&local);
 	for (int i = 0; i < n; i++)
 		if (!local[i].shared)
 			cache_row(rsinfo->setResult, rsinfo->setDesc, local[i].model_id, "local", local[i].bytes,
-					  1, local[i].hits, 0, local[i].last_use);
+					  1, local[i].hits, 0, local[i].last_use, -1);
 	return (Datum) 0;
 }
 

@@ -59,6 +59,38 @@ mapfile -t seen < <(grep -v '^$' "$log"); rm -f "$log"
 [ "${seen[2]}" = "$p_two" ] || { echo "the committed re-point was not seen: ${seen[2]} (new $p_two)" >&2; exit 1; }
 echo "ok - re-pointing a name is seen by other sessions only after COMMIT"
 
+# --- entity parts shared across connections and parallel workers: vectors
+# stored out of line (TOAST pointers) are computed by the first connection
+# that meets them and copied by every later one, with the same answers
+q -c "SET client_min_messages = error" -c "
+CREATE TABLE IF NOT EXISTS se_syn AS SELECT * FROM moe_synthetic_dta(12, 9, 3, seed => 8, drug_dim => 700, target_dim => 700);
+SELECT moe_create_dataset('se_syn', 'se_syn', protein_column => 'target_vec', replace => true);
+CALL moe_train('se_syn', model_name => 'se_model', epochs => 1, seed => 3, $small);
+DROP TABLE IF EXISTS se_drugs, se_targets;
+CREATE TABLE se_drugs (drug_id text PRIMARY KEY, vec real[]);
+CREATE TABLE se_targets (target_id text PRIMARY KEY, vec real[]);
+ALTER TABLE se_drugs ALTER COLUMN vec SET STORAGE EXTERNAL;
+ALTER TABLE se_targets ALTER COLUMN vec SET STORAGE EXTERNAL;
+INSERT INTO se_drugs SELECT DISTINCT ON (drug_id) drug_id, drug_vec FROM se_syn ORDER BY drug_id;
+INSERT INTO se_targets SELECT DISTINCT ON (target_id) target_id, target_vec FROM se_syn ORDER BY target_id;" >/dev/null
+se=$(q -c "SELECT model_id FROM moe.deployments WHERE name = 'se_model'")
+entities=$(q -c "SELECT (SELECT count(*) FROM se_drugs) + (SELECT count(*) FROM se_targets)")
+score="SELECT md5(string_agg(moe_predict(d.vec, t.vec, $se::bigint)::text, ',' ORDER BY d.drug_id, t.target_id)) FROM se_drugs d CROSS JOIN se_targets t"
+parts="SELECT entity_parts || ' ' || entity_parts_copied || ' ' || shared_entity_parts FROM moe_cache() WHERE model_id = $se AND scope = 'shared'"
+q -c "SELECT moe_cache_clear('server')" >/dev/null
+read -r first first_parts < <(q -c "$score" -c "$parts" | paste -sd ' ' | awk '{ print $1, $2 "/" $3 "/" $4 }')
+[ "$first_parts" = "$entities/0/$entities" ] \
+    || { echo "first connection: expected $entities parts computed and shared, saw $first_parts (computed/copied/shared)" >&2; exit 1; }
+read -r second second_parts < <(q -c "$score" -c "$parts" | paste -sd ' ' | awk '{ print $1, $2 "/" $3 "/" $4 }')
+[ "$second_parts" = "$entities/$entities/$entities" ] \
+    || { echo "second connection: expected all $entities parts copied, saw $second_parts" >&2; exit 1; }
+[ "$second" = "$first" ] || { echo "copied parts changed the answers: $second vs $first" >&2; exit 1; }
+# a parallel worker (which starts with an empty cache of its own) copies them too
+parallel=$(q -c "SET max_parallel_workers_per_gather = 2" -c "SET force_parallel_mode = on" -c "SET parallel_leader_participation = off" -c "EXPLAIN (COSTS OFF) $score" -c "$score")
+echo "$parallel" | grep -q "Gather" || { echo "expected a parallel plan:"; echo "$parallel"; exit 1; } >&2
+[ "$(echo "$parallel" | tail -1)" = "$first" ] || { echo "a parallel worker with shared parts: $(echo "$parallel" | tail -1) vs $first" >&2; exit 1; }
+echo "ok - entity parts: the first connection computed $entities and shared them; the next copied all $entities, same answers (also in parallel workers)"
+
 # --- without shared_preload_libraries: per-connection cache and one NOTICE
 (
     source "$(dirname "$0")/../../scripts/lib.sh"
