@@ -164,7 +164,6 @@ startup_hook(void)
 void
 moe_shared_cache_init(void)
 {
-
 	DefineCustomIntVariable("moe_pg.shared_cache_mb",
 							"Shared memory for models loaded once per server (needs shared_preload_libraries).",
 							"0 turns the shared cache off: every backend loads models itself.",
@@ -810,8 +809,9 @@ static void
 make_entity_table(shared_entry *e, int part_floats)
 {
 	Size		budget = Min((Size) moe_shared_entity_mb * 1024 * 1024, control->capacity / 4);
+	/* a part, its key and (about) its share of the index */
 	Size		per_part = sizeof(moe_shared_entity_key) + sizeof(float) * (Size) part_floats +
-		2 * sizeof(uint32);
+		4 * sizeof(uint32);
 	uint32		capacity = (uint32) Min(budget / per_part, (Size) 1 << 24);
 	uint32		n_buckets = 1;
 	Size		bytes;
@@ -892,7 +892,6 @@ moe_shared_stats_list(Oid relid, moe_shared_stats **out, Size *used, Size *capac
 		(*out)[n].pins = pg_atomic_read_u32(&e->pins);
 		(*out)[n].last_use = (TimestampTz) pg_atomic_read_u64(&e->last_use);
 		(*out)[n].entity_parts = shared_entity_count(e);
-		(*out)[n].entity_bytes = e->entity_bytes;
 		n++;
 	}
 	*used = control->used;

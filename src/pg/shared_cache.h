@@ -103,7 +103,6 @@ typedef struct moe_shared_stats
 	uint32		pins;
 	TimestampTz last_use;
 	int64		entity_parts;	/* parts shared by every backend */
-	Size		entity_bytes;
 } moe_shared_stats;
 
 /* This database's entries into a palloc'd array; returns the count. */
