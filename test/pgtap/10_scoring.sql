@@ -2,7 +2,7 @@
 -- the same bits; caches hit after a load and forget dropped models;
 -- parallel plans are chosen and used.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(50, 30, 3, seed => 4);
@@ -44,6 +44,9 @@ SELECT ok((SELECT count(*) FROM moe_cache() WHERE model_id = (SELECT id FROM sc_
 SELECT ok((SELECT hits FROM moe_cache() WHERE model_id = (SELECT id FROM sc_id)) >= 1500, 'and hit for every row');
 SELECT is((SELECT entity_parts FROM moe_cache() WHERE model_id = (SELECT id FROM sc_id)), 80::bigint,
           'one part per drug and protein (50 + 30), not per pair');
+SELECT is((SELECT entity_parts_copied || '/' || coalesce(shared_entity_parts, 0) FROM moe_cache()
+            WHERE model_id = (SELECT id FROM sc_id)), '0/0',
+          'vectors stored inline are keyed by their bytes and stay this connection''s: none copied, none shared');
 CREATE TEMP TABLE before AS SELECT hits FROM moe_cache() WHERE model_id = (SELECT id FROM sc_id);
 SELECT moe_predict(drug_vec, target_vec, 'sc') FROM syn LIMIT 1;
 SELECT cmp_ok((SELECT hits FROM moe_cache() WHERE model_id = (SELECT id FROM sc_id)), '>', (SELECT hits FROM before),

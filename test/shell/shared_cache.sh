@@ -89,7 +89,18 @@ read -r second second_parts < <(q -c "$score" -c "$parts" | paste -sd ' ' | awk 
 parallel=$(q -c "SET max_parallel_workers_per_gather = 2" -c "SET force_parallel_mode = on" -c "SET parallel_leader_participation = off" -c "EXPLAIN (COSTS OFF) $score" -c "$score")
 echo "$parallel" | grep -q "Gather" || { echo "expected a parallel plan:"; echo "$parallel"; exit 1; } >&2
 [ "$(echo "$parallel" | tail -1)" = "$first" ] || { echo "a parallel worker with shared parts: $(echo "$parallel" | tail -1) vs $first" >&2; exit 1; }
-echo "ok - entity parts: the first connection computed $entities and shared them; the next copied all $entities, same answers (also in parallel workers)"
+# eight connections meeting the same entities at once: each part is
+# published once, and every connection gets the same answers
+q -c "SELECT moe_cache_clear('server')" >/dev/null
+outs=$(mktemp -d)
+pids=()
+for i in $(seq 8); do q -c "$score" >"$outs/$i" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p"; done
+[ "$(cat "$outs"/* | sort -u)" = "$first" ] || { echo "concurrent first uses disagree: $(cat "$outs"/* | sort -u | tr '\n' ' ')" >&2; exit 1; }
+rm -rf "$outs"
+shared=$(q -c "SELECT shared_entity_parts FROM moe_cache() WHERE model_id = $se AND scope = 'shared'")
+[ "$shared" = "$entities" ] || { echo "8 concurrent connections left $shared shared parts, expected $entities" >&2; exit 1; }
+echo "ok - entity parts: the first connection computed $entities and shared them; the next copied all $entities, same answers (also in a parallel worker, and with 8 connections at once)"
 
 # --- without shared_preload_libraries: per-connection cache and one NOTICE
 (
