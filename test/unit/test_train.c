@@ -370,6 +370,24 @@ test_inference_is_row_independent(void)
 }
 
 /*
+ * Six random drugs of 10 values, four random proteins of 14, and the 24
+ * pairs of every drug with every protein.
+ */
+static void
+six_by_four(uint64_t seed, float drugs[60], float proteins[56], int32_t di[24], int32_t pi[24])
+{
+	moe_rng		rng;
+
+	moe_rng_seed(&rng, seed);
+	for (int i = 0; i < 60; i++)
+		drugs[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 56; i++)
+		proteins[i] = moe_rng_normal(&rng);
+	for (int i = 0; i < 24; i++)
+		di[i] = i % 6, pi[i] = i / 6;
+}
+
+/*
  * Parts computed once and reused (what the SQL layer caches), parts of a
  * whole batch, and rows with repeated entities: the same bits.
  */
@@ -379,7 +397,6 @@ test_cached_parts_give_the_same_bits(void)
 	moe_model  *m = random_model(10, 14, 5, 2, 3);
 	moe_infer_ws *ws;
 	moe_error	err;
-	moe_rng		rng;
 	int			PF = moe_entity_part_floats(m);
 	float		drugs[6 * 10], proteins[4 * 14], direct[24], cached[24];
 	float	   *dparts = malloc(sizeof(float) * 6 * PF),
@@ -388,13 +405,7 @@ test_cached_parts_give_the_same_bits(void)
 	int			differ = 0;
 
 	moe_infer_ws_create(m, 24, &ws, &err);
-	moe_rng_seed(&rng, 4);
-	for (int i = 0; i < 60; i++)
-		drugs[i] = moe_rng_normal(&rng);
-	for (int i = 0; i < 56; i++)
-		proteins[i] = moe_rng_normal(&rng);
-	for (int i = 0; i < 24; i++)
-		di[i] = i % 6, pi[i] = i / 6;
+	six_by_four(4, drugs, proteins, di, pi);
 	CHECK_INT(moe_infer_rows(m, ws, drugs, di, proteins, pi, 24, NULL, &err), MOE_OK);
 	memcpy(direct, moe_infer_results(ws)->pred, sizeof(direct));
 
@@ -427,7 +438,6 @@ test_row_panels_give_the_same_bits(void)
 	moe_model  *m;
 	moe_infer_ws *ws;
 	moe_error	err;
-	moe_rng		rng;
 	float		drugs[6 * 10], proteins[4 * 14], batch[24], dense_alone[24];
 	int32_t		di[24], pi[24];
 	int			differ = 0,
@@ -448,13 +458,7 @@ test_row_panels_give_the_same_bits(void)
 	moe_model_init(m, 12);
 	CHECK(moe_row_panels_floats(m) > 0);
 	moe_infer_ws_create(m, 24, &ws, &err);
-	moe_rng_seed(&rng, 5);
-	for (int i = 0; i < 60; i++)
-		drugs[i] = moe_rng_normal(&rng);
-	for (int i = 0; i < 56; i++)
-		proteins[i] = moe_rng_normal(&rng);
-	for (int i = 0; i < 24; i++)
-		di[i] = i % 6, pi[i] = i / 6;
+	six_by_four(5, drugs, proteins, di, pi);
 	CHECK_INT(moe_infer_rows(m, ws, drugs, di, proteins, pi, 24, NULL, &err), MOE_OK);
 	memcpy(batch, moe_infer_results(ws)->pred, sizeof(batch));
 	for (int i = 0; i < 24; i++)
