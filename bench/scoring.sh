@@ -148,27 +148,42 @@ SELECT moe_predict(d.vec, t.vec, $model::bigint) FROM pair_ids p JOIN davis.drug
 EOF
 cat >"$MOE_CLUSTER_DIR/fetch.sql" <<EOF
 \set id random(1, $pairs)
-SELECT array_length(d.vec, 1) + array_length(t.vec, 1) FROM pair_ids p JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id) WHERE p.id = :id;
+SELECT pg_column_size(d.vec) + pg_column_size(t.vec) FROM pair_ids p JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id) WHERE p.id = :id;
 EOF
-# Both statements in one pgbench run, each transaction picking one at
-# random: the machine's noise falls on both alike, so their difference is
-# moe_predict's share.  The per-transaction log's 4th field names the script.
-dir=$MOE_CLUSTER_DIR/pgb
-mkdir -p "$dir"; chmod 777 "$dir"
-(cd "$dir" && pgbench -n -M prepared -c 1 -T "$PGBENCH_SECONDS" -f "$MOE_CLUSTER_DIR/score.sql" \
-    -f "$MOE_CLUSTER_DIR/fetch.sql" -l --log-prefix=lat bench >/dev/null 2>&1)
-latency() {   # script number -> "p50_us p99_us transactions"
+echo "SELECT 1;" >"$MOE_CLUSTER_DIR/round_trip.sql"
+# Two pgbench runs.  (1) The scoring statement alone, one connection, as a
+# client scoring pair after pair would run it: the target figure.  (2) It,
+# the same lookup without scoring and SELECT 1 together, each transaction
+# picking one at random: noise falls on all three alike, so the difference
+# between the first two is moe_predict's share and SELECT 1 the floor of
+# any statement here (the other statements also cool the CPU caches
+# between two scorings, so that share is an upper bound).  The
+# per-transaction log's 4th field names the script.
+pgbench_log() {   # name, scripts... -> the run's per-transaction log directory
+    local dir=$MOE_CLUSTER_DIR/pgb_$1 args=()
+    shift
+    for f in "$@"; do args+=(-f "$MOE_CLUSTER_DIR/$f.sql"); done
+    mkdir -p "$dir"; chmod 777 "$dir"
+    (cd "$dir" && pgbench -n -M prepared -c 1 -T "$PGBENCH_SECONDS" "${args[@]}" -l --log-prefix=lat bench >/dev/null 2>&1)
+    echo "$dir"
+}
+latency() {   # log directory, script number -> "p50_us p99_us transactions"
     # warm-up: the first transactions fill the connection's entity cache
-    tail -q -n +4000 "$dir"/lat.* | awk -v n="$1" '$4 == n { print $3 }' | sort -n |
+    tail -q -n +4000 "$1"/lat.* | awk -v n="$2" '$4 == n { print $3 }' | sort -n |
         awk '{ v[NR] = $1 } END { printf "%d %d %d\n", v[int(NR * 0.5)], v[int(NR * 0.99)], NR }'
 }
-read -r s50 s99 sn < <(latency 0)
-read -r f50 f99 fn < <(latency 1)
-echo "latency_score_p50_us $s50"
+alone=$(pgbench_log alone score)
+mixed=$(pgbench_log mixed score fetch round_trip)
+read -r s50 s99 sn < <(latency "$alone" 0)
+read -r m50 m99 mn < <(latency "$mixed" 0)
+read -r f50 f99 fn < <(latency "$mixed" 1)
+read -r r50 r99 rn < <(latency "$mixed" 2)
+echo "latency_score_p50_us $s50   (the scoring statement alone; target < 100)"
 echo "latency_score_p99_us $s99"
-echo "latency_fetch_only_p50_us $f50   (the same query returning the vectors' lengths: round trip, lookup, detoast; interleaved with the above)"
-echo "latency_fetch_only_p99_us $f99"
-echo "latency_moe_predict_p50_us $((s50 - f50))   (score minus fetch; target p50 < 100)"
+echo "latency_mixed_score_p50_us $m50   (the same statement, interleaved with the two below)"
+echo "latency_mixed_fetch_only_p50_us $f50   (the same lookup without scoring: round trip and three index lookups; like moe_predict on a cached vector it reads TOAST pointers, not the vectors)"
+echo "latency_mixed_round_trip_p50_us $r50   (SELECT 1)"
+echo "latency_moe_predict_p50_us $((m50 - f50))   (score minus fetch, interleaved)"
 
 # --- memory: PSS of N backends that each scored one pair, before and after.
 # The weights live in shared memory, so "for the weights" is the PSS of the
