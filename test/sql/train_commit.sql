@@ -15,10 +15,13 @@ SELECT count(*) AS history_rows
 -- cancelled by statement_timeout after some epochs
 CREATE TABLE big AS SELECT * FROM moe_synthetic_dta(100, 100, 4, seed => 3);
 SELECT moe_create_dataset('big', 'big', protein_column => 'target_vec');
+-- terse: the cancel may land inside the history INSERT, which would add a CONTEXT line
+\set VERBOSITY terse
 SET statement_timeout = '3s';
 CALL moe_train('big', model_name => 'cancelled', epochs => 100000, patience => 0, drug_hidden => '{64}',
                protein_hidden => '{64}', gate_hidden => '{32}', expert_hidden => '{32}');
 RESET statement_timeout;
+\set VERBOSITY default
 SELECT status, message, model_id IS NULL AS no_model, epochs_run >= 1 AS some_epochs
   FROM moe.training_runs WHERE model_name = 'cancelled';
 SELECT count(*) > 0 AS history_committed
