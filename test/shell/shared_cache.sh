@@ -43,8 +43,16 @@ echo "ok - 16 concurrent first uses: 1 load, $hits hits"
 q -c "SELECT moe_deploy('sc_live', $one)" >/dev/null
 log=$(mktemp)
 # one long-lived reader: before, during and after the writer's transaction
+# (its last read waits for the commit to be visible rather than for a fixed
+# time, so a slow connection start of the writer cannot fail the test)
 q -c "SELECT moe_predict($pair, 'sc_live')" -c "SELECT pg_sleep(2)" \
-  -c "SELECT moe_predict($pair, 'sc_live')" -c "SELECT pg_sleep(3)" \
+  -c "SELECT moe_predict($pair, 'sc_live')" \
+  -c "DO \$\$ BEGIN
+        FOR i IN 1..600 LOOP
+            EXIT WHEN (SELECT model_id FROM moe.deployments WHERE name = 'sc_live') = $two;
+            PERFORM pg_sleep(0.05);
+        END LOOP;
+      END \$\$" \
   -c "SELECT moe_predict($pair, 'sc_live')" >"$log" &
 reader=$!
 sleep 1
