@@ -177,13 +177,17 @@ widest(const moe_mlp_layout *mlp, int w)
 	return mlp->out_dim > w ? mlp->out_dim : w;
 }
 
-moe_status
-moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, moe_error *err)
+/*
+ * Every buffer of an inference workspace for max_rows rows; with counting
+ * set, only the bytes they would take are added to *counting.  Returns
+ * false when an allocation failed.
+ */
+static bool
+infer_ws_fill(const moe_model *model, int max_rows, moe_infer_ws *ws, size_t *counting)
 {
 	moe_backend *be = model->be;
 	const moe_config *c = &model->cfg;
 	const moe_layout *l = &model->layout;
-	moe_infer_ws *ws;
 	size_t		M = (size_t) max_rows,
 				K = (size_t) c->top_k,
 				E = (size_t) c->n_experts,
@@ -193,12 +197,6 @@ moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, mo
 				b;
 	bool		failed = false;
 
-	*out = NULL;
-	if (max_rows < 1)
-		return moe_fail(err, MOE_ERR_INVALID, "batch size must be at least 1");
-	ws = calloc(1, sizeof(moe_infer_ws));
-	if (ws == NULL)
-		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating an inference workspace");
 	ws->max_rows = max_rows;
 	ws->part_floats = moe_entity_part_floats(model);
 	panel_offsets(model, ws->panel_off);
@@ -210,9 +208,11 @@ moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, mo
 	width = widest(&l->expert[0], width);
 
 #define BE(ptr, count, type) \
-	do { if (!failed && ((ptr) = be->alloc(be, (count) * sizeof(type))) == NULL) failed = true; } while (0)
+	do { if (counting) *counting += (count) * sizeof(type); \
+		 else if (!failed && ((ptr) = be->alloc(be, (count) * sizeof(type))) == NULL) failed = true; } while (0)
 #define HOST(ptr, count, type) \
-	do { if (!failed && ((ptr) = calloc((count) > 0 ? (count) : 1, sizeof(type))) == NULL) failed = true; } while (0)
+	do { if (counting) *counting += ((count) > 0 ? (count) : 1) * sizeof(type); \
+		 else if (!failed && ((ptr) = calloc((count) > 0 ? (count) : 1, sizeof(type))) == NULL) failed = true; } while (0)
 
 	BE(ws->idx_a, M * K, int32_t);
 	BE(ws->idx_b, M * K, int32_t);
@@ -244,7 +244,32 @@ moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, mo
 	HOST(ws->host_column, M, float);
 #undef BE
 #undef HOST
-	if (failed)
+	return !failed;
+}
+
+size_t
+moe_infer_ws_bytes(const moe_model *model, int max_rows)
+{
+	moe_infer_ws ws;
+	size_t		bytes = sizeof(moe_infer_ws);
+
+	memset(&ws, 0, sizeof(ws));
+	infer_ws_fill(model, max_rows > 0 ? max_rows : 1, &ws, &bytes);
+	return bytes;
+}
+
+moe_status
+moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out, moe_error *err)
+{
+	moe_infer_ws *ws;
+
+	*out = NULL;
+	if (max_rows < 1)
+		return moe_fail(err, MOE_ERR_INVALID, "batch size must be at least 1");
+	ws = calloc(1, sizeof(moe_infer_ws));
+	if (ws == NULL)
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating an inference workspace");
+	if (!infer_ws_fill(model, max_rows, ws, NULL))
 	{
 		moe_infer_ws_free(model, ws);
 		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating an inference workspace for %d rows",

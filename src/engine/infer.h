@@ -54,6 +54,9 @@ typedef struct moe_infer_out
 moe_status	moe_infer_ws_create(const moe_model *model, int max_rows, moe_infer_ws **out,
 								moe_error *err);
 void		moe_infer_ws_free(const moe_model *model, moe_infer_ws *ws);
+/* What moe_infer_ws_create would allocate, in bytes (only the model's
+ * layout is read). */
+size_t		moe_infer_ws_bytes(const moe_model *model, int max_rows);
 int			moe_infer_ws_max_rows(const moe_infer_ws *ws);
 const moe_infer_out *moe_infer_results(const moe_infer_ws *ws);
 

@@ -391,10 +391,13 @@ moe_model_set_input_norm(moe_model *model, const float *drug_shift, const float 
 
 /* ---- workspace -------------------------------------------------------- */
 
+/* Allocates, or only counts the bytes it would allocate (count_only). */
 typedef struct ws_alloc
 {
 	moe_backend *be;
 	bool		failed;
+	bool		count_only;
+	size_t		bytes;
 } ws_alloc;
 
 static void *
@@ -402,6 +405,11 @@ ws_backend(ws_alloc *a, size_t count, size_t elem)
 {
 	void	   *p;
 
+	if (a->count_only)
+	{
+		a->bytes += count * elem;
+		return NULL;
+	}
 	if (a->failed)
 		return NULL;
 	p = a->be->alloc(a->be, count * elem);
@@ -415,6 +423,11 @@ ws_host(ws_alloc *a, size_t count, size_t elem)
 {
 	void	   *p;
 
+	if (a->count_only)
+	{
+		a->bytes += (count > 0 ? count : 1) * elem;
+		return NULL;
+	}
 	if (a->failed)
 		return NULL;
 	p = calloc(count > 0 ? count : 1, elem);
@@ -470,25 +483,19 @@ mlp_max_width(const moe_mlp_layout *mlp)
 	return mlp->out_dim > w ? mlp->out_dim : w;
 }
 
-moe_status
-moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out, moe_error *err)
+/* Every buffer of a training workspace for max_rows rows, through a. */
+static void
+workspace_fill(const moe_model *model, int max_rows, moe_workspace *ws, ws_alloc *a_)
 {
 	const moe_config *c = &model->cfg;
 	const moe_layout *l = &model->layout;
-	moe_workspace *ws;
-	ws_alloc	a = {model->be, false};
+	ws_alloc	a = *a_;
 	size_t		M = (size_t) max_rows,
 				K = (size_t) c->top_k,
 				E = (size_t) c->n_experts,
 				R = (size_t) moe_config_rep_dim(c);
 	size_t		width;
 
-	*out = NULL;
-	if (max_rows < 1)
-		return moe_fail(err, MOE_ERR_INVALID, "batch size must be at least 1");
-	ws = calloc(1, sizeof(moe_workspace));
-	if (ws == NULL)
-		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating a workspace");
 	ws->max_rows = max_rows;
 
 	/* Encoders and gate see every row; experts see M*k rows in total. */
@@ -546,6 +553,33 @@ moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out, 
 		ws->scratch_a = ws_backend(&a, M * K * width, sizeof(float));
 		ws->scratch_b = ws_backend(&a, M * K * width, sizeof(float));
 	}
+	*a_ = a;
+}
+
+size_t
+moe_workspace_bytes(const moe_model *model, int max_rows)
+{
+	moe_workspace ws;
+	ws_alloc	a = {model->be, false, true, sizeof(moe_workspace)};
+
+	memset(&ws, 0, sizeof(ws));
+	workspace_fill(model, max_rows > 0 ? max_rows : 1, &ws, &a);
+	return a.bytes;
+}
+
+moe_status
+moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out, moe_error *err)
+{
+	moe_workspace *ws;
+	ws_alloc	a = {model->be, false, false, 0};
+
+	*out = NULL;
+	if (max_rows < 1)
+		return moe_fail(err, MOE_ERR_INVALID, "batch size must be at least 1");
+	ws = calloc(1, sizeof(moe_workspace));
+	if (ws == NULL)
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating a workspace");
+	workspace_fill(model, max_rows, ws, &a);
 	if (a.failed)
 	{
 		moe_workspace_free(model, ws);

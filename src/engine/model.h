@@ -206,6 +206,9 @@ typedef struct moe_workspace
 
 moe_status	moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out,
 								 moe_error *err);
+/* What moe_workspace_create would allocate, in bytes (the model's
+ * parameters may be absent: only its layout is read). */
+size_t		moe_workspace_bytes(const moe_model *model, int max_rows);
 void		moe_workspace_free(const moe_model *model, moe_workspace *ws);
 
 /*

@@ -54,8 +54,8 @@ moe_synthetic_defaults(moe_synthetic_spec *spec)
 	spec->seed = 42;
 }
 
-static moe_status
-validate(const moe_synthetic_spec *s, moe_error *err)
+moe_status
+moe_synthetic_validate(const moe_synthetic_spec *s, moe_error *err)
 {
 	int			max_clusters;
 
@@ -128,7 +128,7 @@ moe_synthetic_generate(const moe_synthetic_spec *spec, moe_synthetic *out, moe_e
 	memset(out, 0, sizeof(*out));
 	if (spec == NULL)
 		return moe_fail(err, MOE_ERR_INVALID, "moe_synthetic_generate needs a spec");
-	if ((st = validate(spec, err)) != MOE_OK)
+	if ((st = moe_synthetic_validate(spec, err)) != MOE_OK)
 		return st;
 
 	n_drugs = (size_t) spec->n_drugs;

@@ -41,6 +41,8 @@ typedef struct moe_synthetic
 /* Fill spec with the defaults (drug_dim 32, target_dim 32, noise 0.1). */
 void		moe_synthetic_defaults(moe_synthetic_spec *spec);
 
+/* MOE_ERR_INVALID naming the first out-of-range field (generate checks too). */
+moe_status	moe_synthetic_validate(const moe_synthetic_spec *spec, moe_error *err);
 moe_status	moe_synthetic_generate(const moe_synthetic_spec *spec, moe_synthetic *out,
 								   moe_error *err);
 void		moe_synthetic_free(moe_synthetic *data);

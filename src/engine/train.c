@@ -395,6 +395,34 @@ upload_table(moe_trainer *t, const float *host, size_t n, const float **dst, flo
 }
 
 moe_status
+moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt, const moe_train_data *data,
+				  size_t *bytes, moe_error *err)
+{
+	moe_model  *shape;
+	moe_status	st;
+	size_t		np,
+				b;
+	int			bs = opt->batch_size < data->train.n ? opt->batch_size : data->train.n;
+
+	*bytes = 0;
+	if ((st = moe_model_wrap(arch, NULL, NULL, &shape, err)) != MOE_OK)
+		return st;
+	np = shape->layout.n_params;
+	/* parameters, gradients, Adam's two moments, the best epoch's copy, and
+	 * with an average of the weights that average and a spare */
+	b = sizeof(float) * np * (5 + (opt->ema_decay > 0.0f ? 2 : 0));
+	b += moe_workspace_bytes(shape, bs > 0 ? bs : 1);
+	b += moe_infer_ws_bytes(shape, opt->batch_size > 0 ? opt->batch_size : 1);
+	/* per training row: standardised label and shuffle order; per validation row: a prediction */
+	b += (sizeof(float) + sizeof(uint32_t)) * (size_t) data->train.n + sizeof(float) * (size_t) data->valid.n;
+	/* input statistics */
+	b += 4 * sizeof(float) * (size_t) (arch->drug_dim + arch->protein_dim);
+	moe_model_free(shape);
+	*bytes = b;
+	return MOE_OK;
+}
+
+moe_status
 moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 				   const moe_train_data *data, moe_backend *be, moe_interrupt_fn interrupted,
 				   void *ctx, moe_trainer **out, moe_error *err)

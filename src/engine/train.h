@@ -161,6 +161,14 @@ moe_status	moe_trainer_create(const moe_config *arch, const moe_train_options *o
 							   const moe_train_data *data, moe_backend *be,
 							   moe_interrupt_fn interrupted, void *ctx,
 							   moe_trainer **out, moe_error *err);
+/*
+ * The memory, in bytes, that moe_trainer_create(arch, opt, data) would
+ * hold beyond the data itself (parameters, optimiser state, copies,
+ * workspaces, per-row arrays), computed from the shapes alone so a caller
+ * can refuse a run before anything is allocated.
+ */
+moe_status	moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt,
+							  const moe_train_data *data, size_t *bytes, moe_error *err);
 moe_status	moe_trainer_epoch(moe_trainer *t, moe_epoch_report *report, moe_error *err);
 /* True once the epoch budget is spent or patience ran out. */
 bool		moe_trainer_done(const moe_trainer *t);

@@ -655,6 +655,47 @@ test_weight_average(void)
 	toy_free(&t);
 }
 
+/* The memory estimate that lets the SQL layer refuse a run before it
+ * allocates: counted from the shapes alone, even for shapes far too large
+ * to allocate, and covering at least the optimiser state. */
+static void
+test_trainer_bytes(void)
+{
+	toy			t;
+	moe_config	arch;
+	moe_train_options opt;
+	moe_train_data d;
+	moe_model  *shape;
+	moe_error	err;
+	size_t		small,
+				with_average,
+				huge,
+				np;
+
+	toy_make(&t, 3);
+	d = toy_data(&t);
+	small_arch(&arch, t.dd, t.dp);
+	moe_train_options_defaults(&opt);
+	CHECK(moe_trainer_bytes(&arch, &opt, &d, &small, &err) == MOE_OK);
+	CHECK(moe_model_wrap(&arch, be, NULL, &shape, &err) == MOE_OK);
+	np = shape->layout.n_params;
+	/* parameters, gradients, two moments, the best copy; workspaces on top */
+	CHECK(small > 5 * sizeof(float) * np);
+	CHECK(small < 5 * sizeof(float) * np + moe_workspace_bytes(shape, 256) + moe_infer_ws_bytes(shape, 256) +
+		  (size_t) 64 * 1024);
+	CHECK(moe_workspace_bytes(shape, 512) > moe_workspace_bytes(shape, 256));
+	moe_model_free(shape);
+	opt.ema_decay = 0.99f;
+	CHECK(moe_trainer_bytes(&arch, &opt, &d, &with_average, &err) == MOE_OK);
+	CHECK_INT(with_average - small, 2 * sizeof(float) * np);	/* the average and its spare */
+	for (int i = 0; i < MOE_MAX_LAYERS; i++)
+		arch.drug_hidden[i] = arch.protein_hidden[i] = arch.gate_hidden[i] = MOE_MAX_WIDTH;
+	arch.n_drug_layers = arch.n_protein_layers = arch.n_gate_layers = MOE_MAX_LAYERS;
+	CHECK(moe_trainer_bytes(&arch, &opt, &d, &huge, &err) == MOE_OK);
+	CHECK(huge > (size_t) 20 * 1024 * 1024 * 1024);	/* > 20 GB, and nothing was allocated */
+	toy_free(&t);
+}
+
 int
 main(void)
 {
@@ -670,6 +711,7 @@ main(void)
 	RUN(test_row_panels_give_the_same_bits);
 	RUN(test_outputs_and_training_forward_agree);
 	RUN(test_only_routed_experts_compute);
+	RUN(test_trainer_bytes);
 	be->destroy(be);
 	return unit_summary("test_train");
 }
