@@ -21,9 +21,50 @@ CREATE TABLE moe.datasets (
     protein_key_column  name,
     created_at          timestamptz NOT NULL DEFAULT now(),
     created_by          name NOT NULL DEFAULT current_user,
+    -- only this role (its members, superusers) may re-point or drop the name
+    owner               name NOT NULL DEFAULT current_user,
     CHECK ((drug_key_column IS NULL) = (protein_key_column IS NULL))
 );
 COMMENT ON TABLE moe.datasets IS 'Named datasets that moe_train and moe_evaluate read';
+
+-- Names other roles rely on (datasets, deployments) have an owner: only
+-- the owner, its members and superusers may change or remove such a row,
+-- and a new row may only be given to a role the writer acts for.  The
+-- check is a trigger, so it holds for the extension's functions and for
+-- direct writes alike (docs/security.md).
+CREATE FUNCTION moe.check_owner() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := TG_ARGV[0];
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE')
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+       AND NOT (EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = OLD.owner)
+                AND pg_has_role(current_user, OLD.owner, 'MEMBER')) THEN
+        RAISE EXCEPTION '% "%" belongs to role %', kind, OLD.name, quote_ident(OLD.owner)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Only %s, its members and superusers may re-point or remove it.', quote_ident(OLD.owner)),
+                  HINT = 'Choose another name.';
+    END IF;
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.owner IS DISTINCT FROM OLD.owner) THEN
+        IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+           AND NOT (EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = NEW.owner)
+                    AND pg_has_role(current_user, NEW.owner, 'MEMBER')) THEN
+            RAISE EXCEPTION 'role % may not make role % the owner of % "%"', quote_ident(current_user),
+                quote_ident(NEW.owner), kind, NEW.name
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER check_owner BEFORE INSERT OR UPDATE OR DELETE ON moe.datasets
+    FOR EACH ROW EXECUTE FUNCTION moe.check_owner('dataset');
 
 -- Trained models.  A row is immutable once written: a new training run or
 -- import makes a new row, and moe.deployments points names at rows.
@@ -43,7 +84,9 @@ ALTER TABLE moe.models ALTER COLUMN checkpoint SET STORAGE EXTERNAL;
 COMMENT ON TABLE moe.models IS 'Trained models, one immutable checkpoint per row';
 
 CREATE FUNCTION moe.models_are_immutable() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     IF NEW.checkpoint IS DISTINCT FROM OLD.checkpoint OR NEW.config IS DISTINCT FROM OLD.config
        OR NEW.id IS DISTINCT FROM OLD.id THEN
@@ -57,14 +100,29 @@ $$;
 CREATE TRIGGER models_are_immutable BEFORE UPDATE ON moe.models
     FOR EACH ROW EXECUTE FUNCTION moe.models_are_immutable();
 
+-- Rows are added and removed only by moe_pg's own functions (training,
+-- import, moe_drop_model), or by a superuser or the extension's owner
+-- (pg_restore): a row written by hand could carry any weights under any id.
+CREATE FUNCTION moe.guard_models() RETURNS trigger
+AS 'MODULE_PATHNAME', 'moe_guard_models_trigger'
+LANGUAGE C;
+CREATE TRIGGER guard_models BEFORE INSERT OR DELETE ON moe.models
+    FOR EACH ROW EXECUTE FUNCTION moe.guard_models();
+CREATE TRIGGER guard_models_truncate BEFORE TRUNCATE ON moe.models
+    FOR EACH STATEMENT EXECUTE FUNCTION moe.guard_models();
+
 -- Names that predictions use, each pointing at one model.
 CREATE TABLE moe.deployments (
     name        text PRIMARY KEY CHECK (name <> ''),
     model_id    bigint NOT NULL REFERENCES moe.models (id),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  name NOT NULL DEFAULT current_user
+    updated_by  name NOT NULL DEFAULT current_user,
+    -- only this role (its members, superusers) may re-point or remove the name
+    owner       name NOT NULL DEFAULT current_user
 );
 COMMENT ON TABLE moe.deployments IS 'Model names used by moe_predict(..., name) and the id each points at';
+CREATE TRIGGER check_owner BEFORE INSERT OR UPDATE OR DELETE ON moe.deployments
+    FOR EACH ROW EXECUTE FUNCTION moe.check_owner('deployment');
 
 -- Cross-validations and sweeps: each groups the training runs it started.
 CREATE TABLE moe.experiments (

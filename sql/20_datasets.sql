@@ -125,6 +125,10 @@ DECLARE
     split_file text;
     pairs bigint;
     t text;
+    existing regclass;
+    -- every relation this function makes carries this comment: replace =>
+    -- true drops only relations that have it (commenting needs ownership)
+    marker text := format('Created by moe_load_dta for dataset %s', ds);
 BEGIN
     IF directory IS NULL OR setting IS NULL OR protein_k IS NULL OR replace IS NULL OR drug_features IS NULL THEN
         RAISE EXCEPTION 'directory, setting, protein_k, replace and drug_features must not be NULL'
@@ -158,7 +162,7 @@ BEGIN
     PERFORM @extschema@.moe_featurize_protein('A', protein_k);
 
     -- Davis has kd_nm and pkd (we learn pkd); KIBA has kiba_score.
-    header := split_part(pg_read_file(dir || '/affinities.csv', 0, 200), E'\n', 1);
+    header := rtrim(split_part(pg_read_file(dir || '/affinities.csv', 0, 200), E'\n', 1), E'\r');
     IF header = 'drug_id,target_id,kd_nm,pkd' THEN
         label_column := 'pkd';
         extra_columns := 'kd_nm double precision, pkd double precision';
@@ -172,12 +176,26 @@ BEGIN
     END IF;
 
     EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', ds);
-    FOREACH t IN ARRAY ARRAY['pairs'] LOOP
-        IF replace THEN EXECUTE format('DROP VIEW IF EXISTS %I.%I', ds, t); END IF;
+    -- Only what an earlier load of this dataset made is ever dropped.
+    FOREACH t IN ARRAY ARRAY['pairs', 'splits', 'affinities', 'drugs', 'targets'] LOOP
+        existing := to_regclass(format('%I.%I', ds, t));
+        CONTINUE WHEN existing IS NULL;
+        IF obj_description(existing, 'pg_class') IS DISTINCT FROM marker THEN
+            RAISE EXCEPTION '% exists and was not made by moe_load_dta for dataset "%"', existing, ds
+                USING ERRCODE = 'duplicate_table',
+                      HINT = 'Load under another dataset name, or move that relation away yourself.';
+        ELSIF NOT replace THEN
+            RAISE EXCEPTION 'dataset "%" is already loaded (% exists)', ds, existing
+                USING ERRCODE = 'duplicate_table',
+                      HINT = 'Pass replace => true to load it again.';
+        END IF;
     END LOOP;
-    FOREACH t IN ARRAY ARRAY['splits', 'affinities', 'drugs', 'targets'] LOOP
-        IF replace THEN EXECUTE format('DROP TABLE IF EXISTS %I.%I', ds, t); END IF;
-    END LOOP;
+    IF replace THEN
+        EXECUTE format('DROP VIEW IF EXISTS %I.pairs', ds);
+        FOREACH t IN ARRAY ARRAY['splits', 'affinities', 'drugs', 'targets'] LOOP
+            EXECUTE format('DROP TABLE IF EXISTS %I.%I', ds, t);
+        END LOOP;
+    END IF;
 
     EXECUTE format('CREATE TABLE %I.drugs (drug_id text PRIMARY KEY, smiles text NOT NULL, vec real[])', ds);
     EXECUTE format('CREATE TABLE %I.targets (target_id text PRIMARY KEY, sequence text NOT NULL, vec real[])', ds);
@@ -226,6 +244,9 @@ BEGIN
           JOIN %1$I.targets t USING (target_id)
           JOIN %1$I.splits s USING (drug_id, target_id)$q$, ds, label_column);
     EXECUTE format('ANALYZE %I.drugs, %I.targets, %I.affinities, %I.splits', ds, ds, ds, ds);
+    FOREACH t IN ARRAY ARRAY['pairs', 'splits', 'affinities', 'drugs', 'targets'] LOOP
+        EXECUTE format('COMMENT ON %s %I.%I IS %L', CASE t WHEN 'pairs' THEN 'VIEW' ELSE 'TABLE' END, ds, t, marker);
+    END LOOP;
 
     PERFORM @extschema@.moe_create_dataset(ds, format('%I.pairs', ds)::regclass, fold_column => 'fold',
                                drug_key_column => 'drug_id', protein_key_column => 'target_id',

@@ -24,28 +24,10 @@ $$;
 
 CREATE FUNCTION moe_drop_model(model_id bigint)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    names text;
-BEGIN
-    IF model_id IS NULL THEN
-        RAISE EXCEPTION 'model_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT string_agg(quote_literal(d.name), ', ' ORDER BY d.name) INTO names
-      FROM moe.deployments d WHERE d.model_id = moe_drop_model.model_id;
-    IF names IS NOT NULL THEN
-        RAISE EXCEPTION 'model % is deployed as %', model_id, names
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Point those names at another model with moe_deploy() or delete them from moe.deployments first.';
-    END IF;
-    DELETE FROM moe.models m WHERE m.id = model_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model % does not exist', model_id USING ERRCODE = 'undefined_object';
-    END IF;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'moe_drop_model_sql'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION moe_drop_model(bigint) IS
+    'Delete a stored model no name points at; only the role that made it (its members, superusers) may';
 
 CREATE FUNCTION moe_model_info(model bigint)
 RETURNS TABLE (model_id bigint, format_version integer, n_params bigint, checkpoint_bytes bigint,

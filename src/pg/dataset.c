@@ -7,6 +7,8 @@
  * distinct vector once, plus index arrays per split.
  */
 #include "dataset.h"
+#include "relation_read.h"
+#include "spi_safe.h"
 
 #include <math.h>
 
@@ -55,10 +57,10 @@ moe_dataset_lookup(const char *name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT relation::oid, drug_column, protein_column, label_column, "
-							  "split_column, fold_column, drug_key_column, protein_key_column "
-							  "FROM moe.datasets WHERE name = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (moe_spi_execute("SELECT d.relation::oid, d.drug_column, d.protein_column, d.label_column, "
+						"d.split_column, d.fold_column, d.drug_key_column, d.protein_key_column "
+						"FROM moe.datasets d WHERE d.name = $1",
+						1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read moe.datasets");
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -340,11 +342,13 @@ split_of(const char *s)
 	return -1;
 }
 
+/* (The queries over the dataset's relation are written fully qualified,
+ * not run under a pinned search_path: spi_safe.h says why.) */
 static void
 append_fold_filter(StringInfo q, const moe_dataset_def *def)
 {
 	if (def->fold_col != NULL)
-		appendStringInfo(q, " WHERE %s = $1", def->fold_col);
+		appendStringInfo(q, " WHERE %s OPERATOR(pg_catalog.=) $1", def->fold_col);
 }
 
 static Portal
@@ -448,12 +452,16 @@ moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
 	const char *extra = extra_column ? psprintf("%s::pg_catalog.text", quote_identifier(extra_column))
 		: "NULL::pg_catalog.text";
 
+	moe_relation_reader reader;
+
 	memset(out, 0, sizeof(*out));
 	entity_init(&drugs, data_cxt, "drug", keyed);
 	entity_init(&proteins, data_cxt, "protein", keyed);
+	moe_relation_reader_init(&reader, def->relid, psprintf("dataset \"%s\"", def->name));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	moe_relation_read_begin(&reader);
 
 	initStringInfo(&q);
 	if (keyed)
@@ -540,6 +548,7 @@ moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
+	moe_relation_read_end(&reader);
 	SPI_finish();
 	MemoryContextDelete(row_cxt);
 

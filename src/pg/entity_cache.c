@@ -1,10 +1,18 @@
 /*
  * entity_cache.c — see entity_cache.h.
+ *
+ * The live cache is a hash table in a memory context of its own.
+ * Retiring it (it is full, or a model was forgotten) moves that context
+ * under retired_cxt and starts an empty one; retired memory is freed at the
+ * next safe point, so parts handed out before stay readable until the
+ * caller says it holds none.
  */
 #include "entity_cache.h"
 #include "shared_cache.h"
 
 #include "access/detoast.h"
+#include "access/xact.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -12,7 +20,9 @@ int			moe_entity_cache_mb = 64;
 
 typedef struct entity_key
 {
-	int64		model_id;
+	uint64		load;			/* the moe_loaded_model's load number: a model
+								 * loaded again (another row version under
+								 * the same id) never meets these parts */
 	int32		kind;			/* moe_entity_kind */
 	int32		by_content;		/* 0: a TOAST pointer; 1: the bytes */
 	Oid			toastrel;		/* TOAST pointer: relation and value */
@@ -24,6 +34,7 @@ typedef struct entity_key
 typedef struct entity_entry
 {
 	entity_key	key;			/* hash key */
+	int64		model_id;
 	float	   *part;
 	char	   *bytes;			/* content keys: the bytes, compared exactly */
 	struct entity_entry *next_same_hash;	/* content collisions */
@@ -33,16 +44,23 @@ typedef struct entity_entry
 } entity_entry;
 
 static HTAB *cache = NULL;
-static MemoryContext cache_cxt = NULL;
+static MemoryContext cache_cxt = NULL;	/* the live cache's table and parts */
+static MemoryContext retired_cxt = NULL;	/* retired caches, freed at a safe point */
 static Size cache_bytes = 0;
 static int64 stat_hits = 0,
 			stat_misses = 0;
 
+/* Hide every part: later lookups miss; memory goes at the next safe point. */
 static void
-cache_reset(void)
+retire_cache(void)
 {
-	if (cache_cxt != NULL)
-		MemoryContextReset(cache_cxt);
+	if (cache_cxt == NULL)
+		return;
+	if (retired_cxt == NULL)
+		retired_cxt = AllocSetContextCreate(TopMemoryContext, "moe_pg retired entity parts",
+											ALLOCSET_SMALL_SIZES);
+	MemoryContextSetParent(cache_cxt, retired_cxt);
+	cache_cxt = NULL;
 	cache = NULL;
 	cache_bytes = 0;
 }
@@ -54,9 +72,8 @@ cache_init(void)
 
 	if (cache != NULL)
 		return;
-	if (cache_cxt == NULL)
-		cache_cxt = AllocSetContextCreate(TopMemoryContext, "moe_pg entity cache",
-										  ALLOCSET_DEFAULT_SIZES);
+	cache_cxt = AllocSetContextCreate(TopMemoryContext, "moe_pg entity cache",
+									  ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(entity_key);
 	ctl.entrysize = sizeof(entity_entry);
@@ -65,15 +82,50 @@ cache_init(void)
 }
 
 void
+moe_entity_cache_safe_point(void)
+{
+	if (cache_bytes > (Size) moe_entity_cache_mb * 1024 * 1024)
+		retire_cache();
+	if (retired_cxt != NULL)
+		MemoryContextReset(retired_cxt);	/* deletes the retired caches */
+}
+
+/* Nothing outlives its transaction holding a part. */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			moe_entity_cache_safe_point();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+moe_entity_cache_init(void)
+{
+	DefineCustomIntVariable("moe_pg.entity_cache_mb",
+							"Memory each backend may use for drug and protein parts (emptied when full).",
+							"A scoring call may exceed it by the parts of one pair, or of one chunk of moe_score, before it is emptied.",
+							&moe_entity_cache_mb,
+							64, 1, 64 * 1024,
+							PGC_USERSET, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	RegisterXactCallback(xact_callback, NULL);
+}
+
+void
 moe_entity_cache_forget(int64 id)
 {
-	if (id < 0 || cache == NULL)
-	{
-		cache_reset();
-		return;
-	}
 	/* parts of one model: rare (a model was dropped), so start afresh */
-	cache_reset();
+	retire_cache();
 }
 
 void
@@ -91,7 +143,7 @@ moe_entity_cache_usage(int64 id, int64 *entries, int64 *bytes, int64 *copied, in
 	hash_seq_init(&seq, cache);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		for (entity_entry *x = e; x != NULL; x = x->next_same_hash)
-			if ((id < 0 || x->key.model_id == id) && x->part != NULL)
+			if ((id < 0 || x->model_id == id) && x->part != NULL)
 			{
 				(*entries)++;
 				*bytes += x->size;
@@ -184,11 +236,9 @@ moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const cha
 				copied;
 	float	   *part;
 
-	if (cache_bytes > (Size) moe_entity_cache_mb * 1024 * 1024)
-		cache_reset();
 	cache_init();
 	memset(&key, 0, sizeof(key));
-	key.model_id = lm->id;
+	key.load = lm->load;
 	key.kind = kind;
 
 	/* Entries are added only after their part is computed, so an error in
@@ -210,6 +260,7 @@ moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const cha
 		}
 		part = shared_or_computed_part(lm, kind, arg, what, &ptr, &copied);
 		e = hash_search(cache, &key, HASH_ENTER, &found);
+		e->model_id = lm->id;
 		e->part = part;
 		e->copied = copied;
 		e->bytes = NULL;
@@ -259,6 +310,7 @@ moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const cha
 		}
 		if (head == NULL)
 			e->next_same_hash = NULL;
+		e->model_id = lm->id;
 		e->part = part;
 		e->copied = false;
 		e->bytes = copy;
@@ -274,12 +326,16 @@ moe_cached_pair(moe_loaded_model *lm, Datum drug, Datum protein, moe_routing *ro
 				float *outputs)
 {
 	const moe_config *c = &lm->model->cfg;
-	const float *dp = moe_entity_part(lm, MOE_DRUG, drug, "drug vector");
-	const float *pp = moe_entity_part(lm, MOE_PROTEIN, protein, "protein vector");
 	const moe_infer_out *r = moe_infer_results(lm->ws);
+	const float *dp,
+			   *pp;
 	int32_t		zero = 0;
 	moe_error	err;
 
+	/* no part is held between two pairs */
+	moe_entity_cache_safe_point();
+	dp = moe_entity_part(lm, MOE_DRUG, drug, "drug vector");
+	pp = moe_entity_part(lm, MOE_PROTEIN, protein, "protein vector");
 	moe_check(moe_infer_pairs(lm->model, lm->ws, dp, &zero, pp, &zero, 1, outputs, &err), &err);
 	if (routing != NULL)
 	{

@@ -5,10 +5,20 @@
  *
  * A vector read from a table arrives as a TOAST pointer: it is keyed by
  * that pointer (no detoasting on a hit at all).  Any other vector is keyed
- * by its bytes, compared exactly.  The cache is bounded by
- * moe_pg.entity_cache_mb and emptied when full.  With the shared cache a
- * part keyed by TOAST pointer is also looked up there before it is
- * computed, and published after.
+ * by its bytes, compared exactly.  With the shared cache a part keyed by
+ * TOAST pointer is also looked up there before it is computed, and
+ * published after.
+ *
+ * Lifetime.  A part returned by moe_entity_part() stays valid until the
+ * next moe_entity_cache_safe_point() of this backend, or the end of the
+ * transaction, whichever comes first; memory is freed only there.  Callers
+ * that hold parts (a pair, a chunk of moe_score) call the safe point
+ * before taking the next set, when they hold none.  The cache is bounded
+ * by moe_pg.entity_cache_mb: over it, the safe point empties it, so it
+ * can exceed the limit by at most what one caller takes between two safe
+ * points (one pair, or one chunk).  Forgetting a model (a dropped row, a
+ * cache clear) hides its parts at once and frees them at the next safe
+ * point.
  */
 #ifndef MOE_PG_ENTITY_CACHE_H
 #define MOE_PG_ENTITY_CACHE_H
@@ -20,6 +30,10 @@
 
 extern int	moe_entity_cache_mb;
 
+/* Register moe_pg.entity_cache_mb and the end-of-transaction safe point
+ * (from _PG_init). */
+void		moe_entity_cache_init(void);
+
 /*
  * The part of the drug or protein vector arg (a real[] datum, possibly
  * toasted) for model lm.  On a miss the vector is checked (length, NULLs,
@@ -28,13 +42,22 @@ extern int	moe_entity_cache_mb;
 const float *moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what);
 
 /*
+ * Free what the cache may free: everything forgotten, and everything when
+ * it is over moe_pg.entity_cache_mb.  Every part handed out before is
+ * invalid afterwards.
+ */
+void		moe_entity_cache_safe_point(void);
+
+/*
  * Score one pair from its (possibly toasted) vector arguments through the
- * cache; routing and outputs (every expert's output) may be NULL.
+ * cache (a safe point first); routing and outputs (every expert's output)
+ * may be NULL.
  */
 float		moe_cached_pair(moe_loaded_model *lm, Datum drug, Datum protein, moe_routing *routing,
 							float *outputs);
 
-/* Forget everything cached for a model (all models when id < 0). */
+/* Forget everything cached for a model (all models when id < 0): hidden
+ * now, freed at the next safe point. */
 void		moe_entity_cache_forget(int64 id);
 
 /* Entries and bytes held, and how many of the entries were copied from

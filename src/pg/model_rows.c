@@ -8,6 +8,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "spi_safe.h"
 
 /* The dataset and fold a model was trained on, from moe.models. */
 static void
@@ -23,7 +24,7 @@ model_origin(int64 id, char **dataset, int *fold, bool *has_fold)
 	*has_fold = false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT dataset, fold FROM moe.models WHERE id = $1",
+	if (moe_spi_execute("SELECT dataset, fold FROM moe.models WHERE id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read moe.models");
 	if (SPI_processed == 1)

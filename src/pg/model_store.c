@@ -4,20 +4,33 @@
  * a small per-backend least-recently-used table of ready-to-use wrappers.
  *
  * A checkpoint row never changes after commit (a trigger refuses updates),
- * so a model cached by id stays valid for as long as its row exists.  When
- * a row is deleted, a trigger forgets it in the shared cache and sends a
- * relcache invalidation for moe.models; every backend then checks its
- * private copies once before using them again.
+ * so a model is identified by its id and the version of its row (xmin).
+ * A cached wrapper is used without reading the table until moe.models is
+ * invalidated (a row deleted: the delete trigger sends a relcache
+ * invalidation, delivered to every backend at its next transaction);
+ * then the row is looked up once, and a wrapper whose row is gone or is
+ * another version is dropped.  A row written by the current transaction
+ * may still roll back: its model is loaded privately, checked on every
+ * use and forgotten when the transaction ends, and never enters the
+ * shared cache.
+ *
+ * Lifetime: a moe_loaded_model returned in a transaction stays valid until
+ * that transaction ends, whatever the cache does meanwhile (a caller may
+ * hold it while other models are loaded, evicted or forgotten); wrappers
+ * dropped while in use are freed at the end of the transaction.
  */
 #include "moe_pg.h"
 #include "gemm_rows.h"
 
 #include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -30,25 +43,30 @@
 
 #include "checkpoint.h"
 #include "entity_cache.h"
+#include "memory_budget.h"
 #include "privileges.h"
 #include "shared_cache.h"
+#include "spi_safe.h"
 
 int			moe_local_cache_models = 8;
 
 typedef struct cache_entry
 {
 	int64		id;				/* hash key */
-	moe_loaded_model loaded;
-	int			slot;			/* shared cache entry, when shared */
-	uint64		generation;
-	bool		verified;		/* checked since the last invalidation */
+	moe_loaded_model *lm;		/* allocated apart: it may outlive the entry */
+	TransactionId xmin;			/* the row version it was loaded from */
+	bool		transient;		/* that version is the current transaction's */
+	bool		verified;		/* row checked since the last invalidation */
 	uint64		last_use;
+	uint64		used_in;		/* xact_serial of its last use */
 	int64		hits;
 	TimestampTz last_use_time;
 } cache_entry;
 
 static HTAB *model_cache = NULL;
 static uint64 use_clock = 0;
+static uint64 xact_serial = 1;	/* counts this backend's transactions */
+static List *retired = NIL;		/* wrappers dropped while in use: freed at xact end */
 static bool said_not_shared = false;
 static Oid	models_relid = InvalidOid;	/* moe.models; InvalidOid: look it up again */
 
@@ -69,41 +87,55 @@ cache_init(void)
 }
 
 static void
-entry_release(cache_entry *e)
+loaded_free(moe_loaded_model *lm)
 {
-	if (e->loaded.model != NULL)
+	if (lm->model != NULL)
 	{
-		moe_infer_ws_free(e->loaded.model, e->loaded.ws);
-		moe_infer_ws_free(e->loaded.model, e->loaded.batch_ws);
-		moe_model_free(e->loaded.model);
+		moe_infer_ws_free(lm->model, lm->ws);
+		moe_infer_ws_free(lm->model, lm->batch_ws);
+		moe_model_free(lm->model);
 	}
-	e->loaded.model = NULL;
-	e->loaded.ws = NULL;
-	e->loaded.batch_ws = NULL;
+	pfree(lm);
 }
 
+/* Remove e from the table; its wrapper goes now, or at the end of the
+ * transaction when this transaction used it. */
 static void
-remove_entry(cache_entry *e)
+drop_entry(cache_entry *e)
 {
 	int64		id = e->id;
 
-	entry_release(e);
+	if (e->used_in == xact_serial)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		retired = lappend(retired, e->lm);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		loaded_free(e->lm);
 	hash_search(model_cache, &id, HASH_REMOVE, NULL);
 }
 
+/* Drop least recently used entries not used in this transaction until
+ * there is room for one more (the table may run over until it ends). */
 static void
-evict_least_recent(void)
+make_room(void)
 {
-	HASH_SEQ_STATUS seq;
-	cache_entry *e,
-			   *oldest = NULL;
+	while (hash_get_num_entries(model_cache) >= moe_local_cache_models)
+	{
+		HASH_SEQ_STATUS seq;
+		cache_entry *e,
+				   *oldest = NULL;
 
-	hash_seq_init(&seq, model_cache);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (oldest == NULL || e->last_use < oldest->last_use)
-			oldest = e;
-	if (oldest != NULL)
-		remove_entry(oldest);
+		hash_seq_init(&seq, model_cache);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			if (e->used_in != xact_serial && (oldest == NULL || e->last_use < oldest->last_use))
+				oldest = e;
+		if (oldest == NULL)
+			return;
+		drop_entry(oldest);
+	}
 }
 
 void
@@ -118,12 +150,46 @@ moe_model_cache_forget(int64 id)
 	hash_seq_init(&seq, model_cache);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (id < 0 || e->id == id)
-			remove_entry(e);
+			drop_entry(e);
+}
+
+/* The end of a transaction: free what it dropped, forget its own rows'
+ * models, and come back within moe_pg.local_cache_models. */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	cache_entry *e;
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PREPARE && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	xact_serial++;
+	foreach(lc, retired)
+		loaded_free(lfirst(lc));
+	list_free(retired);
+	retired = NIL;
+	if (model_cache == NULL)
+		return;
+	hash_seq_init(&seq, model_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->transient)
+			drop_entry(e);
+	while (hash_get_num_entries(model_cache) > moe_local_cache_models)
+	{
+		int			before = hash_get_num_entries(model_cache);
+
+		make_room();
+		if (hash_get_num_entries(model_cache) == before)
+			break;
+	}
 }
 
 /* moe.models changed somewhere (a row was deleted, or the extension was
- * dropped): check private copies before the next use, and look the table
- * up again.  No catalog access here: callbacks must not. */
+ * dropped): check rows before the next use, and look the table up again.
+ * No catalog access here: callbacks must not. */
 static void
 relcache_callback(Datum arg, Oid relid)
 {
@@ -168,181 +234,219 @@ moe_model_store_init(void)
 {
 	DefineCustomIntVariable("moe_pg.local_cache_models",
 							"Models each backend keeps ready for inference.",
-							NULL,
+							"A transaction that uses more keeps them all until it ends.",
 							&moe_local_cache_models,
 							8, 1, 1024,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+	RegisterXactCallback(xact_callback, NULL);
 }
 
-/* ---- loading -------------------------------------------------------- */
+/* ---- reading rows --------------------------------------------------- */
 
+/* The version (xmin) of model id's row; false when there is no row. */
 static bool
-model_row_exists(int64 id)
+model_row_version(int64 id, TransactionId *xmin)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(id)};
-	bool		exists;
+	bool		isnull,
+				exists;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT 1 FROM moe.models WHERE id = $1", 1, argtypes, args, NULL,
-							  true, 1) != SPI_OK_SELECT)
+	if (moe_spi_execute("SELECT m.xmin FROM moe.models m WHERE m.id = $1", 1, argtypes, args, NULL,
+						true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read moe.models");
 	exists = SPI_processed > 0;
+	if (exists)
+		*xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+													&isnull));
 	SPI_finish();
 	return exists;
 }
 
-/* A private copy of the model; NULL model if there is no such row. */
-static void
-load_local(int64 id, moe_loaded_model *out)
+bytea *
+moe_checkpoint_row(int64 id, TransactionId xmin, TransactionId *xmin_out)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
+	Oid			argtypes[2] = {INT8OID, XIDOID};
+	Datum		args[2] = {Int64GetDatum(id), TransactionIdGetDatum(xmin)};
+	MemoryContext outer = CurrentMemoryContext;
+	bytea	   *blob = NULL;
 	bool		isnull;
-	bytea	   *blob;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (TransactionIdIsValid(xmin))
+		rc = moe_spi_execute("SELECT m.checkpoint, m.xmin FROM moe.models m "
+							 "WHERE m.id = $1 AND m.xmin = $2", 2, argtypes, args, NULL, true, 1);
+	else
+		rc = moe_spi_execute("SELECT m.checkpoint, m.xmin FROM moe.models m WHERE m.id = $1",
+							 1, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read moe.models");
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		/* detoasted into the caller's memory, which outlives SPI_finish */
+		blob = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 1, &isnull));
+		if (xmin_out != NULL)
+			*xmin_out = DatumGetTransactionId(SPI_getbinval(tup, desc, 2, &isnull));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return blob;
+}
+
+/* ---- loading -------------------------------------------------------- */
+
+/* A private copy of the model of row version xmin; ERROR without it. */
+static void
+load_local(int64 id, TransactionId xmin, moe_loaded_model *out)
+{
+	bytea	   *blob = moe_checkpoint_row(id, xmin, NULL);
 	moe_error	err;
 	moe_status	st;
 	moe_model  *model = NULL;
 
-	out->model = NULL;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT checkpoint FROM moe.models WHERE id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read moe.models");
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		return;
-	}
-	blob = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	st = moe_checkpoint_load(VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), moe_cpu_backend(),
-							 &model, &err);
-	SPI_finish();
+	if (blob == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %lld does not exist", (long long) id)));
+	st = moe_checkpoint_load(VARDATA(blob), VARSIZE(blob) - VARHDRSZ, moe_cpu_backend(), &model, &err);
+	pfree(blob);
 	if (st != MOE_OK)
 		ereport(ERROR,
 				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED
 						 : ERRCODE_DATA_CORRUPTED),
 				 errmsg("cannot load model %lld: %s", (long long) id, err.message)));
-	if (moe_model_make_row_panels(model, &err) != MOE_OK)
-	{
-		moe_model_free(model);
-		moe_raise(&err);
-	}
 	out->model = model;
-}
-
-/* Workspaces for a model just loaded or wrapped. */
-static void
-add_workspace(moe_loaded_model *lm)
-{
-	moe_error	err;
-
-	if (moe_infer_ws_create(lm->model, 1, &lm->ws, &err) != MOE_OK)
-	{
-		moe_model_free(lm->model);
-		lm->model = NULL;
+	if (moe_model_make_row_panels(model, &err) != MOE_OK)
 		moe_raise(&err);
-	}
 }
 
-/* Make entry e ready: the shared cache if it can, else a private copy. */
-static void
-load_entry(int64 id, cache_entry *e)
+/* The model of row version xmin with its workspace: the shared cache's
+ * copy if it can, else a private one.  ERROR leaves nothing behind. */
+static moe_loaded_model *
+load_model(int64 id, TransactionId xmin, bool transient)
 {
-	moe_shared_model sm;
+	static uint64 loads = 0;
+	moe_loaded_model *lm = MemoryContextAllocZero(TopMemoryContext, sizeof(moe_loaded_model));
 
-	memset(&e->loaded, 0, sizeof(e->loaded));
-	e->loaded.id = id;
-	if (moe_shared_acquire(current_models_relid(), id, &sm))
+	lm->id = id;
+	lm->load = ++loads;
+	PG_TRY();
 	{
+		moe_shared_model sm;
 		moe_error	err;
 
-		if (moe_model_wrap(&sm.cfg, moe_cpu_backend(), sm.params, &e->loaded.model, &err) != MOE_OK)
-			moe_raise(&err);
-		moe_model_use_row_panels(e->loaded.model, sm.panels);
-		e->loaded.shared = true;
-		e->loaded.shared_slot = e->slot = sm.slot;
-		e->loaded.shared_generation = e->generation = sm.generation;
-	}
-	else
-	{
-		if (!moe_shared_cache_enabled() && !said_not_shared)
+		if (!transient && moe_shared_acquire(current_models_relid(), id, xmin, &sm))
 		{
-			ereport(NOTICE,
-					(errmsg("moe_pg is not in shared_preload_libraries: each connection loads the models it uses"),
-					 errhint("Add moe_pg to shared_preload_libraries (and size moe_pg.shared_cache_mb) to load each model once per server.")));
-			said_not_shared = true;
+			if (moe_model_wrap(&sm.cfg, moe_cpu_backend(), sm.params, &lm->model, &err) != MOE_OK)
+				moe_raise(&err);
+			moe_model_use_row_panels(lm->model, sm.panels);
+			lm->shared = true;
+			lm->shared_slot = sm.slot;
+			lm->shared_generation = sm.generation;
 		}
-		else if (moe_shared_cache_enabled())
-			ereport(NOTICE,
-					(errmsg("model %lld does not fit in the shared cache (moe_pg.shared_cache_mb = %d): this connection loads it for itself",
-							(long long) id, moe_shared_cache_mb)));
-		load_local(id, &e->loaded);
-		if (e->loaded.model == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model %lld does not exist", (long long) id)));
-		e->loaded.shared = false;
+		else
+		{
+			if (!moe_shared_cache_enabled() && !said_not_shared)
+			{
+				ereport(NOTICE,
+						(errmsg("moe_pg is not in shared_preload_libraries: each connection loads the models it uses"),
+						 errhint("Add moe_pg to shared_preload_libraries (and size moe_pg.shared_cache_mb) to load each model once per server.")));
+				said_not_shared = true;
+			}
+			else if (moe_shared_cache_enabled() && !transient)
+				ereport(NOTICE,
+						(errmsg("model %lld does not fit in the shared cache (moe_pg.shared_cache_mb = %d): this connection loads it for itself",
+								(long long) id, moe_shared_cache_mb)));
+			load_local(id, xmin, lm);
+		}
+		/* its own copy (when not shared) and the workspaces scoring makes */
+		moe_check_memory_budget((lm->shared ? 0.0 : 2.0 * sizeof(float) * lm->model->layout.n_params) +
+								moe_infer_ws_bytes(lm->model, 1) +
+								moe_infer_ws_bytes(lm->model, MOE_INFER_BATCH),
+								psprintf("serving model %lld", (long long) id),
+								"Serve a smaller model");
+		if (moe_infer_ws_create(lm->model, 1, &lm->ws, &err) != MOE_OK)
+			moe_raise(&err);
 	}
-	add_workspace(&e->loaded);
-	e->verified = true;
+	PG_CATCH();
+	{
+		loaded_free(lm);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return lm;
 }
 
 moe_loaded_model *
 moe_model_by_id(int64 id)
 {
 	cache_entry *e;
-	bool		found;
+	TransactionId xmin = InvalidTransactionId;
+	bool		row_read = false;
 
 	cache_init();
 	/* a cached model is served only to those who could load it themselves */
 	moe_check_model_read(current_models_relid());
 	e = hash_search(model_cache, &id, HASH_FIND, NULL);
-	if (e != NULL)
+	if (e != NULL && (!e->verified || e->transient))
 	{
-		bool		usable;
-
-		if (e->loaded.shared)
-			usable = moe_shared_repin(e->slot, e->generation, current_models_relid(), id);
-		else
+		row_read = true;
+		if (!model_row_version(id, &xmin))
 		{
-			usable = e->verified || model_row_exists(id);
-			e->verified = usable;
+			drop_entry(e);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model %lld does not exist", (long long) id)));
 		}
-		if (!usable)
+		if (!TransactionIdEquals(xmin, e->xmin))
 		{
-			remove_entry(e);
+			drop_entry(e);
 			e = NULL;
 		}
+		else
+			e->verified = !e->transient;
+	}
+	if (e != NULL && e->lm->shared &&
+		!moe_shared_repin(e->lm->shared_slot, e->lm->shared_generation, current_models_relid(), id))
+	{
+		drop_entry(e);
+		e = NULL;
 	}
 	if (e == NULL)
 	{
-		if (hash_get_num_entries(model_cache) >= moe_local_cache_models)
-			evict_least_recent();
+		moe_loaded_model *lm;
+		bool		transient,
+					found;
+
+		if (!row_read && !model_row_version(id, &xmin))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model %lld does not exist", (long long) id)));
+		transient = TransactionIdIsCurrentTransactionId(xmin);
+		lm = load_model(id, xmin, transient);
+		make_room();
 		e = hash_search(model_cache, &id, HASH_ENTER, &found);
-		e->loaded.model = NULL;
-		e->loaded.ws = NULL;
-		e->loaded.batch_ws = NULL;
+		e->lm = lm;
+		e->xmin = xmin;
+		e->transient = transient;
+		e->verified = !transient;
 		e->hits = 0;
-		PG_TRY();
-		{
-			load_entry(id, e);
-		}
-		PG_CATCH();
-		{
-			remove_entry(e);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
 	}
 	e->last_use = ++use_clock;
+	e->used_in = xact_serial;
 	e->last_use_time = GetCurrentTimestamp();
 	e->hits++;
-	return &e->loaded;
+	return e->lm;
 }
 
 moe_infer_ws *
@@ -372,8 +476,8 @@ moe_local_stats_list(moe_local_stats **out)
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
 		(*out)[n].model_id = e->id;
-		(*out)[n].shared = e->loaded.shared;
-		(*out)[n].bytes = e->loaded.shared ? 0 : sizeof(float) * e->loaded.model->layout.n_params;
+		(*out)[n].shared = e->lm->shared;
+		(*out)[n].bytes = e->lm->shared ? 0 : sizeof(float) * e->lm->model->layout.n_params;
 		(*out)[n].hits = e->hits;
 		(*out)[n].last_use = e->last_use_time;
 		n++;
@@ -391,8 +495,8 @@ moe_model_id_by_name(const char *name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT model_id FROM moe.deployments WHERE name = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (moe_spi_execute("SELECT d.model_id FROM moe.deployments d WHERE d.name = $1",
+						1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read moe.deployments");
 	if (SPI_processed == 0)
 	{
@@ -405,6 +509,78 @@ moe_model_id_by_name(const char *name)
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return id;
+}
+
+/* ---- writing moe.models ------------------------------------------------ */
+
+/* moe_pg's own statements on moe.models under way in this backend. */
+static int	models_write_depth = 0;
+
+int
+moe_models_write(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+				 long count)
+{
+	int			rc;
+
+	models_write_depth++;
+	PG_TRY();
+	{
+		rc = moe_spi_execute(sql, nargs, types, values, nulls, false, count);
+	}
+	PG_FINALLY();
+	{
+		models_write_depth--;
+	}
+	PG_END_TRY();
+	return rc;
+}
+
+/* The role that owns the extension (what pg_restore runs as, or a superuser). */
+static Oid
+extension_owner(void)
+{
+	Oid			owner = InvalidOid;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (moe_spi_execute("SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'moe_pg'",
+						0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return owner;
+}
+
+/*
+ * BEFORE INSERT or DELETE (per row) and BEFORE TRUNCATE on moe.models:
+ * rows come and go only through moe_pg's functions (training, import,
+ * moe_drop_model), which check what they store and who may drop it.  A
+ * superuser or the extension's owner may still write directly (that is
+ * how pg_restore fills the table).
+ */
+PG_FUNCTION_INFO_V1(moe_guard_models_trigger);
+Datum
+moe_guard_models_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+	const char *action;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trig->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("moe.guard_models() must be called as a BEFORE trigger")));
+	action = TRIGGER_FIRED_BY_INSERT(trig->tg_event) ? "insert into" :
+		TRIGGER_FIRED_BY_DELETE(trig->tg_event) ? "delete from" :
+		TRIGGER_FIRED_BY_UPDATE(trig->tg_event) ? "update" : "truncate";
+	if (models_write_depth == 0 && !superuser() && GetUserId() != extension_owner())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s moe.models directly", action),
+				 errdetail("Models are stored by moe_train() and moe_import_model() and removed by moe_drop_model(), which check what they write."),
+				 errhint("Superusers and the extension's owner may write the table directly, e.g. to restore a dump.")));
+	if (TRIGGER_FIRED_FOR_STATEMENT(trig->tg_event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trig->tg_event) ? trig->tg_newtuple : trig->tg_trigtuple);
 }
 
 /* ---- SQL: forgetting a deleted model, and moe_cache() ----------------- */
@@ -439,9 +615,11 @@ moe_forget_model_trigger(PG_FUNCTION_ARGS)
 										attnameAttNum(trig->tg_relation, "id", false),
 										RelationGetDescr(trig->tg_relation), &isnull));
 	}
-	moe_shared_forget(relid, id);
+	/* the shared entry goes when the delete commits (a rollback keeps it);
+	 * this backend stops using the model now */
+	moe_shared_forget_at_commit(relid, id);
 	moe_model_cache_forget(id);
-	/* other backends check their private copies at their next transaction */
+	/* other backends check their rows at their next transaction */
 	CacheInvalidateRelcache(trig->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "backend_loader.h"
 #include "entity_cache.h"
+#include "memory_budget.h"
 #include "shared_cache.h"
 
 #include "catalog/pg_type.h"
@@ -17,6 +18,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "miscadmin.h"
+#include "spi_safe.h"
 
 PG_MODULE_MAGIC;
 
@@ -51,13 +53,8 @@ _PG_init(void)
 							 MOE_DEVICE_AUTO, device_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
-	DefineCustomIntVariable("moe_pg.entity_cache_mb",
-							"Memory each backend may use for drug and protein parts (emptied when full).",
-							NULL,
-							&moe_entity_cache_mb,
-							64, 1, 64 * 1024,
-							PGC_USERSET, GUC_UNIT_MB,
-							NULL, NULL, NULL);
+	moe_entity_cache_init();
+	moe_memory_budget_init();
 	moe_model_store_init();
 	DefineCustomIntVariable("moe_pg.shared_entity_mb",
 							"Shared memory per cached model for drug and protein parts that every backend reuses.",
@@ -140,9 +137,10 @@ moe_extension_schema(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e "
-					"JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
-					"WHERE e.extname = 'moe_pg'", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (moe_spi_execute("SELECT n.nspname FROM pg_catalog.pg_extension e "
+						"JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+						"WHERE e.extname = 'moe_pg'", 0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "extension moe_pg is not installed in this database");
 	schema = MemoryContextStrdup(outer, quote_identifier(SPI_getvalue(SPI_tuptable->vals[0],
 																	   SPI_tuptable->tupdesc, 1)));

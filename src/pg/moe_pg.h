@@ -81,11 +81,13 @@ ArrayType  *moe_vector_result(const float *values, int n);
 /*
  * A model ready for inference in this backend: its parameters (a private
  * copy, or read in place from the shared cache) and workspaces.  Valid
- * until the end of the current transaction.
+ * until the end of the current transaction, whatever else is loaded,
+ * evicted or forgotten meanwhile.
  */
 typedef struct moe_loaded_model
 {
 	int64		id;
+	uint64		load;			/* unique per load in this backend: keys its entity parts */
 	moe_model  *model;
 	moe_infer_ws *ws;			/* one row: the per-row functions */
 	moe_infer_ws *batch_ws;		/* MOE_INFER_BATCH rows, made on first use */
@@ -104,6 +106,22 @@ moe_loaded_model *moe_model_by_id(int64 id);
 
 /* The batch workspace of a loaded model. */
 moe_infer_ws *moe_loaded_batch_ws(moe_loaded_model *lm);
+
+/*
+ * The checkpoint of model id, detoasted into the current memory context:
+ * of row version xmin only (InvalidTransactionId: the visible row, its
+ * version into *xmin_out when not NULL).  NULL when there is no such row.
+ * The one way moe_pg reads a checkpoint.
+ */
+bytea	   *moe_checkpoint_row(int64 id, TransactionId xmin, TransactionId *xmin_out);
+
+/*
+ * A statement of moe_pg's own that writes moe.models (through SPI, search
+ * path pinned): the guard trigger on the table refuses every other write
+ * by roles that are neither superuser nor the extension's owner.
+ */
+int			moe_models_write(const char *sql, int nargs, Oid *types, Datum *values,
+							 const char *nulls, long count);
 
 /* Current id behind a deployed name; ERROR if the name is unknown. */
 int64		moe_model_id_by_name(const char *name);

@@ -29,6 +29,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "access/transam.h"
+#include "nodes/pg_list.h"
+
 #include "checkpoint.h"
 #include "infer.h"
 #include "shared_cache.h"
@@ -48,10 +51,12 @@ typedef enum entry_state
 
 typedef struct shared_entry
 {
-	Oid			dbid;			/* with relid and model_id: the key */
+	Oid			dbid;			/* with relid, model_id and xmin: the key */
 	Oid			relid;
 	int64		model_id;
+	TransactionId xmin;			/* the version of the model's row */
 	entry_state state;
+	bool		forget_when_loaded; /* forgotten while LOADING: retire it then */
 	uint64		generation;
 	dsa_pointer data;			/* configuration, parameters, row panels */
 	Size		bytes;
@@ -98,6 +103,17 @@ static shmem_startup_hook_type prev_startup_hook = NULL;
 /* Slots this backend has pinned in the current transaction. */
 static bool pinned[SLOTS];
 static bool callbacks_registered = false;
+
+/* Models whose rows this transaction deleted: forgotten when it commits. */
+typedef struct pending_forget
+{
+	Oid			relid;
+	int64		id;
+} pending_forget;
+
+static List *pending_forgets = NIL;
+
+static void forget_pending(bool commit);
 
 static Size
 area_size(void)
@@ -195,7 +211,9 @@ free_entry(shared_entry *e)
 	e->entities_refused = false;
 	e->bytes = 0;
 	e->state = ENTRY_EMPTY;
+	e->forget_when_loaded = false;
 	e->model_id = 0;
+	e->xmin = InvalidTransactionId;
 	e->dbid = InvalidOid;
 	e->relid = InvalidOid;
 }
@@ -235,10 +253,14 @@ xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
+			forget_pending(true);
+			unpin_all();
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			forget_pending(false);
 			unpin_all();
 			break;
 		default:
@@ -354,14 +376,20 @@ is_entry(const shared_entry *e, Oid relid, int64 id)
 	return same_key(e->dbid, e->relid, e->model_id, MyDatabaseId, relid, id);
 }
 
+static bool
+is_version(const shared_entry *e, Oid relid, int64 id, TransactionId xmin)
+{
+	return is_entry(e, relid, id) && TransactionIdEquals(e->xmin, xmin);
+}
+
 static int
-find(Oid relid, int64 id, bool ready_only)
+find(Oid relid, int64 id, TransactionId xmin, bool ready_only)
 {
 	for (int i = 0; i < SLOTS; i++)
 	{
 		shared_entry *e = &control->slots[i];
 
-		if (is_entry(e, relid, id) &&
+		if (is_version(e, relid, id, xmin) &&
 			(e->state == ENTRY_READY || (!ready_only && e->state == ENTRY_LOADING)))
 			return i;
 	}
@@ -410,34 +438,16 @@ make_room(Size need)
 	return true;
 }
 
-/* The checkpoint of model id, parsed; false when there is no such row. */
+/* The checkpoint of row version xmin of model id, parsed; false when
+ * there is no such row. */
 static bool
-read_checkpoint(int64 id, moe_checkpoint_view *view, bytea **blob)
+read_checkpoint(int64 id, TransactionId xmin, moe_checkpoint_view *view, bytea **blob)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
-	MemoryContext outer = CurrentMemoryContext;
 	moe_error	err;
-	bool		isnull;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT checkpoint FROM moe.models WHERE id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read moe.models");
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
+	*blob = moe_checkpoint_row(id, xmin, NULL);
+	if (*blob == NULL)
 		return false;
-	}
-	{
-		MemoryContext spi = MemoryContextSwitchTo(outer);
-
-		*blob = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-												 &isnull));
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
 	if (moe_checkpoint_read(VARDATA(*blob), VARSIZE(*blob) - VARHDRSZ, view, &err) != MOE_OK)
 		ereport(ERROR,
 				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED
@@ -506,7 +516,7 @@ fill_entry(int i, const moe_checkpoint_view *view)
 
 /* Load model id into a LOADING slot; on any error the slot is released. */
 static bool
-load_into(int i, Oid relid, int64 id)
+load_into(int i, Oid relid, int64 id, TransactionId xmin)
 {
 	moe_checkpoint_view view;
 	bytea	   *blob = NULL;
@@ -516,7 +526,7 @@ load_into(int i, Oid relid, int64 id)
 	{
 		Size		need;
 
-		if (!read_checkpoint(id, &view, &blob))
+		if (!read_checkpoint(id, xmin, &view, &blob))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model %lld does not exist", (long long) id)));
@@ -550,7 +560,9 @@ load_into(int i, Oid relid, int64 id)
 	LWLockAcquire(control->lock, LW_EXCLUSIVE);
 	if (fits)
 	{
-		control->slots[i].state = ENTRY_READY;
+		/* a delete that committed while we loaded: serve this transaction
+		 * (its snapshot still sees the row), then free it */
+		control->slots[i].state = control->slots[i].forget_when_loaded ? ENTRY_RETIRED : ENTRY_READY;
 		control->slots[i].generation = control->next_generation++;
 		load_counter(relid, id)->loads++;
 		pin(i);
@@ -563,7 +575,7 @@ load_into(int i, Oid relid, int64 id)
 }
 
 bool
-moe_shared_acquire(Oid relid, int64 id, moe_shared_model *out)
+moe_shared_acquire(Oid relid, int64 id, TransactionId xmin, moe_shared_model *out)
 {
 	if (!moe_shared_cache_enabled())
 		return false;
@@ -573,7 +585,7 @@ moe_shared_acquire(Oid relid, int64 id, moe_shared_model *out)
 		int			i;
 
 		LWLockAcquire(control->lock, LW_SHARED);
-		i = find(relid, id, true);
+		i = find(relid, id, xmin, true);
 		if (i >= 0)
 		{
 			pin(i);
@@ -584,7 +596,7 @@ moe_shared_acquire(Oid relid, int64 id, moe_shared_model *out)
 		LWLockRelease(control->lock);
 
 		LWLockAcquire(control->lock, LW_EXCLUSIVE);
-		i = find(relid, id, false);
+		i = find(relid, id, xmin, false);
 		if (i >= 0 && control->slots[i].state == ENTRY_READY)
 		{
 			pin(i);
@@ -602,7 +614,7 @@ moe_shared_acquire(Oid relid, int64 id, moe_shared_model *out)
 				bool		loading;
 
 				LWLockAcquire(control->lock, LW_SHARED);
-				loading = is_entry(&control->slots[i], relid, id) &&
+				loading = is_version(&control->slots[i], relid, id, xmin) &&
 					control->slots[i].state == ENTRY_LOADING;
 				LWLockRelease(control->lock);
 				if (!loading)
@@ -638,12 +650,14 @@ moe_shared_acquire(Oid relid, int64 id, moe_shared_model *out)
 		control->slots[i].dbid = MyDatabaseId;
 		control->slots[i].relid = relid;
 		control->slots[i].model_id = id;
+		control->slots[i].xmin = xmin;
+		control->slots[i].forget_when_loaded = false;
 		control->slots[i].state = ENTRY_LOADING;
 		control->slots[i].data = InvalidDsaPointer;
 		control->slots[i].bytes = 0;
 		pg_atomic_write_u64(&control->slots[i].hits, 0);
 		LWLockRelease(control->lock);
-		if (!load_into(i, relid, id))
+		if (!load_into(i, relid, id, xmin))
 			return false;
 		LWLockAcquire(control->lock, LW_SHARED);
 		describe(i, out);
@@ -663,16 +677,52 @@ moe_shared_forget(Oid relid, int64 id)
 	{
 		shared_entry *e = &control->slots[i];
 
-		if (e->state == ENTRY_READY && e->dbid == MyDatabaseId && e->relid == relid &&
-			(id < 0 || e->model_id == id))
+		if (e->dbid != MyDatabaseId || e->relid != relid || (id >= 0 && e->model_id != id))
+			continue;
+		if (e->state == ENTRY_READY)
 		{
 			if (pg_atomic_read_u32(&e->pins) == 0)
 				free_entry(e);
 			else
 				e->state = ENTRY_RETIRED;
 		}
+		else if (e->state == ENTRY_LOADING)
+			e->forget_when_loaded = true;
 	}
 	LWLockRelease(control->lock);
+}
+
+void
+moe_shared_forget_at_commit(Oid relid, int64 id)
+{
+	MemoryContext old;
+	pending_forget *p;
+
+	if (!moe_shared_cache_enabled())
+		return;
+	attach();					/* registers the commit callback */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc(sizeof(pending_forget));
+	p->relid = relid;
+	p->id = id;
+	pending_forgets = lappend(pending_forgets, p);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+forget_pending(bool commit)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_forgets)
+	{
+		pending_forget *p = lfirst(lc);
+
+		if (commit)
+			moe_shared_forget(p->relid, p->id);
+	}
+	list_free_deep(pending_forgets);
+	pending_forgets = NIL;
 }
 
 void

@@ -5,9 +5,11 @@
  * moe_pg.shared_cache_mb holds the parameters of recently used models,
  * read in place by every backend.  A model is loaded by the first backend
  * that needs it while others wait; entries not pinned by any transaction
- * are evicted least recently used first.  Entries are keyed by model id,
- * and a model row never changes, so an entry stays valid until the row is
- * deleted (a trigger forgets it).
+ * are evicted least recently used first.  Entries are keyed by model id
+ * and the version (xmin) of the row they were loaded from, and only
+ * committed rows are ever loaded here (the caller checks), so an entry can
+ * never be served for a row that rolled back or was replaced; a deleted
+ * row's entry is freed when the delete commits.
  */
 #ifndef MOE_PG_SHARED_CACHE_H
 #define MOE_PG_SHARED_CACHE_H
@@ -40,17 +42,19 @@ typedef struct moe_shared_model
 /*
  * Entries are keyed by database, the OID of that database's moe.models
  * (so a dropped and re-created extension, whose ids start again at 1,
- * never meets its predecessor's models) and the model id.  models_relid
- * is the caller's current OID of moe.models.
+ * never meets its predecessor's models), the model id and the row's xmin.
+ * models_relid is the caller's current OID of moe.models.
  */
 
 /*
- * Find model id in the shared cache, or load it there (reading the row
- * through SPI); pins it until the end of the current transaction.  Returns
- * false when the model does not fit, so the caller loads it locally.
- * ERROR when there is no such model.
+ * Find model id, row version xmin (committed: never the caller's own
+ * transaction's), in the shared cache, or load it there (reading that row
+ * version through SPI); pins it until the end of the current transaction.
+ * Returns false when the model does not fit, so the caller loads it
+ * locally.  ERROR when there is no such row.
  */
-bool		moe_shared_acquire(Oid models_relid, int64 id, moe_shared_model *out);
+bool		moe_shared_acquire(Oid models_relid, int64 id, TransactionId xmin,
+							   moe_shared_model *out);
 
 /* Re-pin an entry this backend used before, if it still holds the same
  * model (same generation); false when it was evicted or replaced. */
@@ -59,6 +63,10 @@ bool		moe_shared_repin(int slot, uint64 generation, Oid models_relid, int64 id);
 /* Drop a model (all of this database's models when id < 0) from the
  * shared cache, now or when the last pin goes. */
 void		moe_shared_forget(Oid models_relid, int64 id);
+
+/* Forget model id (all when id < 0) when the current transaction
+ * commits: its delete of the row might still roll back. */
+void		moe_shared_forget_at_commit(Oid models_relid, int64 id);
 
 /* Drop every unpinned entry of every database (pinned ones at their last
  * unpin). */

@@ -17,6 +17,8 @@
 #include "utils/memutils.h"
 
 #include "checkpoint.h"
+#include "mb/pg_wchar.h"
+#include "spi_safe.h"
 
 static void
 require_role(Oid role, const char *action, const char *role_name)
@@ -44,28 +46,20 @@ absolute_path_arg(text *t)
 static int64
 export_model(int64 id, text *path_text)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
 	char	   *path,
 			   *tmp;
 	bytea	   *blob;
-	bool		isnull;
 	FILE	   *f;
 	size_t		len;
 
 	require_role(ROLE_PG_WRITE_SERVER_FILES, "export a model to a server file", "pg_write_server_files");
 	path = absolute_path_arg(path_text);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT checkpoint FROM moe.models WHERE id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read moe.models");
-	if (SPI_processed == 0)
+	blob = moe_checkpoint_row(id, InvalidTransactionId, NULL);
+	if (blob == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model %lld does not exist", (long long) id)));
-	blob = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	len = VARSIZE_ANY_EXHDR(blob);
 
 	/* Write beside the target and rename, so a reader never sees half a file. */
@@ -100,7 +94,6 @@ export_model(int64 id, text *path_text)
 				(errcode_for_file_access(),
 				 errmsg("could not rename \"%s\" to \"%s\": %m", tmp, path)));
 	}
-	SPI_finish();
 	return (int64) len;
 }
 
@@ -198,6 +191,15 @@ moe_import_model_sql(PG_FUNCTION_ARGS)
 	moe_check(moe_checkpoint_read(VARDATA(blob), VARSIZE(blob) - VARHDRSZ, &view, &err), &err);
 	metadata = pnstrdup(view.metadata_len > 0 ? view.metadata : "{}",
 						view.metadata_len > 0 ? view.metadata_len : 2);
+	/* Text from a file enters the database only in its encoding: a stray
+	 * byte stored here would make every later dump unrestorable. */
+	if (!pg_verify_mbstr(GetDatabaseEncoding(), metadata, strlen(metadata), true) ||
+		strlen(metadata) != (size_t) (view.metadata_len > 0 ? view.metadata_len : 2))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("cannot import \"%s\": its metadata is not valid %s text", path,
+						GetDatabaseEncodingName()),
+				 errdetail("The model name, dataset and configuration stored in a checkpoint must be in the database encoding, without NUL bytes.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -212,12 +214,11 @@ moe_import_model_sql(PG_FUNCTION_ARGS)
 		 * passed the checksum but carries something else is refused here. */
 		PG_TRY();
 		{
-			rc = SPI_execute_with_args(
-									   "INSERT INTO moe.models (name, dataset, fold, config, metrics, checkpoint) "
-									   "SELECT coalesce($2, nullif(m->>'name', '')), m->>'dataset', (m->>'fold')::integer, "
-									   "coalesce(m->'config', '{}'), m->'metrics', $3 "
-									   "FROM (SELECT $1::jsonb AS m) s RETURNING id",
-									   3, types, values, nulls, false, 1);
+			rc = moe_models_write("INSERT INTO moe.models (name, dataset, fold, config, metrics, checkpoint) "
+								  "SELECT coalesce($2, nullif(m->>'name', '')), m->>'dataset', (m->>'fold')::integer, "
+								  "coalesce(m->'config', '{}'), m->'metrics', $3 "
+								  "FROM (SELECT $1::jsonb AS m) s RETURNING id",
+								  3, types, values, nulls, 1);
 		}
 		PG_CATCH();
 		{
@@ -248,11 +249,11 @@ moe_import_model_sql(PG_FUNCTION_ARGS)
 		Oid			types[1] = {INT8OID};
 		Datum		values[1] = {Int64GetDatum(id)};
 
-		if (SPI_execute_with_args("INSERT INTO moe.deployments (name, model_id) "
-								  "SELECT name, id FROM moe.models WHERE id = $1 "
-								  "ON CONFLICT (name) DO UPDATE SET model_id = EXCLUDED.model_id, "
-								  "updated_at = now(), updated_by = current_user",
-								  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		if (moe_spi_execute("INSERT INTO moe.deployments (name, model_id) "
+							"SELECT m.name, m.id FROM moe.models m WHERE m.id = $1 "
+							"ON CONFLICT (name) DO UPDATE SET model_id = EXCLUDED.model_id, "
+							"updated_at = now(), updated_by = current_user",
+							1, types, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not update moe.deployments");
 	}
 	SPI_finish();

@@ -10,17 +10,18 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "miscadmin.h"
+#include "utils/acl.h"
+
 #include "checkpoint.h"
 #include "entity_cache.h"
 #include "shared_cache.h"
+#include "spi_safe.h"
 
 static void
 model_info(FunctionCallInfo fcinfo, int64 id)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
-	bool		isnull;
 	bytea	   *blob;
 	moe_checkpoint_view view;
 	moe_error	err;
@@ -30,16 +31,11 @@ model_info(FunctionCallInfo fcinfo, int64 id)
 	bool		nulls[9] = {false};
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT checkpoint FROM moe.models WHERE id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read moe.models");
-	if (SPI_processed == 0)
+	blob = moe_checkpoint_row(id, InvalidTransactionId, NULL);
+	if (blob == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model %lld does not exist", (long long) id)));
-	blob = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (moe_checkpoint_read(VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &view, &err) != MOE_OK)
 		ereport(ERROR,
 				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_DATA_CORRUPTED),
@@ -58,7 +54,6 @@ model_info(FunctionCallInfo fcinfo, int64 id)
 	values[7] = Int32GetDatum(view.cfg.top_k);
 	values[8] = CStringGetTextDatum(md5);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	SPI_finish();
 }
 
 PG_FUNCTION_INFO_V1(moe_model_info_by_id);
@@ -75,6 +70,74 @@ moe_model_info_by_name(PG_FUNCTION_ARGS)
 {
 	model_info(fcinfo, moe_model_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 	return (Datum) 0;
+}
+
+/* ---- moe_drop_model() --------------------------------------------------- */
+
+/* Whether the current user may act for role name (is it, is a member of
+ * it, or is a superuser); a role that no longer exists: superusers only. */
+static bool
+may_act_as(const char *role_name)
+{
+	Oid			role = get_role_oid(role_name, true);
+
+	if (superuser())
+		return true;
+	return OidIsValid(role) && is_member_of_role(GetUserId(), role);
+}
+
+/*
+ * moe_drop_model(model_id): delete a stored model that no name points at.
+ * Only the role that made it (or a member of that role, or a superuser)
+ * may drop it.
+ */
+PG_FUNCTION_INFO_V1(moe_drop_model_sql);
+Datum
+moe_drop_model_sql(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	int64		id;
+	char	   *owner,
+			   *names;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model_id must not be NULL")));
+	id = PG_GETARG_INT64(0);
+	values[0] = Int64GetDatum(id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (moe_spi_execute("SELECT m.created_by::pg_catalog.text, "
+						"(SELECT pg_catalog.string_agg(pg_catalog.quote_literal(d.name), ', ' ORDER BY d.name) "
+						"   FROM moe.deployments d WHERE d.model_id = m.id) "
+						"FROM moe.models m WHERE m.id = $1", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read moe.models");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %lld does not exist", (long long) id)));
+	owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	names = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (!may_act_as(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model %lld belongs to role \"%s\"", (long long) id, owner),
+				 errdetail("Only the role that made a model, its members and superusers may drop it.")));
+	if (names != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("model %lld is deployed as %s", (long long) id, names),
+				 errhint("Point those names at another model with moe_deploy() or delete them from moe.deployments first.")));
+	if (moe_models_write("DELETE FROM moe.models m WHERE m.id = $1", 1, types, values, NULL, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from moe.models");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %lld does not exist", (long long) id)));
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /* ---- moe_cache() and moe_cache_clear() ------------------------------ */

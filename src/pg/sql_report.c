@@ -13,6 +13,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "spi_safe.h"
 
 #define CHART_W 720
 #define CHART_H 260
@@ -115,7 +116,7 @@ read_report_data(int64 id, report_data *d)
 		elog(ERROR, "SPI_connect failed");
 	spi = CurrentMemoryContext;
 
-	if (SPI_execute_with_args("SELECT m.name, coalesce(m.dataset, ''), m.config::text, "
+	if (moe_spi_execute("SELECT m.name, coalesce(m.dataset, ''), m.config::text, "
 							  "coalesce(m.metrics::text, '{}'), to_char(m.created_at, 'YYYY-MM-DD HH24:MI'), "
 							  "coalesce(r.id, 0), coalesce(r.best_epoch, 0), "
 							  "CASE WHEN jsonb_typeof(m.config->'experts') = 'number' "
@@ -151,7 +152,7 @@ read_report_data(int64 id, report_data *d)
 	{
 		Datum		run[1] = {Int64GetDatum(d->run_id)};
 
-		if (SPI_execute_with_args("SELECT h.epoch, h.train_mse, h.val_mse, coalesce(g.status, 'balanced') "
+		if (moe_spi_execute("SELECT h.epoch, h.train_mse, h.val_mse, coalesce(g.status, 'balanced') "
 								  "FROM moe.training_history h LEFT JOIN moe.router_history g "
 								  "ON g.run_id = h.run_id AND g.epoch = h.epoch "
 								  "WHERE h.run_id = $1 ORDER BY h.epoch",
@@ -174,7 +175,7 @@ read_report_data(int64 id, report_data *d)
 		}
 		MemoryContextSwitchTo(spi);
 
-		if (SPI_execute_with_args("SELECT epoch, expert, share FROM moe.expert_history "
+		if (moe_spi_execute("SELECT epoch, expert, share FROM moe.expert_history "
 								  "WHERE run_id = $1 AND layer = 1 ORDER BY epoch, expert",
 								  1, types, run, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read moe.expert_history");
@@ -191,7 +192,7 @@ read_report_data(int64 id, report_data *d)
 		}
 	}
 
-	if (SPI_execute_with_args("SELECT key, dominant_expert, expert_rows, rows FROM moe.specialization_snapshots "
+	if (moe_spi_execute("SELECT key, dominant_expert, expert_rows, rows FROM moe.specialization_snapshots "
 							  "WHERE model_id = $1 AND entity = 'target' "
 							  "ORDER BY dominant_expert, purity DESC, key",
 							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)

@@ -26,6 +26,9 @@
 
 #include "entity_cache.h"
 #include "infer.h"
+#include "memory_budget.h"
+#include "relation_read.h"
+#include "spi_safe.h"
 
 #define SCORE_FETCH 4096
 
@@ -179,6 +182,8 @@ moe_predict_matrix_sql(PG_FUNCTION_ARGS)
 				 errmsg("drugs and proteins must not be NULL")));
 	drugs = matrix_arg(PG_GETARG_ARRAYTYPE_P(0), "drugs", c->drug_dim, &nd);
 	proteins = matrix_arg(PG_GETARG_ARRAYTYPE_P(1), "proteins", c->protein_dim, &np);
+	moe_check_memory_budget((double) sizeof(float) * pf * ((double) nd + np), "moe_predict_matrix",
+							"Score fewer drugs or proteins per call");
 	dparts = palloc_extended(sizeof(float) * (size_t) nd * pf, MCXT_ALLOC_HUGE);
 	pparts = palloc_extended(sizeof(float) * (size_t) np * pf, MCXT_ALLOC_HUGE);
 	matrix_parts(lm, ws, MOE_DRUG, drugs, c->drug_dim, nd, dparts);
@@ -388,8 +393,22 @@ insert_batch(const char *insert_sql, score_batch *b, int n_keys)
 		preds[i] = Float4GetDatum(b->pred[i]);
 	types[n_keys] = FLOAT4ARRAYOID;
 	values[n_keys] = PointerGetDatum(construct_array(preds, b->n, FLOAT4OID, 4, true, TYPALIGN_INT));
-	if (SPI_execute_with_args(insert_sql, n_keys + 1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (moe_spi_execute(insert_sql, n_keys + 1, types, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "moe_score: could not insert into the output table");
+}
+
+/*
+ * The output table's name as given (resolved with the caller's
+ * search_path, as CREATE TABLE would), schema-qualified and quoted, for
+ * the SQL moe_score builds.
+ */
+static char *
+output_table_name(List *names)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(names);
+	Oid			nsp = RangeVarGetCreationNamespace(rv);
+
+	return quote_qualified_identifier(get_namespace_name(nsp), rv->relname);
 }
 
 PG_FUNCTION_INFO_V1(moe_score_sql);
@@ -400,6 +419,7 @@ moe_score_sql(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *source,
 			   *output,
+			   *output_sql,
 			   *drug_col,
 			   *protein_col;
 	List	   *keys;
@@ -419,6 +439,7 @@ moe_score_sql(PG_FUNCTION_ARGS)
 				old;
 	part_buffer drug_buf = {0},
 				protein_buf = {0};
+	moe_relation_reader reader;
 
 	for (int i = 1; i <= 6; i++)
 		if (PG_ARGISNULL(i) && i != 5)
@@ -432,8 +453,10 @@ moe_score_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("source relation with OID %u does not exist", relid)));
 	source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+	moe_relation_reader_init(&reader, relid, "moe_score");
 	output_name = stringToQualifiedNameList(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	output = NameListToQuotedString(output_name);
+	output_sql = output_table_name(output_name);
 	if (RangeVarGetRelid(makeRangeVarFromNameList(output_name), NoLock, true) == relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -451,32 +474,32 @@ moe_score_sql(PG_FUNCTION_ARGS)
 	initStringInfo(&q);
 	if (replace)
 	{
-		appendStringInfo(&q, "DROP TABLE IF EXISTS %s", output);
-		SPI_execute(q.data, false, 0);
+		appendStringInfo(&q, "DROP TABLE IF EXISTS %s", output_sql);
+		moe_spi_execute(q.data, 0, NULL, NULL, NULL, false, 0);
 		resetStringInfo(&q);
 	}
-	appendStringInfo(&q, "CREATE TABLE %s AS SELECT ", output);
+	appendStringInfo(&q, "CREATE TABLE %s AS SELECT ", output_sql);
 	foreach(lc, keys)
 		appendStringInfo(&q, "%s, ", quote_identifier(lfirst(lc)));
-	appendStringInfo(&q, "NULL::real AS prediction FROM %s WITH NO DATA", source);
-	if (SPI_execute(q.data, false, 0) != SPI_OK_UTILITY)
+	appendStringInfo(&q, "NULL::pg_catalog.float4 AS prediction FROM %s WITH NO DATA", source);
+	if (moe_spi_execute(q.data, 0, NULL, NULL, NULL, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "moe_score: could not create %s", output);
 
 	/* INSERT ... SELECT from unnest($1::text[], ..., $n::real[]) with casts */
 	initStringInfo(&ins);
-	appendStringInfo(&ins, "INSERT INTO %s SELECT ", output);
+	appendStringInfo(&ins, "INSERT INTO %s SELECT ", output_sql);
 	k = 1;
 	foreach(lc, keys)
 	{
 		/* keys travel as text and go back to their own type */
 		appendStringInfo(&ins, "k%d::%s, ", k,
-						 format_type_be(get_atttype(relid, get_attnum(relid, lfirst(lc)))));
+						 format_type_be_qualified(get_atttype(relid, get_attnum(relid, lfirst(lc)))));
 		k++;
 	}
-	appendStringInfoString(&ins, "p FROM unnest(");
+	appendStringInfoString(&ins, "p FROM ROWS FROM (");
 	for (k = 1; k <= n_keys; k++)
-		appendStringInfo(&ins, "$%d, ", k);
-	appendStringInfo(&ins, "$%d) AS u(", n_keys + 1);
+		appendStringInfo(&ins, "pg_catalog.unnest($%d), ", k);
+	appendStringInfo(&ins, "pg_catalog.unnest($%d)) AS u(", n_keys + 1);
 	for (k = 1; k <= n_keys; k++)
 		appendStringInfo(&ins, "k%d, ", k);
 	appendStringInfoString(&ins, "p)");
@@ -484,9 +507,12 @@ moe_score_sql(PG_FUNCTION_ARGS)
 	resetStringInfo(&q);
 	appendStringInfoString(&q, "SELECT ");
 	foreach(lc, keys)
-		appendStringInfo(&q, "%s::text, ", quote_identifier(lfirst(lc)));
+		appendStringInfo(&q, "%s::pg_catalog.text, ", quote_identifier(lfirst(lc)));
 	appendStringInfo(&q, "%s, %s FROM %s", drug_col, protein_col, source);
+	/* the source is read as its owner when the caller is not (relation_read.h) */
+	moe_relation_read_begin(&reader);
 	portal = SPI_cursor_open_with_args(NULL, q.data, 0, NULL, NULL, NULL, true, 0);
+	moe_relation_read_end(&reader);
 
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "moe_score batch", ALLOCSET_DEFAULT_SIZES);
 	drug_buf.cxt = protein_buf.cxt = CurrentMemoryContext;
@@ -495,7 +521,11 @@ moe_score_sql(PG_FUNCTION_ARGS)
 	{
 		score_batch b;
 
+		/* the last chunk's parts are no longer held */
+		moe_entity_cache_safe_point();
+		moe_relation_read_begin(&reader);
 		SPI_cursor_fetch(portal, true, SCORE_FETCH);
+		moe_relation_read_end(&reader);
 		if (SPI_processed == 0)
 			break;
 		old = MemoryContextSwitchTo(batch_cxt);

@@ -33,8 +33,10 @@
 
 #include "checkpoint.h"
 #include "dataset.h"
+#include "memory_budget.h"
 #include "metrics.h"
 #include "router_stats.h"
+#include "spi_safe.h"
 #include "train.h"
 #include "train_options.h"
 
@@ -71,12 +73,16 @@ call_is_nonatomic(FunctionCallInfo fcinfo)
 }
 
 static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
+check_spi_result(const char *sql, int rc, int expect)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
 	if (rc != expect)
 		elog(ERROR, "moe_pg: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
+{
+	check_spi_result(sql, moe_spi_execute(sql, nargs, types, values, nulls, false, 0), expect);
 }
 
 static int64
@@ -382,6 +388,13 @@ step_prepare(train_run *r)
 				(errmsg("refit of run %lld: a fresh model on the %d training and validation rows for %d epochs",
 						(long long) r->refit_of, td.train.n, s->opt.epochs)));
 	}
+	{
+		size_t		bytes;
+
+		moe_check(moe_trainer_bytes(&s->arch, &s->opt, &td, &bytes, &err), &err);
+		moe_check_memory_budget((double) bytes, psprintf("training \"%s\"", s->model_name),
+								"Use narrower layers (drug_hidden, protein_hidden, gate_hidden, expert_hidden), fewer experts or a smaller batch_size");
+	}
 	moe_backend_cpu_set_threads(moe_threads);
 	moe_check(moe_trainer_create(&s->arch, &s->opt, &td, moe_device_backend(s->device, "training"),
 								 poll_interrupts, r, &r->trainer, &err), &err);
@@ -566,9 +579,10 @@ step_finish(train_run *r)
 			Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json),
 		CStringGetTextDatum(metrics), PointerGetDatum(blob)};
 
-		spi_exec("INSERT INTO moe.models (name, dataset, fold, config, metrics, checkpoint) "
-				 "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6) RETURNING id",
-				 6, types, values, NULL, SPI_OK_INSERT_RETURNING);
+		const char *sql = "INSERT INTO moe.models (name, dataset, fold, config, metrics, checkpoint) "
+			"VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6) RETURNING id";
+
+		check_spi_result(sql, moe_models_write(sql, 6, types, values, NULL, 0), SPI_OK_INSERT_RETURNING);
 		r->model_id = returned_id();
 	}
 	if (s->deploy)

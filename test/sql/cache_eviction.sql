@@ -12,7 +12,7 @@ CALL moe_train('ev', model_name => 'ev_a', epochs => 1, options => '{"drug_hidde
 CALL moe_train('ev', model_name => 'ev_b', epochs => 1, options => '{"drug_hidden": [288], "protein_hidden": [288], "gate_hidden": [288], "expert_hidden": [288]}');
 CALL moe_train('ev', model_name => 'ev_c', epochs => 1, options => '{"drug_hidden": [288], "protein_hidden": [288], "gate_hidden": [288], "expert_hidden": [288]}');
 SELECT name, round(checkpoint_bytes / 1048576.0, 1) AS mb FROM moe.models m, moe_model_info(m.id) ORDER BY name;
--- training evaluated each model through the cache; start from empty
+-- training evaluated each model (privately: its row was not committed yet); start from empty
 SELECT moe_cache_clear('server');
 CREATE VIEW cached AS
 SELECT m.name, c.scope, c.loads, c.pins FROM moe_cache() c JOIN moe.models m ON m.id = c.model_id ORDER BY m.name;
