@@ -70,9 +70,35 @@ moe_cluster_start() {
     export PGHOST=$MOE_CLUSTER_DIR PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 }
 
+# The lines of a cluster's server log that say a server process crashed,
+# less the kill -9s a test announced (one pid per line in expected_kills).
+moe_cluster_crashes() {
+    local dir=$1 line pid
+    [ -f "$dir/server.log" ] || return 0
+    { grep -E 'terminated by signal|server process .* was terminated' "$dir/server.log" || true; } | while IFS= read -r line; do
+        pid=$(sed -nE 's/.*\(PID ([0-9]+)\).*/\1/p' <<<"$line")
+        if [ -n "$pid" ] && [ -f "$dir/expected_kills" ] && grep -qx "$pid" "$dir/expected_kills" \
+            && grep -q 'terminated by signal 9' <<<"$line"; then
+            continue
+        fi
+        echo "$line"
+    done
+    return 0
+}
+
+# Stop the cluster.  A crash in its log is reported on stderr and in
+# $MOE_CRASH_LOG (scripts/test.sh fails on it), and the cluster is kept.
 moe_cluster_stop() {
     [ -n "${MOE_CLUSTER_DIR:-}" ] || return 0
     as_owner "$PG_BIN/pg_ctl" -D "$MOE_CLUSTER_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    local crashes
+    crashes=$(moe_cluster_crashes "$MOE_CLUSTER_DIR")
+    if [ -n "$crashes" ]; then
+        echo "server crash in $MOE_CLUSTER_DIR/server.log:" >&2
+        echo "$crashes" >&2
+        [ -z "${MOE_CRASH_LOG:-}" ] || { echo "$MOE_CLUSTER_DIR:"; echo "$crashes"; } >>"$MOE_CRASH_LOG"
+        MOE_KEEP_CLUSTER=1
+    fi
     if [ "${MOE_KEEP_CLUSTER:-0}" = 1 ]; then
         echo "cluster kept in $MOE_CLUSTER_DIR (log: $MOE_CLUSTER_DIR/server.log)" >&2
     else

@@ -31,9 +31,13 @@ if [ "${MOE_SKIP_FUZZ:-0}" != 1 ]; then
     MOE_FUZZ_SECONDS=${MOE_FUZZ_SECONDS:-30} bash scripts/fuzz.sh
 fi
 
-trap moe_cluster_stop EXIT
+# every cluster the tests start reports a crash in its server log here
+export MOE_CRASH_LOG
+MOE_CRASH_LOG=$(mktemp /tmp/moe_pg_crashes.XXXXXX)
+trap 'moe_cluster_stop; rm -f "$MOE_CRASH_LOG"' EXIT
 # moe_pg preloaded with a small shared cache, so eviction is testable
 moe_cluster_start "shared_preload_libraries = 'moe_pg'" "moe_pg.shared_cache_mb = 8"
+export MOE_CLUSTER_DIR
 
 export MOE_DATA_DIR=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
 [ -d "$MOE_DATA_DIR/davis" ] || echo "note: $MOE_DATA_DIR/davis not found; tests that need it skip" >&2
@@ -42,11 +46,16 @@ log "pgTAP tests"
 createdb moe_tap
 psql_q -d moe_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION moe_pg;"
 psql_q -d moe_tap -c "ALTER DATABASE moe_tap SET moe_test.data_dir = '$MOE_DATA_DIR'"
-pg_prove -d moe_tap --ext .sql -v test/pgtap/ 2>&1 | tee "$MOE_CLUSTER_DIR/pg_prove.log" | grep -v '^ok ' || true
+pg_prove -d moe_tap --ext .sql -v test/pgtap/ test/security/ 2>&1 | tee "$MOE_CLUSTER_DIR/pg_prove.log" | grep -v '^ok ' || true
 grep -q '^Result: PASS' "$MOE_CLUSTER_DIR/pg_prove.log" || { echo "pgTAP tests failed" >&2; exit 1; }
 
 log "shell tests (test/shell: behaviour seen from a client, e.g. warnings)"
 for t in test/shell/*.sh; do
+    bash "$t" moe_tap || { echo "$t failed" >&2; exit 1; }
+done
+
+log "security tests (test/security: several roles and sessions attacking each other)"
+for t in test/security/*.sh; do
     bash "$t" moe_tap || { echo "$t failed" >&2; exit 1; }
 done
 
@@ -55,5 +64,14 @@ if ! make -s installcheck; then
     cat regression.diffs >&2 || true
     exit 1
 fi
+
+log "server logs of every test cluster"
+moe_cluster_stop
+if [ -s "$MOE_CRASH_LOG" ]; then
+    echo "a server process crashed during the tests:" >&2
+    cat "$MOE_CRASH_LOG" >&2
+    exit 1
+fi
+echo "no crash in any server log"
 
 log "all tests passed"

@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(610);
+SELECT plan(612);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -40,7 +40,8 @@ SELECT set_eq(
           'moe_usage_serialfn', 'moe_usage_deserialfn', 'moe_usage_finalfn', 'moe_gate', 'moe_expert_outputs',
           'moe_routing', 'moe_specialization', 'moe_expert_profile', 'moe_expert_agreement',
           'moe_cluster_recovery', 'moe_report', 'moe_cache', 'moe_cache_clear', 'moe_predict_batch',
-          'moe_predict_matrix', 'moe_score', 'models_are_immutable', 'forget_cached_model'],
+          'moe_predict_matrix', 'moe_score', 'models_are_immutable', 'forget_cached_model', 'check_owner',
+          'guard_models'],
     'every function, procedure and aggregate of the extension is exercised here');
 
 -- ---------------------------------------------------------------------------
@@ -740,6 +741,10 @@ SELECT throws_ok($$SELECT moe.models_are_immutable()$$, '0A000', 'trigger functi
 SELECT throws_ok($$SELECT moe.forget_cached_model()$$, '39P01',
                  'moe.forget_cached_model() must be called as an AFTER DELETE row or AFTER TRUNCATE trigger',
                  'moe.forget_cached_model() is a trigger only');
+SELECT throws_ok($$SELECT moe.check_owner()$$, '0A000', 'trigger functions can only be called as triggers',
+                 'moe.check_owner() is a trigger only');
+SELECT throws_ok($$SELECT moe.guard_models()$$, '39P01', 'moe.guard_models() must be called as a BEFORE trigger',
+                 'moe.guard_models() is a trigger only');
 
 -- ---------------------------------------------------------------------------
 SELECT ok(to_regclass('pg_temp.bi') IS NOT NULL AND (SELECT count(*) FROM bi) = 128, 'the fixture table survived everything');

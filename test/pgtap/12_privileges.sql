@@ -4,7 +4,7 @@
 -- served only to those who could read it from the table.  The test roles
 -- are login-less and vanish with the transaction.
 BEGIN;
-SELECT plan(53);
+SELECT plan(55);
 SET LOCAL client_min_messages = error;
 
 CREATE ROLE moe_tap_public;                      -- PUBLIC's rights only
@@ -37,7 +37,8 @@ SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
             WHERE NOT has_function_privilege('public', oid, 'EXECUTE')
               AND NOT has_function_privilege('moe_reader', oid, 'EXECUTE')
               AND NOT has_function_privilege('moe_trainer', oid, 'EXECUTE')),
-          ARRAY['forget_cached_model', 'models_are_immutable', 'moe_cache_clear', 'moe_usage_combinefn',
+          ARRAY['check_owner', 'forget_cached_model', 'guard_models', 'models_are_immutable', 'moe_cache_clear',
+                'moe_usage_combinefn',
                 'moe_usage_deserialfn', 'moe_usage_finalfn', 'moe_usage_serialfn', 'moe_usage_transfn'],
           'every other function is granted to moe_reader or moe_trainer, or is for superusers (docs/security.md)');
 SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
@@ -146,10 +147,18 @@ SELECT throws_ok($$CALL moe_cross_validate('tap_closed', 1, 'tap_closed_cv', '{"
 SELECT lives_ok($$SELECT moe_create_dataset('tap_mine', 'moe_tap_open', protein_column => 'target_vec')$$,
                 'a trainer may register a dataset');
 SELECT lives_ok($$SELECT moe_drop_dataset('tap_mine')$$, 'and drop it');
-SELECT lives_ok(format('SELECT moe_deploy(%L, %s)', 'tap_priv',
-                       (SELECT max(id) FROM moe.models WHERE name = 'tap_by_trainer')),
-                'a trainer may re-point a name');
-SELECT lives_ok(format('SELECT moe_drop_model(%s)', (SELECT id FROM priv_ids)), 'a trainer may drop an undeployed model');
+SELECT lives_ok(format('SELECT moe_deploy(%L, %s)', 'tap_by_trainer', (SELECT id FROM priv_ids)),
+                'a trainer may re-point a name it owns');
+SELECT throws_ok(format('SELECT moe_deploy(%L, %s)', 'tap_priv',
+                        (SELECT max(id) FROM moe.models WHERE name = 'tap_by_trainer')),
+                 '42501', 'deployment "tap_priv" belongs to role postgres',
+                 'a trainer may not re-point a name another role owns (docs/security.md)');
+SELECT throws_ok(format('SELECT moe_drop_model(%s)', (SELECT id FROM priv_ids)), '42501',
+                 format('model %s belongs to role "postgres"', (SELECT id FROM priv_ids)),
+                 'a trainer may not drop a model another role made');
+SELECT lives_ok(format('SELECT moe_deploy(%L, %s); SELECT moe_drop_model(%s)', 'tap_by_trainer',
+                       (SELECT id FROM priv_ids), (SELECT max(id) FROM moe.models WHERE name = 'tap_by_trainer')),
+                'a trainer may drop an undeployed model of its own');
 SELECT throws_ok($$SELECT moe_export_model('tap_priv', '/tmp/moe_tap_x.ckpt')$$, '42501',
                  'permission denied to export a model to a server file',
                  'export still needs pg_write_server_files');
