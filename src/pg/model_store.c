@@ -330,53 +330,72 @@ load_local(int64 id, TransactionId xmin, moe_loaded_model *out)
 		moe_raise(&err);
 }
 
-/* The model of row version xmin with its workspace: the shared cache's
- * copy if it can, else a private one.  ERROR leaves nothing behind. */
+/*
+ * Make lm the model of row version xmin with its workspace: the shared
+ * cache's copy if it can, else (unless shared_only: then false) a private
+ * one.
+ */
+static bool
+fill_loaded(moe_loaded_model *lm, TransactionId xmin, bool transient, bool shared_only)
+{
+	int64		id = lm->id;
+	moe_shared_model sm;
+	moe_error	err;
+	char	   *why = NULL;
+
+	if (!transient && moe_shared_acquire(current_models_relid(), id, xmin, &sm, &why))
+	{
+		if (moe_model_wrap(&sm.cfg, moe_cpu_backend(), sm.params, &lm->model, &err) != MOE_OK)
+			moe_raise(&err);
+		moe_model_use_row_panels(lm->model, sm.panels);
+		lm->shared = true;
+		lm->shared_slot = sm.slot;
+		lm->shared_generation = sm.generation;
+	}
+	else if (shared_only)
+		return false;
+	else
+	{
+		if (!moe_shared_cache_enabled() && !said_not_shared)
+		{
+			ereport(NOTICE,
+					(errmsg("moe_pg is not in shared_preload_libraries: each connection loads the models it uses"),
+					 errhint("Add moe_pg to shared_preload_libraries (and size moe_pg.shared_cache_mb) to load each model once per server.")));
+			said_not_shared = true;
+		}
+		else if (moe_shared_cache_enabled() && !transient)
+			ereport(NOTICE,
+					(errmsg("model %lld does not fit in the shared cache (moe_pg.shared_cache_mb = %d): this connection loads it for itself",
+							(long long) id, moe_shared_cache_mb),
+					 why ? errdetail("%s", why) : 0,
+					 errhint("Its first use in a later transaction tries the shared cache again.")));
+		load_local(id, xmin, lm);
+	}
+	/* its own copy (when not shared) and the workspaces scoring makes */
+	moe_check_memory_budget((lm->shared ? 0.0 : 2.0 * sizeof(float) * lm->model->layout.n_params) +
+							moe_infer_ws_bytes(lm->model, 1) +
+							moe_infer_ws_bytes(lm->model, MOE_INFER_BATCH),
+							psprintf("serving model %lld", (long long) id),
+							"Serve a smaller model");
+	if (moe_infer_ws_create(lm->model, 1, &lm->ws, &err) != MOE_OK)
+		moe_raise(&err);
+	return true;
+}
+
+/* A loaded model (see fill_loaded); NULL only with shared_only.  ERROR
+ * leaves nothing behind. */
 static moe_loaded_model *
-load_model(int64 id, TransactionId xmin, bool transient)
+load_model(int64 id, TransactionId xmin, bool transient, bool shared_only)
 {
 	static uint64 loads = 0;
 	moe_loaded_model *lm = MemoryContextAllocZero(TopMemoryContext, sizeof(moe_loaded_model));
+	volatile bool loaded = false;
 
 	lm->id = id;
 	lm->load = ++loads;
 	PG_TRY();
 	{
-		moe_shared_model sm;
-		moe_error	err;
-
-		if (!transient && moe_shared_acquire(current_models_relid(), id, xmin, &sm))
-		{
-			if (moe_model_wrap(&sm.cfg, moe_cpu_backend(), sm.params, &lm->model, &err) != MOE_OK)
-				moe_raise(&err);
-			moe_model_use_row_panels(lm->model, sm.panels);
-			lm->shared = true;
-			lm->shared_slot = sm.slot;
-			lm->shared_generation = sm.generation;
-		}
-		else
-		{
-			if (!moe_shared_cache_enabled() && !said_not_shared)
-			{
-				ereport(NOTICE,
-						(errmsg("moe_pg is not in shared_preload_libraries: each connection loads the models it uses"),
-						 errhint("Add moe_pg to shared_preload_libraries (and size moe_pg.shared_cache_mb) to load each model once per server.")));
-				said_not_shared = true;
-			}
-			else if (moe_shared_cache_enabled() && !transient)
-				ereport(NOTICE,
-						(errmsg("model %lld does not fit in the shared cache (moe_pg.shared_cache_mb = %d): this connection loads it for itself",
-								(long long) id, moe_shared_cache_mb)));
-			load_local(id, xmin, lm);
-		}
-		/* its own copy (when not shared) and the workspaces scoring makes */
-		moe_check_memory_budget((lm->shared ? 0.0 : 2.0 * sizeof(float) * lm->model->layout.n_params) +
-								moe_infer_ws_bytes(lm->model, 1) +
-								moe_infer_ws_bytes(lm->model, MOE_INFER_BATCH),
-								psprintf("serving model %lld", (long long) id),
-								"Serve a smaller model");
-		if (moe_infer_ws_create(lm->model, 1, &lm->ws, &err) != MOE_OK)
-			moe_raise(&err);
+		loaded = fill_loaded(lm, xmin, transient, shared_only);
 	}
 	PG_CATCH();
 	{
@@ -384,6 +403,11 @@ load_model(int64 id, TransactionId xmin, bool transient)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (!loaded)
+	{
+		loaded_free(lm);
+		return NULL;
+	}
 	return lm;
 }
 
@@ -422,6 +446,18 @@ moe_model_by_id(int64 id)
 		drop_entry(e);
 		e = NULL;
 	}
+	if (e != NULL && !e->lm->shared && !e->transient && e->used_in != xact_serial &&
+		moe_shared_cache_enabled())
+	{
+		/* it did not fit when it was loaded: room may have been made since */
+		moe_loaded_model *lm = load_model(id, e->xmin, false, true);
+
+		if (lm != NULL)
+		{
+			loaded_free(e->lm);	/* not used in this transaction */
+			e->lm = lm;
+		}
+	}
 	if (e == NULL)
 	{
 		moe_loaded_model *lm;
@@ -433,7 +469,7 @@ moe_model_by_id(int64 id)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model %lld does not exist", (long long) id)));
 		transient = TransactionIdIsCurrentTransactionId(xmin);
-		lm = load_model(id, xmin, transient);
+		lm = load_model(id, xmin, transient, false);
 		make_room();
 		e = hash_search(model_cache, &id, HASH_ENTER, &found);
 		e->lm = lm;

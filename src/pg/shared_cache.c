@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "access/transam.h"
+#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
 #include "checkpoint.h"
@@ -63,7 +64,8 @@ typedef struct shared_entry
 	Size		panels_at;		/* byte offset of the row panels in data */
 	dsa_pointer entities;		/* entity_table, made on the first publish */
 	Size		entity_bytes;
-	bool		entities_refused;	/* it did not fit: this entry shares none */
+	bool		entities_refused;	/* it did not fit when last tried ... */
+	uint64		entities_refused_at;	/* ... at this count of frees: try again after one */
 	pg_atomic_uint32 pins;
 	pg_atomic_uint64 hits;
 	pg_atomic_uint64 last_use;	/* TimestampTz */
@@ -86,8 +88,9 @@ typedef struct shared_control
 	int			dsa_tranche;
 	ConditionVariable loaded;	/* broadcast when a load finishes or fails */
 	uint64		next_generation;
-	Size		capacity;
-	Size		used;
+	Size		capacity;		/* what the area can give out, less its own bookkeeping */
+	Size		used;			/* whole pages taken by entries and their entity tables */
+	uint64		frees;			/* entries freed so far: room may have appeared */
 	shared_entry slots[SLOTS];
 	load_count	load_counts[LOAD_COUNTS];
 	/* the DSA area follows, at a MAXALIGNed offset */
@@ -162,7 +165,7 @@ startup_hook(void)
 		control->dsa_tranche = LWLockNewTrancheId();
 		ConditionVariableInit(&control->loaded);
 		control->next_generation = 1;
-		control->capacity = area_size();
+		control->capacity = area_size() - dsa_minimum_size();
 		for (int i = 0; i < SLOTS; i++)
 		{
 			pg_atomic_init_u32(&control->slots[i].pins, 0);
@@ -205,6 +208,7 @@ free_entry(shared_entry *e)
 	if (DsaPointerIsValid(e->entities))
 		dsa_free(area, e->entities);
 	control->used -= e->bytes + e->entity_bytes;
+	control->frees++;
 	e->data = InvalidDsaPointer;
 	e->entities = InvalidDsaPointer;
 	e->entity_bytes = 0;
@@ -413,29 +417,101 @@ moe_shared_repin(int slot, uint64 generation, Oid relid, int64 id)
 	return ok;
 }
 
-/* Evict unpinned ready entries, least recently used first, until need
- * bytes are free; exclusive lock held.  False if it cannot. */
-static bool
-make_room(Size need)
+/*
+ * The area gives large requests whole pages: what an allocation of bytes
+ * really takes, and what entries and the limit are accounted in.
+ */
+#define AREA_PAGE 4096
+
+static Size
+footprint(Size bytes)
 {
-	while (control->used + need > control->capacity)
+	return TYPEALIGN(AREA_PAGE, bytes);
+}
+
+/* The least recently used entry no transaction pins, or -1; lock held. */
+static int
+lru_unpinned(void)
+{
+	int			victim = -1;
+
+	for (int i = 0; i < SLOTS; i++)
 	{
-		int			victim = -1;
+		shared_entry *e = &control->slots[i];
 
-		for (int i = 0; i < SLOTS; i++)
+		if (e->state == ENTRY_READY && pg_atomic_read_u32(&e->pins) == 0 &&
+			(victim < 0 || pg_atomic_read_u64(&e->last_use) <
+			 pg_atomic_read_u64(&control->slots[victim].last_use)))
+			victim = i;
+	}
+	return victim;
+}
+
+/*
+ * bytes from the area, evicting unpinned entries least recently used first
+ * until the accounting has room and the allocator finds it (its free pages
+ * can be fragmented, so the second can fail when the first holds);
+ * exclusive lock held.  *taken is the footprint accounted.  Invalid only
+ * when no unpinned entry is left to evict.
+ */
+static dsa_pointer
+allocate_evicting(Size bytes, Size *taken)
+{
+	*taken = footprint(bytes);
+	for (;;)
+	{
+		int			victim;
+
+		if (control->used + *taken <= control->capacity)
 		{
-			shared_entry *e = &control->slots[i];
+			dsa_pointer p = dsa_allocate_extended(area, bytes, DSA_ALLOC_NO_OOM);
 
-			if (e->state == ENTRY_READY && pg_atomic_read_u32(&e->pins) == 0 &&
-				(victim < 0 || pg_atomic_read_u64(&e->last_use) <
-				 pg_atomic_read_u64(&control->slots[victim].last_use)))
-				victim = i;
+			if (DsaPointerIsValid(p))
+			{
+				control->used += *taken;
+				return p;
+			}
 		}
+		victim = lru_unpinned();
 		if (victim < 0)
-			return false;
+			return InvalidDsaPointer;
 		free_entry(&control->slots[victim]);
 	}
-	return true;
+}
+
+/* Why need bytes found no room although everything unpinned was evicted:
+ * the pinned entries and their sizes; lock held. */
+static char *
+why_no_room(Size need)
+{
+	StringInfoData s;
+	int			pinned_entries = 0;
+
+	initStringInfo(&s);
+	if (footprint(need) > control->capacity)
+	{
+		appendStringInfo(&s, "It needs %.1f MB, more than the whole cache holds (%.1f MB).",
+						 footprint(need) / 1048576.0, control->capacity / 1048576.0);
+		return s.data;
+	}
+	appendStringInfo(&s, "It needs %.1f MB; every model left in the cache is in use by a transaction:",
+					 footprint(need) / 1048576.0);
+	for (int i = 0; i < SLOTS; i++)
+	{
+		shared_entry *e = &control->slots[i];
+
+		if ((e->state == ENTRY_READY || e->state == ENTRY_RETIRED || e->state == ENTRY_LOADING) &&
+			(pg_atomic_read_u32(&e->pins) > 0 || e->state == ENTRY_LOADING))
+		{
+			appendStringInfo(&s, "%s model %lld (%.1f MB, %s)", pinned_entries > 0 ? "," : "",
+							 (long long) e->model_id, (e->bytes + e->entity_bytes) / 1048576.0,
+							 e->state == ENTRY_LOADING ? "loading" : "pinned");
+			pinned_entries++;
+		}
+	}
+	appendStringInfo(&s, " (%.1f of %.1f MB used).", control->used / 1048576.0,
+					 control->capacity / 1048576.0);
+	return s.data;
 }
 
 /* The checkpoint of row version xmin of model id, parsed; false when
@@ -514,9 +590,10 @@ fill_entry(int i, const moe_checkpoint_view *view)
 	moe_model_free(model);
 }
 
-/* Load model id into a LOADING slot; on any error the slot is released. */
+/* Load model id into a LOADING slot; on any error the slot is released.
+ * False (with the reason in *why) when it cannot be made to fit. */
 static bool
-load_into(int i, Oid relid, int64 id, TransactionId xmin)
+load_into(int i, Oid relid, int64 id, TransactionId xmin, char **why)
 {
 	moe_checkpoint_view view;
 	bytea	   *blob = NULL;
@@ -524,7 +601,8 @@ load_into(int i, Oid relid, int64 id, TransactionId xmin)
 
 	PG_TRY();
 	{
-		Size		need;
+		Size		need,
+					taken;
 
 		if (!read_checkpoint(id, xmin, &view, &blob))
 			ereport(ERROR,
@@ -532,17 +610,15 @@ load_into(int i, Oid relid, int64 id, TransactionId xmin)
 					 errmsg("model %lld does not exist", (long long) id)));
 		need = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params + panel_bytes(&view.cfg);
 		LWLockAcquire(control->lock, LW_EXCLUSIVE);
-		if (make_room(need))
+		control->slots[i].data = allocate_evicting(need, &taken);
+		fits = DsaPointerIsValid(control->slots[i].data);
+		if (fits)
 		{
-			control->slots[i].data = dsa_allocate_extended(area, need, DSA_ALLOC_NO_OOM);
-			fits = DsaPointerIsValid(control->slots[i].data);
-			if (fits)
-			{
-				control->slots[i].bytes = need;
-				control->slots[i].panels_at = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params;
-				control->used += need;
-			}
+			control->slots[i].bytes = taken;
+			control->slots[i].panels_at = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params;
 		}
+		else
+			*why = why_no_room(need);
 		LWLockRelease(control->lock);
 		if (fits)
 			fill_entry(i, &view);
@@ -575,8 +651,9 @@ load_into(int i, Oid relid, int64 id, TransactionId xmin)
 }
 
 bool
-moe_shared_acquire(Oid relid, int64 id, TransactionId xmin, moe_shared_model *out)
+moe_shared_acquire(Oid relid, int64 id, TransactionId xmin, moe_shared_model *out, char **why)
 {
+	*why = NULL;
 	if (!moe_shared_cache_enabled())
 		return false;
 	attach();
@@ -641,6 +718,7 @@ moe_shared_acquire(Oid relid, int64 id, TransactionId xmin, moe_shared_model *ou
 					victim = j;
 			if (victim < 0)
 			{
+				*why = psprintf("All %d entries of the cache hold models in use by a transaction.", SLOTS);
 				LWLockRelease(control->lock);
 				return false;
 			}
@@ -657,7 +735,7 @@ moe_shared_acquire(Oid relid, int64 id, TransactionId xmin, moe_shared_model *ou
 		control->slots[i].bytes = 0;
 		pg_atomic_write_u64(&control->slots[i].hits, 0);
 		LWLockRelease(control->lock);
-		if (!load_into(i, relid, id, xmin))
+		if (!load_into(i, relid, id, xmin, why))
 			return false;
 		LWLockAcquire(control->lock, LW_SHARED);
 		describe(i, out);
@@ -852,8 +930,8 @@ moe_shared_entity_find(int slot, uint64 generation, const moe_shared_entity_key 
 /*
  * Give slot's entry a table of moe_pg.shared_entity_mb, at most a quarter
  * of the cache (parts must not crowd out the models), making room like a
- * model load; exclusive lock held.  Once it does not fit, the entry never
- * asks again.
+ * model load; exclusive lock held.  When it does not fit (everything else
+ * is pinned), the entry asks again once some entry has been freed.
  */
 static void
 make_entity_table(shared_entry *e, int part_floats)
@@ -870,15 +948,16 @@ make_entity_table(shared_entry *e, int part_floats)
 	while (n_buckets < 2 * capacity)
 		n_buckets <<= 1;		/* at most half full: short probes */
 	bytes = table_bytes(n_buckets, capacity, part_floats);
-	if (capacity == 0 || !make_room(bytes) ||
-		!DsaPointerIsValid(e->entities = dsa_allocate_extended(area, bytes, DSA_ALLOC_NO_OOM)))
+	if (capacity == 0 ||
+		!DsaPointerIsValid(e->entities = allocate_evicting(bytes, &e->entity_bytes)))
 	{
 		e->entities = InvalidDsaPointer;
+		e->entity_bytes = 0;
 		e->entities_refused = true;
+		e->entities_refused_at = control->frees;
 		return;
 	}
-	e->entity_bytes = bytes;
-	control->used += bytes;
+	e->entities_refused = false;
 	t = dsa_get_address(area, e->entities);
 	t->part_floats = part_floats;
 	t->n_buckets = n_buckets;
@@ -900,7 +979,7 @@ moe_shared_entity_publish(int slot, uint64 generation, const moe_shared_entity_k
 	LWLockAcquire(control->lock, LW_EXCLUSIVE);
 	e = &control->slots[slot];
 	if (e->state == ENTRY_READY && e->generation == generation && !DsaPointerIsValid(e->entities) &&
-		!e->entities_refused)
+		(!e->entities_refused || e->entities_refused_at != control->frees))
 		make_entity_table(e, part_floats);
 	t = entity_table_of(slot, generation);
 	if (t != NULL && t->part_floats == part_floats && t->count < t->capacity)

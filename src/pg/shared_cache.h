@@ -50,11 +50,13 @@ typedef struct moe_shared_model
  * Find model id, row version xmin (committed: never the caller's own
  * transaction's), in the shared cache, or load it there (reading that row
  * version through SPI); pins it until the end of the current transaction.
- * Returns false when the model does not fit, so the caller loads it
- * locally.  ERROR when there is no such row.
+ * Unpinned entries are evicted, least recently used first, until it fits.
+ * Returns false when it cannot fit even so (every other entry is pinned,
+ * or it is larger than the cache), with the reason in *why (palloc'd), so
+ * the caller loads it locally.  ERROR when there is no such row.
  */
 bool		moe_shared_acquire(Oid models_relid, int64 id, TransactionId xmin,
-							   moe_shared_model *out);
+							   moe_shared_model *out, char **why);
 
 /* Re-pin an entry this backend used before, if it still holds the same
  * model (same generation); false when it was evicted or replaced. */
