@@ -193,11 +193,13 @@ CREATE TABLE moe.expert_history (
     selections         bigint NOT NULL,
     selection_fraction double precision NOT NULL,
     bias               double precision NOT NULL,
+    leads              bigint NOT NULL,             -- rows it was the first choice of
+    lead_fraction      double precision NOT NULL,
     PRIMARY KEY (run_id, epoch, layer, expert),
     FOREIGN KEY (run_id, epoch) REFERENCES moe.training_history (run_id, epoch) ON DELETE CASCADE
 );
 COMMENT ON TABLE moe.expert_history IS
-    'Per expert and epoch: mean gate probability, its share, top-k selections, selection bias';
+    'Per expert and epoch: mean gate probability, its share, top-k selections and top-1 leads with their fractions, selection bias';
 
 -- One row per epoch: the router's balance and its health (docs/monitoring.md).
 CREATE TABLE moe.router_history (
@@ -213,12 +215,20 @@ CREATE TABLE moe.router_history (
     max_violation      double precision NOT NULL,
     dead_experts       integer NOT NULL,
     dominant_expert    integer NOT NULL,
+    -- the worse of probability_status and selection_status
     status             text NOT NULL CHECK (status IN ('balanced', 'imbalanced', 'dead_expert', 'collapsed')),
+    selection_cv            double precision NOT NULL,
+    selection_max_min_ratio double precision NOT NULL,
+    lead_cv                 double precision NOT NULL,
+    lead_max_min_ratio      double precision NOT NULL,
+    probability_status text NOT NULL CHECK (probability_status IN ('balanced', 'imbalanced', 'dead_expert', 'collapsed')),
+    selection_status   text NOT NULL CHECK (selection_status IN ('balanced', 'imbalanced', 'dead_expert', 'collapsed')),
+    lead_status        text NOT NULL CHECK (lead_status IN ('balanced', 'imbalanced', 'dead_expert', 'collapsed')),
     PRIMARY KEY (run_id, epoch, layer),
     FOREIGN KEY (run_id, epoch) REFERENCES moe.training_history (run_id, epoch) ON DELETE CASCADE
 );
 COMMENT ON TABLE moe.router_history IS
-    'Per epoch: CV, max/min ratio, Gini, entropies, max violation, dead experts and the router status';
+    'Per epoch, on the training rows: CV, max/min ratio, Gini, entropies, max violation of the gate probabilities; CV and max/min of the top-k selections and of the top-1 leads; dead experts; the status of each view and the router status (the worse of probabilities and selections)';
 
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('moe.datasets', '');

@@ -17,19 +17,31 @@ CREATE TYPE moe.router_summary AS (
     max_violation      double precision,
     dead_experts       integer,
     dominant_expert    integer,
-    status             text
+    status             text,
+    -- the second view (top-k selections) and the leads (top-1), beside the
+    -- first (cv, max_min_ratio, ... of the probability shares above)
+    leads                   bigint[],
+    lead_fraction           double precision[],
+    selection_cv            double precision,
+    selection_max_min_ratio double precision,
+    lead_cv                 double precision,
+    lead_max_min_ratio      double precision,
+    probability_status      text,
+    selection_status        text,
+    lead_status             text
 );
 COMMENT ON TYPE moe.router_summary IS
-    'Router statistics: rows, per-expert mean gate probability, its normalised share, selections and their fractions, cv, max/min, Gini, balance entropy (raw and / ln E), mean per-row entropy / ln E, max violation, dead experts, dominant expert, status (balanced, imbalanced, dead_expert, collapsed)';
+    'Router statistics on two views: rows, per-expert mean gate probability and its normalised share (cv, max/min, Gini, balance entropy raw and / ln E, max violation, dominant expert: probability_status), top-k selections and their fractions (selection_cv, selection_max_min_ratio, dead experts: selection_status), top-1 leads and their fractions (lead_cv, lead_max_min_ratio: lead_status), mean per-row entropy / ln E; status (balanced, imbalanced, dead_expert, collapsed) is the worse of probability_status and selection_status';
 
--- Not STRICT: a NULL row_entropy gives a NULL row_entropy, NULL arrays an error.
+-- Not STRICT: a NULL row_entropy gives a NULL row_entropy, NULL leads NULL
+-- lead statistics, NULL arrays otherwise an error.
 CREATE FUNCTION moe_router_stats(mean_prob double precision[], selections bigint[],
-                                 row_entropy double precision DEFAULT NULL)
+                                 row_entropy double precision DEFAULT NULL, leads bigint[] DEFAULT NULL)
 RETURNS moe.router_summary
 AS 'MODULE_PATHNAME', 'moe_router_stats_sql'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION moe_router_stats(double precision[], bigint[], double precision) IS
-    'Balance statistics and health status of a router from its per-expert mean gate probabilities and top-k selection counts (n is NULL)';
+COMMENT ON FUNCTION moe_router_stats(double precision[], bigint[], double precision, bigint[]) IS
+    'Balance statistics and health status of a router from its per-expert mean gate probabilities, top-k selection counts and (optionally) top-1 lead counts; the status is the worse of the probability and the selection view (n is NULL)';
 
 -- The aggregate's support functions.  The state is internal (a C struct in
 -- the aggregate's memory context); the transition and combine functions
@@ -67,4 +79,4 @@ CREATE AGGREGATE moe_usage(probs real[], selected integer[]) (
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE moe_usage(real[], integer[]) IS
-    'Expert usage over rows of routing (one row''s gate probabilities, the 0-based experts it selected): balance statistics and status; NULL rows are skipped, no rows give NULL; parallel safe';
+    'Expert usage over rows of routing (one row''s gate probabilities, the 0-based experts it selected, best first): balance statistics on both views, leads, and status; NULL rows are skipped, no rows give NULL; parallel safe';

@@ -116,24 +116,37 @@ COMMENT ON FUNCTION moe_cluster_recovery(text, text, text, integer, text, text) 
 -- ---------------------------------------------------------------------------
 -- Dashboards
 
--- Each model's expert usage at the epoch it was kept from.
+-- Each model's expert usage at the epoch it was kept from, on the
+-- training rows (the epoch history) and on the held-out rows (test, or
+-- validation without a test split: stored with the model), side by side.
+-- Both views of routing: the gate's probability mass and what it selects
+-- (top-k selections and top-1 leads); the status is the worse of the
+-- probability and the selection view (docs/monitoring.md).
 CREATE VIEW moe.expert_usage AS
 SELECT coalesce(d.name, m.name) AS model, m.id AS model_id, d.name IS NOT NULL AS deployed,
-       x.expert, x.mean_prob, x.share, x.selections, x.selection_fraction, x.bias,
-       h.status AS router_status, r.id AS run_id, r.best_epoch AS epoch
+       r.id AS run_id, r.best_epoch AS epoch, x.expert,
+       x.mean_prob, x.selections, x.selection_fraction, x.leads, x.lead_fraction, x.bias,
+       h.status AS router_status, h.probability_status, h.selection_status, h.lead_status,
+       m.metrics -> 'routing' ->> 'split' AS heldout_split,
+       m.metrics -> 'routing' ->> 'status' AS heldout_status,
+       (m.metrics -> 'routing' -> 'mean_prob' ->> x.expert)::double precision AS heldout_mean_prob,
+       (m.metrics -> 'routing' -> 'selection_fraction' ->> x.expert)::double precision AS heldout_selection_fraction,
+       (m.metrics -> 'routing' -> 'lead_fraction' ->> x.expert)::double precision AS heldout_lead_fraction
   FROM moe.models m
   LEFT JOIN moe.deployments d ON d.model_id = m.id
   JOIN moe.training_runs r ON r.model_id = m.id
   JOIN moe.expert_history x ON x.run_id = r.id AND x.epoch = r.best_epoch
-  LEFT JOIN moe.router_history h ON h.run_id = r.id AND h.epoch = r.best_epoch AND h.layer = x.layer;
+  LEFT JOIN moe.router_history h ON h.run_id = r.id AND h.epoch = r.best_epoch AND h.layer = x.layer
+ ORDER BY m.id, d.name, x.expert;
 COMMENT ON VIEW moe.expert_usage IS
-    'Per model and expert: mean gate probability, share, selections at the kept epoch, and the router status';
+    'Per model and expert at the kept epoch: mean gate probability, top-k selections and top-1 leads with their fractions, the status of each view on the training rows, and the same on the held-out rows';
 
 -- Training progress with the router's state, one row per run and epoch.
 CREATE VIEW moe.training_progress AS
 SELECT r.id AS run_id, r.model_name, r.dataset, r.fold, r.status AS run_status, h.epoch,
        h.train_loss, h.train_mse, h.aux_loss, h.val_mse, h.lr, h.temperature, h.lb_scale, h.seconds,
-       h.is_best, g.status AS router_status, g.cv, g.normalized_entropy, g.dead_experts, h.recorded_at
+       h.is_best, g.status AS router_status, g.cv, g.selection_cv, g.normalized_entropy, g.dead_experts,
+       h.recorded_at
   FROM moe.training_runs r
   JOIN moe.training_history h ON h.run_id = r.id
   LEFT JOIN moe.router_history g ON g.run_id = r.id AND g.epoch = h.epoch;
@@ -141,14 +154,20 @@ COMMENT ON VIEW moe.training_progress IS 'Per run and epoch: losses, schedules a
 
 -- The router's health per run and epoch, with the statistics behind it.
 CREATE VIEW moe.router_health AS
-SELECT r.id AS run_id, r.model_name, r.dataset, r.fold, g.epoch, g.layer, g.status, g.cv,
-       g.max_min_ratio, g.gini, g.balance_entropy, g.normalized_entropy, g.row_entropy,
-       g.max_violation, g.dead_experts, g.dominant_expert,
+SELECT r.id AS run_id, r.model_name, r.dataset, r.fold, g.epoch, g.layer, g.status,
+       g.probability_status, g.cv, g.max_min_ratio, g.gini, g.balance_entropy, g.normalized_entropy,
+       g.row_entropy, g.max_violation, g.dominant_expert,
        (SELECT max(x.share) FROM moe.expert_history x
-         WHERE x.run_id = g.run_id AND x.epoch = g.epoch AND x.layer = g.layer) AS max_share
+         WHERE x.run_id = g.run_id AND x.epoch = g.epoch AND x.layer = g.layer) AS max_share,
+       g.selection_status, g.selection_cv, g.selection_max_min_ratio, g.dead_experts,
+       (SELECT max(x.selection_fraction) FROM moe.expert_history x
+         WHERE x.run_id = g.run_id AND x.epoch = g.epoch AND x.layer = g.layer) AS max_selection_fraction,
+       g.lead_status, g.lead_cv, g.lead_max_min_ratio,
+       (SELECT max(x.lead_fraction) FROM moe.expert_history x
+         WHERE x.run_id = g.run_id AND x.epoch = g.epoch AND x.layer = g.layer) AS max_lead_fraction
   FROM moe.router_history g JOIN moe.training_runs r ON r.id = g.run_id;
 COMMENT ON VIEW moe.router_health IS
-    'Per run and epoch: balanced, imbalanced, dead_expert or collapsed, and the statistics behind it';
+    'Per run and epoch on the training rows: the status (the worse of the probability and the selection view), each view''s status and statistics, and the leads';
 
 -- Which expert each target and drug goes to, as measured when the model
 -- was trained (moe.specialization_snapshots; recompute any time with

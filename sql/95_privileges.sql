@@ -51,7 +51,7 @@ DECLARE
         '@extschema@.moe_featurize_protein_triad(text)',
         '@extschema@.moe_featurize_protein_cksaap(text, integer)',
         '@extschema@.moe_synthetic_dta(integer, integer, integer, bigint, integer, integer, real)',
-        '@extschema@.moe_router_stats(double precision[], bigint[], double precision)',
+        '@extschema@.moe_router_stats(double precision[], bigint[], double precision, bigint[])',
         '@extschema@.moe_usage(real[], integer[])']::regprocedure[];
 BEGIN
     FOR f IN

@@ -609,3 +609,28 @@ moe_predict_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
 	}
 	return MOE_OK;
 }
+
+moe_status
+moe_predict_rows_usage(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+					   const float *protein_table, const moe_rows *rows, float *out,
+					   moe_usage_acc *usage, moe_error *err)
+{
+	const int	E = model->cfg.n_experts,
+				k = model->cfg.top_k;
+
+	for (int from = 0; from < rows->n; from += ws->max_rows)
+	{
+		int			M = rows->n - from < ws->max_rows ? rows->n - from : ws->max_rows;
+		moe_status	st = moe_infer_rows(model, ws, drug_table, rows->drug_idx + from, protein_table,
+										rows->protein_idx + from, M, NULL, err);
+
+		if (st != MOE_OK)
+			return st;
+		memcpy(out + from, ws->host_pred, sizeof(float) * M);
+		for (int i = 0; i < M; i++)
+			if ((st = moe_usage_add(usage, ws->host_probs + (size_t) i * E, E, ws->host_sel + (size_t) i * k,
+									k, err)) != MOE_OK)
+				return st;
+	}
+	return MOE_OK;
+}

@@ -23,6 +23,7 @@
 
 #include "model.h"
 #include "moe_status.h"
+#include "router_stats.h"
 
 typedef enum moe_entity_kind
 {
@@ -113,5 +114,11 @@ moe_status	moe_infer_rows(moe_model *model, moe_infer_ws *ws, const float *drug_
 moe_status	moe_predict_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
 							 const float *protein_table, const moe_rows *rows, float *out,
 							 moe_error *err);
+
+/* moe_predict_rows that also adds each row's routing (its gate
+ * probabilities and its selections, best first) to usage. */
+moe_status	moe_predict_rows_usage(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+								   const float *protein_table, const moe_rows *rows, float *out,
+								   moe_usage_acc *usage, moe_error *err);
 
 #endif

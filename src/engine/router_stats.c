@@ -31,78 +31,143 @@ moe_dominance_share(int E)
 	return relative > MOE_HEALTH_DOMINANCE_SHARE ? relative : MOE_HEALTH_DOMINANCE_SHARE;
 }
 
-/* The first rule that matches: collapse, a dead expert, imbalance. */
-static moe_router_status
-classify(const moe_router_stats *s, double max_share)
+moe_router_status
+moe_router_status_worse(moe_router_status a, moe_router_status b)
 {
-	if (s->n_experts < 2)
+	return a > b ? a : b;
+}
+
+/* How one view spreads over the experts: fractions summing to 1. */
+typedef struct spread
+{
+	double		cv;
+	double		max_min_ratio;	/* INFINITY when an expert has 0 */
+	double		max_fraction;
+	int			argmax;			/* ties to the lower index */
+	int			zeros;
+} spread;
+
+static spread
+spread_of(const double *fraction, int E)
+{
+	spread		s = {0, 0, fraction[0], 0, 0};
+	double		mean = 1.0 / E,
+				var = 0,
+				min = fraction[0];
+
+	for (int i = 0; i < E; i++)
+	{
+		double		f = fraction[i];
+
+		var += (f - mean) * (f - mean);
+		if (f > s.max_fraction)
+		{
+			s.max_fraction = f;
+			s.argmax = i;
+		}
+		if (f < min)
+			min = f;
+		s.zeros += f == 0.0;
+	}
+	s.cv = sqrt(var / E) / mean;
+	s.max_min_ratio = min > 0 ? s.max_fraction / min : INFINITY;
+	return s;
+}
+
+/* The first rule that matches: collapse, a dead expert (if zeros count
+ * as dead in this view), imbalance. */
+static moe_router_status
+classify(const spread *s, int E, bool zeros_are_dead)
+{
+	if (E < 2)
 		return MOE_ROUTER_BALANCED;
-	if (max_share >= MOE_HEALTH_COLLAPSE_SHARE)
+	if (s->max_fraction >= MOE_HEALTH_COLLAPSE_SHARE)
 		return MOE_ROUTER_COLLAPSED;
-	if (s->dead_experts > 0)
+	if (zeros_are_dead && s->zeros > 0)
 		return MOE_ROUTER_DEAD_EXPERT;
 	if (s->cv > MOE_HEALTH_CV || s->max_min_ratio > MOE_HEALTH_MAX_MIN ||
-		max_share > moe_dominance_share(s->n_experts))
+		s->max_fraction > moe_dominance_share(E))
 		return MOE_ROUTER_IMBALANCED;
 	return MOE_ROUTER_BALANCED;
 }
 
+/* counts[E] as fractions of their sum (all 0 when it is 0). */
+static void
+fractions_of(const int64_t *counts, int E, double *out)
+{
+	int64_t		total = 0;
+
+	for (int i = 0; i < E; i++)
+		total += counts[i];
+	for (int i = 0; i < E; i++)
+		out[i] = total > 0 ? (double) counts[i] / total : 0.0;
+}
+
 void
-moe_router_stats_compute(const double *mean_prob, const int64_t *selections, int E,
-						 double row_entropy, moe_router_stats *out)
+moe_router_stats_compute(const double *mean_prob, const int64_t *selections, const int64_t *leads,
+						 int E, double row_entropy, moe_router_stats *out)
 {
 	double		total = 0,
 				mean,
-				var = 0,
-				max_share,
-				min_share,
 				abs_diff = 0;
-	int64_t		picks = 0;
+	spread		p,
+				sel;
 
 	memset(out, 0, sizeof(*out));
 	if (E < 1 || E > MOE_ROUTER_MAX_EXPERTS)
 		return;
 	out->n_experts = E;
 	out->row_entropy = row_entropy;
+
+	/* probability view: a share of exactly 0 is improbable under softmax,
+	 * so it counts as imbalance (max/min is infinite), not as death */
 	for (int i = 0; i < E; i++)
-	{
 		total += mean_prob[i];
-		picks += selections[i];
-	}
 	for (int i = 0; i < E; i++)
-	{
 		/* all zero is the caller's error; shares stay defined anyway */
 		out->share[i] = total > 0 ? mean_prob[i] / total : 1.0 / E;
-		out->selection_fraction[i] = picks > 0 ? (double) selections[i] / picks : 0.0;
-		out->dead_experts += selections[i] == 0;
-	}
-
 	mean = 1.0 / E;
-	max_share = min_share = out->share[0];
+	p = spread_of(out->share, E);
 	for (int i = 0; i < E; i++)
 	{
 		double		s = out->share[i];
 
-		var += (s - mean) * (s - mean);
-		if (s > max_share)
-		{
-			max_share = s;
-			out->dominant_expert = i;
-		}
-		if (s < min_share)
-			min_share = s;
 		if (s > 0)
 			out->balance_entropy -= s * log(s);
 		for (int j = 0; j < E; j++)
 			abs_diff += fabs(s - out->share[j]);
 	}
-	var /= E;
-	out->cv = sqrt(var) / mean;
-	out->max_min_ratio = min_share > 0 ? max_share / min_share : INFINITY;
+	out->cv = p.cv;
+	out->max_min_ratio = p.max_min_ratio;
+	out->dominant_expert = p.argmax;
 	out->gini = abs_diff / (2.0 * E * E * mean);
 	out->normalized_entropy = E > 1 ? out->balance_entropy / log((double) E) : 1.0;
-	out->max_violation = (max_share - mean) / mean;
-	out->status = classify(out, max_share);
+	out->max_violation = (p.max_fraction - mean) / mean;
+	out->probability_status = classify(&p, E, false);
+
+	/* selection view */
+	fractions_of(selections, E, out->selection_fraction);
+	for (int i = 0; i < E; i++)
+		out->dead_experts += selections[i] == 0;
+	sel = spread_of(out->selection_fraction, E);
+	out->selection_cv = sel.cv;
+	out->selection_max_min_ratio = sel.max_min_ratio;
+	out->selection_status = classify(&sel, E, true);
+
+	/* lead view */
+	if (leads != NULL)
+	{
+		spread		l;
+
+		out->has_leads = true;
+		fractions_of(leads, E, out->lead_fraction);
+		l = spread_of(out->lead_fraction, E);
+		out->lead_cv = l.cv;
+		out->lead_max_min_ratio = l.max_min_ratio;
+		out->leaderless_experts = l.zeros;
+		out->lead_status = classify(&l, E, true);
+	}
+	out->status = moe_router_status_worse(out->probability_status, out->selection_status);
 }
 
 /* ---- the accumulator ------------------------------------------------- */
@@ -162,6 +227,8 @@ moe_usage_add(moe_usage_acc *acc, const float *probs, int E, const int32_t *sele
 	acc->row_entropy += E > 1 ? h / log((double) E) : 0.0;
 	for (int j = 0; j < k; j++)
 		acc->selections[selected[j]]++;
+	if (k > 0)
+		acc->leads[selected[0]]++;
 	return MOE_OK;
 }
 
@@ -181,6 +248,7 @@ moe_usage_merge(moe_usage_acc *acc, const moe_usage_acc *other, moe_error *err)
 	{
 		acc->prob[i] += other->prob[i];
 		acc->selections[i] += other->selections[i];
+		acc->leads[i] += other->leads[i];
 	}
 	return MOE_OK;
 }
@@ -261,6 +329,7 @@ moe_usage_serialize(const moe_usage_acc *acc, uint8_t *buf)
 	{
 		p = put_f64(p, acc->prob[i]);
 		p = put_u64(p, (uint64_t) acc->selections[i]);
+		p = put_u64(p, (uint64_t) acc->leads[i]);
 	}
 }
 
@@ -270,6 +339,7 @@ moe_usage_deserialize(const uint8_t *buf, size_t len, moe_usage_acc *acc, moe_er
 	moe_usage_acc a;
 	int32_t		E;
 	double		total = 0;
+	int64_t		led = 0;
 	const uint8_t *p;
 
 	if (len < 1)
@@ -296,11 +366,14 @@ moe_usage_deserialize(const uint8_t *buf, size_t len, moe_usage_acc *acc, moe_er
 	{
 		a.prob[i] = get_f64(p);
 		a.selections[i] = (int64_t) get_u64(p + 8);
-		if (!isfinite(a.prob[i]) || a.prob[i] < 0 || a.selections[i] < 0)
+		a.leads[i] = (int64_t) get_u64(p + 16);
+		if (!isfinite(a.prob[i]) || a.prob[i] < 0 || a.selections[i] < 0 || a.leads[i] < 0 ||
+			a.leads[i] > a.selections[i])
 			return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: expert %d", i);
 		total += a.prob[i];
+		led += a.leads[i];
 	}
-	if (a.n < 0 || (E == 0) != (a.n == 0) || (a.n > 0 && !(total > 0)) ||
+	if (a.n < 0 || (E == 0) != (a.n == 0) || (a.n > 0 && !(total > 0)) || led > a.n ||
 		!isfinite(a.row_entropy) || a.row_entropy < 0)
 		return moe_fail(err, MOE_ERR_CORRUPT, "invalid moe_usage state: inconsistent counts");
 	*acc = a;
@@ -314,7 +387,7 @@ moe_usage_finish(const moe_usage_acc *acc, double *mean_prob, moe_router_stats *
 		return 0;
 	for (int i = 0; i < acc->E; i++)
 		mean_prob[i] = acc->prob[i] / (double) acc->n;
-	moe_router_stats_compute(mean_prob, acc->selections, acc->E,
+	moe_router_stats_compute(mean_prob, acc->selections, acc->leads, acc->E,
 							 acc->row_entropy / (double) acc->n, out);
 	return 1;
 }

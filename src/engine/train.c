@@ -881,6 +881,8 @@ train_step(moe_trainer *t, int from, int M, moe_epoch_report *rep, double *sum_o
 		rep->expert_prob[e] += (double) ws->host_pbar[e] * M;
 		rep->expert_count[e] += count[e];
 	}
+	for (int i = 0; i < M; i++)
+		rep->expert_leads[ws->host_sel_idx[i * k]]++;	/* selections are best first */
 	return MOE_OK;
 }
 

@@ -143,6 +143,7 @@ typedef struct moe_epoch_report
 	int			n_experts;
 	double		expert_prob[MOE_MAX_EXPERTS];	/* mean gate probability */
 	int64_t		expert_count[MOE_MAX_EXPERTS];	/* top-k selections */
+	int64_t		expert_leads[MOE_MAX_EXPERTS];	/* rows it was the first choice of */
 	double		expert_bias[MOE_MAX_EXPERTS];	/* aux-free selection bias at the end */
 } moe_epoch_report;
 

@@ -78,7 +78,9 @@ typedef struct report_data
 	double	   *train_mse;		/* [n_epochs] */
 	double	   *val_mse;		/* [n_epochs], NaN when absent */
 	char	  **status;			/* [n_epochs] router status */
-	double	   *share;			/* [n_epochs, n_experts] */
+	double	   *share;			/* [n_epochs, n_experts] of the mean gate probability */
+	double	   *selection;		/* [n_epochs, n_experts] of the top-k selections */
+	double	   *lead;			/* [n_epochs, n_experts] of the top-1 leads */
 	int			n_targets;
 	char	  **target_key;		/* [n_targets], sorted by dominant expert, purity */
 	int		   *target_dominant;
@@ -164,6 +166,8 @@ read_report_data(int64 id, report_data *d)
 		d->val_mse = palloc0(sizeof(double) * (d->n_epochs + 1));
 		d->status = palloc0(sizeof(char *) * (d->n_epochs + 1));
 		d->share = palloc0(sizeof(double) * (d->n_epochs + 1) * d->n_experts);
+		d->selection = palloc0(sizeof(double) * (d->n_epochs + 1) * d->n_experts);
+		d->lead = palloc0(sizeof(double) * (d->n_epochs + 1) * d->n_experts);
 		for (int i = 0; i < d->n_epochs; i++)
 		{
 			HeapTuple	t = SPI_tuptable->vals[i];
@@ -175,7 +179,7 @@ read_report_data(int64 id, report_data *d)
 		}
 		MemoryContextSwitchTo(spi);
 
-		if (moe_spi_execute("SELECT epoch, expert, share FROM moe.expert_history "
+		if (moe_spi_execute("SELECT epoch, expert, share, selection_fraction, lead_fraction FROM moe.expert_history "
 								  "WHERE run_id = $1 AND layer = 1 ORDER BY epoch, expert",
 								  1, types, run, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read moe.expert_history");
@@ -188,7 +192,13 @@ read_report_data(int64 id, report_data *d)
 			int			expert = DatumGetInt32(SPI_getbinval(t, td, 2, &isnull));
 
 			if (epoch >= 1 && epoch <= d->n_epochs && expert >= 0 && expert < d->n_experts)
-				d->share[(size_t) (epoch - 1) * d->n_experts + expert] = float_value(t, td, 3);
+			{
+				size_t		at = (size_t) (epoch - 1) * d->n_experts + expert;
+
+				d->share[at] = float_value(t, td, 3);
+				d->selection[at] = float_value(t, td, 4);
+				d->lead[at] = float_value(t, td, 5);
+			}
 		}
 	}
 
@@ -363,27 +373,28 @@ status_colour(const char *status)
 	return "#59a14f";
 }
 
-/* Stacked shares of the experts per epoch, with the router status below. */
+/* Stacked shares (share[epoch, expert]) of the experts per epoch, with
+ * the router status below. */
 static void
-chart_expert_usage(StringInfo s, const report_data *d)
+chart_expert_usage(StringInfo s, const report_data *d, const double *share, const char *title)
 {
 	axes		a = {1, d->n_epochs > 1 ? d->n_epochs : 2, 0, 1};
 	int			E = d->n_experts;
 	double	   *base = palloc0(sizeof(double) * (d->n_epochs + 1));
 
-	svg_open(s, "Expert usage over epochs (share of the mean gate probability)", CHART_H + 28);
+	svg_open(s, title, CHART_H + 28);
 	draw_axes(s, &a, "epoch", "share");
 	for (int x = 0; x < E; x++)
 	{
 		appendStringInfo(s, "<polygon fill=\"%s\" fill-opacity=\"0.85\" stroke=\"none\" points=\"", colour(x));
 		for (int i = 0; i < d->n_epochs; i++)
 			appendStringInfo(s, "%.1f,%.1f ", px(&a, i + 1),
-							 py(&a, base[i] + d->share[(size_t) i * E + x]));
+							 py(&a, base[i] + share[(size_t) i * E + x]));
 		for (int i = d->n_epochs - 1; i >= 0; i--)
 			appendStringInfo(s, "%.1f,%.1f ", px(&a, i + 1), py(&a, base[i]));
 		appendStringInfoString(s, "\"/>\n");
 		for (int i = 0; i < d->n_epochs; i++)
-			base[i] += d->share[(size_t) i * E + x];
+			base[i] += share[(size_t) i * E + x];
 	}
 	for (int i = 0; i < d->n_epochs; i++)
 	{
@@ -395,8 +406,8 @@ chart_expert_usage(StringInfo s, const report_data *d)
 		append_xml(s, d->status[i]);
 		appendStringInfoString(s, "</title></rect>\n");
 	}
-	appendStringInfo(s, "<text x=\"%d\" y=\"%d\" font-size=\"10\">router status: green balanced, yellow imbalanced, "
-					 "orange dead expert, red collapsed</text>\n", MARGIN_L, CHART_H + 26);
+	appendStringInfo(s, "<text x=\"%d\" y=\"%d\" font-size=\"10\">router status (the worse of probabilities and selections): "
+					 "green balanced, yellow imbalanced, orange dead expert, red collapsed</text>\n", MARGIN_L, CHART_H + 26);
 	for (int x = 0; x < E && x < 16; x++)
 	{
 		char		label[32];
@@ -470,8 +481,13 @@ build_page(StringInfo s, const report_data *d)
 	{
 		appendStringInfoString(s, "<h2>Training curves</h2>\n");
 		chart_training_curves(s, d);
-		appendStringInfoString(s, "<h2>Expert usage over epochs</h2>\n");
-		chart_expert_usage(s, d);
+		appendStringInfoString(s, "<h2>Expert usage over epochs, on the training rows</h2>\n"
+							   "<p>Two views of the router: the probability mass it gives each expert, "
+							   "and what it does with it, the top-k selections (and the top-1 leads). "
+							   "The held-out rows' routing is under \"routing\" in the metrics.</p>\n");
+		chart_expert_usage(s, d, d->share, "Probability view: share of the mean gate probability");
+		chart_expert_usage(s, d, d->selection, "Selection view: share of the top-k selections");
+		chart_expert_usage(s, d, d->lead, "Leads: share of the rows each expert is the first choice of");
 	}
 	else
 		appendStringInfoString(s, "<p>No training history (an imported model).</p>\n");

@@ -41,6 +41,10 @@
 #include "train_options.h"
 
 #define MAX_SWEEP_POINTS 1000
+
+/* What to try when the router turns unhealthy (docs/training.md). */
+#define MOE_ROUTER_HEALTH_HINT \
+	"A balancing term (lb_method, lb_weight, balance) or a higher temperature spreads the routing."
 #define MAX_FOLDS 100
 
 /* One training run in progress. */
@@ -236,61 +240,75 @@ insert_history(const train_run *r, const moe_epoch_report *e)
 			 12, types, values, nulls, SPI_OK_INSERT);
 }
 
-/* One row per expert, then the router's summary; returns its status. */
-static moe_router_status
-insert_router_history(const train_run *r, const moe_epoch_report *e)
+/* One row per expert, then the router's summary (its statistics in *stats). */
+static void
+insert_router_history(const train_run *r, const moe_epoch_report *e, moe_router_stats *stats)
 {
 	moe_router_stats st;
 	int			E = e->n_experts;
 
-	moe_router_stats_compute(e->expert_prob, e->expert_count, E,
+	moe_router_stats_compute(e->expert_prob, e->expert_count, e->expert_leads, E,
 							 -e->aux_value[MOE_LB_ROUTER_ENTROPY], &st);
 	{
-		Oid			types[8] = {INT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, INT8OID, FLOAT8OID,
-		FLOAT8OID};
+		Oid			types[10] = {INT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, INT8OID, FLOAT8OID,
+		FLOAT8OID, INT8OID, FLOAT8OID};
 
 		for (int x = 0; x < E; x++)
 		{
-			Datum		values[8] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch), Int32GetDatum(x),
+			Datum		values[10] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch), Int32GetDatum(x),
 				Float8GetDatum(e->expert_prob[x]), Float8GetDatum(st.share[x]),
 				Int64GetDatum(e->expert_count[x]), Float8GetDatum(st.selection_fraction[x]),
-			Float8GetDatum(e->expert_bias[x])};
+				Float8GetDatum(e->expert_bias[x]), Int64GetDatum(e->expert_leads[x]),
+			Float8GetDatum(st.lead_fraction[x])};
 
 			spi_exec("INSERT INTO moe.expert_history (run_id, epoch, expert, mean_prob, share, "
-					 "selections, selection_fraction, bias) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-					 8, types, values, NULL, SPI_OK_INSERT);
+					 "selections, selection_fraction, bias, leads, lead_fraction) "
+					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+					 10, types, values, NULL, SPI_OK_INSERT);
 		}
 	}
 	{
-		Oid			types[12] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
-			FLOAT8OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID, TEXTOID};
-		Datum		values[12] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
+		Oid			types[19] = {INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
+			FLOAT8OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID, TEXTOID, FLOAT8OID, FLOAT8OID,
+		FLOAT8OID, FLOAT8OID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		values[19] = {Int64GetDatum(r->run_id), Int32GetDatum(e->epoch),
 			Float8GetDatum(st.cv), Float8GetDatum(st.max_min_ratio), Float8GetDatum(st.gini),
 			Float8GetDatum(st.balance_entropy), Float8GetDatum(st.normalized_entropy),
 			Float8GetDatum(st.row_entropy), Float8GetDatum(st.max_violation),
 			Int32GetDatum(st.dead_experts), Int32GetDatum(st.dominant_expert),
-		CStringGetTextDatum(moe_router_status_name(st.status))};
+			CStringGetTextDatum(moe_router_status_name(st.status)),
+			Float8GetDatum(st.selection_cv), Float8GetDatum(st.selection_max_min_ratio),
+			Float8GetDatum(st.lead_cv), Float8GetDatum(st.lead_max_min_ratio),
+			CStringGetTextDatum(moe_router_status_name(st.probability_status)),
+			CStringGetTextDatum(moe_router_status_name(st.selection_status)),
+		CStringGetTextDatum(moe_router_status_name(st.lead_status))};
 
 		spi_exec("INSERT INTO moe.router_history (run_id, epoch, cv, max_min_ratio, gini, "
 				 "balance_entropy, normalized_entropy, row_entropy, max_violation, dead_experts, "
-				 "dominant_expert, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-				 12, types, values, NULL, SPI_OK_INSERT);
+				 "dominant_expert, status, selection_cv, selection_max_min_ratio, lead_cv, "
+				 "lead_max_min_ratio, probability_status, selection_status, lead_status) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+				 19, types, values, NULL, SPI_OK_INSERT);
 	}
-	return st.status;
+	*stats = st;
 }
 
 /* Say so once when the router turns unhealthy, and again when it changes
- * how it is unhealthy. */
+ * how it is unhealthy; either view (probabilities, selections) counts. */
 static void
-warn_on_health(train_run *r, const moe_epoch_report *e, moe_router_status status)
+warn_on_health(train_run *r, const moe_epoch_report *e, const moe_router_stats *st)
 {
+	moe_router_status status = st->status;
+
 	if (status != MOE_ROUTER_BALANCED && status != r->router_status)
 		ereport(WARNING,
 				(errmsg("router of \"%s\" is %s at epoch %d", r->spec->model_name,
 						moe_router_status_name(status), e->epoch),
-				 errdetail("See moe.router_health for run %lld; thresholds in docs/monitoring.md.",
-						   (long long) r->run_id),
-				 errhint("A balancing term (lb_method, lb_weight, balance) or a higher temperature spreads the routing.")));
+				 errdetail("Gate probabilities: %s (cv %.2f); top-%d selections: %s (cv %.2f, %d dead). See moe.router_health for run %lld; thresholds in docs/monitoring.md.",
+						   moe_router_status_name(st->probability_status), st->cv, r->spec->arch.top_k,
+						   moe_router_status_name(st->selection_status), st->selection_cv,
+						   st->dead_experts, (long long) r->run_id),
+				 errhint("%s", MOE_ROUTER_HEALTH_HINT)));
 	r->router_status = status;
 }
 
@@ -405,14 +423,14 @@ step_epoch(train_run *r)
 {
 	moe_error	err;
 	moe_epoch_report e;
-	moe_router_status status;
+	moe_router_stats stats;
 	char		val[32];
 
 	/* r->last changes only when an epoch completes and is recorded, so a
 	 * run stopped half-way through an epoch reports the epochs it finished. */
 	moe_check(moe_trainer_epoch(r->trainer, &e, &err), &err);
 	insert_history(r, &e);
-	status = insert_router_history(r, &e);
+	insert_router_history(r, &e, &stats);
 	r->last = e;
 	r->seconds += e.seconds;
 	if (isnan(e.val_mse))
@@ -423,7 +441,7 @@ step_epoch(train_run *r)
 			(errmsg("epoch %d/%d: loss %.4f (mse %.4f, aux %.4f), val_mse %s, lr %.2g, %.1f s%s",
 					e.epoch, r->spec->opt.epochs, e.train_loss, e.train_mse, e.aux_loss, val, e.lr,
 					e.seconds, e.improved && !isnan(e.val_mse) ? " (best)" : "")));
-	warn_on_health(r, &e, status);
+	warn_on_health(r, &e, &stats);
 }
 
 static void
@@ -438,6 +456,62 @@ json_metrics(StringInfo s, const moe_metrics *m)
 	json_real(s, "pearson", m->pearson);
 	json_real(s, "spearman", m->spearman);
 	json_real(s, "rm2", m->rm2);
+}
+
+static void
+json_real_array(StringInfo s, const char *key, const double *v, int n)
+{
+	json_key(s, key);
+	appendStringInfoChar(s, '[');
+	for (int i = 0; i < n; i++)
+		appendStringInfo(s, i > 0 ? ", %.6g" : "%.6g", v[i]);
+	appendStringInfoChar(s, ']');
+}
+
+/*
+ * "routing": how the kept model routes the held-out rows (split), which can
+ * differ from the training rows the epoch history describes: both views and
+ * the leads per expert, and the status (docs/monitoring.md).
+ */
+static void
+json_heldout_routing(StringInfo s, const char *split, const moe_usage_acc *usage)
+{
+	double		mean[MOE_ROUTER_MAX_EXPERTS];
+	moe_router_stats st;
+
+	if (!moe_usage_finish(usage, mean, &st))
+		return;
+	json_key(s, "routing");
+	appendStringInfoChar(s, '{');
+	json_key(s, "split");
+	escape_json(s, split);
+	json_key(s, "rows");
+	appendStringInfo(s, "%lld", (long long) usage->n);
+	json_key(s, "status");
+	escape_json(s, moe_router_status_name(st.status));
+	json_key(s, "probability_status");
+	escape_json(s, moe_router_status_name(st.probability_status));
+	json_key(s, "selection_status");
+	escape_json(s, moe_router_status_name(st.selection_status));
+	json_key(s, "lead_status");
+	escape_json(s, moe_router_status_name(st.lead_status));
+	json_real_array(s, "mean_prob", mean, st.n_experts);
+	json_real_array(s, "selection_fraction", st.selection_fraction, st.n_experts);
+	json_real_array(s, "lead_fraction", st.lead_fraction, st.n_experts);
+	appendStringInfoChar(s, '}');
+	{
+		StringInfoData shares;
+
+		initStringInfo(&shares);
+		for (int i = 0; i < st.n_experts; i++)
+			appendStringInfo(&shares, "%s%.2f/%.2f", i > 0 ? " " : "", st.selection_fraction[i],
+							 st.lead_fraction[i]);
+		ereport(NOTICE,
+				(errmsg("routing of the %s rows: %s (probabilities %s, selections %s); per expert, share of selections / of leads: %s",
+						split, moe_router_status_name(st.status),
+						moe_router_status_name(st.probability_status),
+						moe_router_status_name(st.selection_status), shares.data)));
+	}
 }
 
 /* Test metrics of the best model, as a JSON object (training facts too). */
@@ -470,27 +544,40 @@ final_metrics_json(train_run *r, moe_model *model)
 		appendStringInfo(&s, "%d", r->selection.best_epoch);
 		json_real(&s, "selection_best_val_mse", r->selection.best_val_mse);
 	}
-	if (test->n > 0)
 	{
-		moe_infer_ws *ws;
-		moe_rows	rows = moe_split_as_rows(test);
-		float	   *pred = palloc_extended(sizeof(float) * test->n, MCXT_ALLOC_HUGE);
-		moe_metrics m;
-		moe_error	err;
-		moe_status	st;
+		/* the held-out rows: test, or validation when there is no test split */
+		const moe_split_rows *held = test->n > 0 ? test : &r->data.split[MOE_SPLIT_VALID];
 
-		moe_check(moe_infer_ws_create(model, MOE_INFER_BATCH, &ws, &err), &err);
-		st = moe_predict_rows(model, ws, r->data.drug_vec, r->data.protein_vec, &rows, pred, &err);
-		moe_infer_ws_free(model, ws);
-		moe_check(st, &err);
-		moe_check(moe_compute_metrics(test->label, pred, test->n, &m, &err), &err);
-		json_key(&s, "test");
-		appendStringInfoChar(&s, '{');
-		json_metrics(&s, &m);
-		appendStringInfoChar(&s, '}');
-		ereport(NOTICE,
-				(errmsg("test (%lld rows): mse %.4f, rmse %.4f, ci %.4f, r2 %.4f, pearson %.4f, spearman %.4f, rm2 %.4f",
-						(long long) m.n, m.mse, m.rmse, m.ci, m.r2, m.pearson, m.spearman, m.rm2)));
+		if (held->n > 0)
+		{
+			moe_infer_ws *ws;
+			moe_rows	rows = moe_split_as_rows(held);
+			float	   *pred = palloc_extended(sizeof(float) * held->n, MCXT_ALLOC_HUGE);
+			moe_usage_acc usage;
+			moe_error	err;
+			moe_status	st;
+
+			moe_usage_init(&usage);
+			moe_check(moe_infer_ws_create(model, MOE_INFER_BATCH, &ws, &err), &err);
+			st = moe_predict_rows_usage(model, ws, r->data.drug_vec, r->data.protein_vec, &rows, pred,
+										&usage, &err);
+			moe_infer_ws_free(model, ws);
+			moe_check(st, &err);
+			if (held == test)
+			{
+				moe_metrics m;
+
+				moe_check(moe_compute_metrics(test->label, pred, test->n, &m, &err), &err);
+				json_key(&s, "test");
+				appendStringInfoChar(&s, '{');
+				json_metrics(&s, &m);
+				appendStringInfoChar(&s, '}');
+				ereport(NOTICE,
+						(errmsg("test (%lld rows): mse %.4f, rmse %.4f, ci %.4f, r2 %.4f, pearson %.4f, spearman %.4f, rm2 %.4f",
+								(long long) m.n, m.mse, m.rmse, m.ci, m.r2, m.pearson, m.spearman, m.rm2)));
+			}
+			json_heldout_routing(&s, held == test ? "test" : "valid", &usage);
+		}
 	}
 	appendStringInfoChar(&s, '}');
 	return s.data;

@@ -17,40 +17,50 @@
 
 #include "router_stats.h"
 
-#define SUMMARY_COLUMNS 15
+#define SUMMARY_COLUMNS 24
 
-/* The composite moe.router_summary. */
+static Datum
+float8_array(const double *v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Float8GetDatum(v[i]);
+	return PointerGetDatum(construct_array(d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+int8_array(const int64_t *v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(v[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* The composite moe.router_summary; leads may be NULL (its columns NULL). */
 static Datum
 summary_datum(FunctionCallInfo fcinfo, const moe_router_stats *st, const double *mean_prob,
-			  const int64_t *selections, int64 n, bool have_n, bool have_row_entropy)
+			  const int64_t *selections, const int64_t *leads, int64 n, bool have_n,
+			  bool have_row_entropy)
 {
 	TupleDesc	desc;
 	Datum		values[SUMMARY_COLUMNS];
 	bool		nulls[SUMMARY_COLUMNS] = {false};
 	int			E = st->n_experts;
-	Datum	   *mp = palloc(sizeof(Datum) * E),
-			   *sh = palloc(sizeof(Datum) * E),
-			   *sel = palloc(sizeof(Datum) * E),
-			   *frac = palloc(sizeof(Datum) * E);
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be moe.router_summary");
 	if (desc->natts != SUMMARY_COLUMNS)
 		elog(ERROR, "moe.router_summary has %d columns, expected %d", desc->natts,
 			 SUMMARY_COLUMNS);
-	for (int i = 0; i < E; i++)
-	{
-		mp[i] = Float8GetDatum(mean_prob[i]);
-		sh[i] = Float8GetDatum(st->share[i]);
-		sel[i] = Int64GetDatum(selections[i]);
-		frac[i] = Float8GetDatum(st->selection_fraction[i]);
-	}
 	values[0] = Int64GetDatum(n);
 	nulls[0] = !have_n;
-	values[1] = PointerGetDatum(construct_array(mp, E, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_array(sh, E, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(sel, E, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[4] = PointerGetDatum(construct_array(frac, E, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = float8_array(mean_prob, E);
+	values[2] = float8_array(st->share, E);
+	values[3] = int8_array(selections, E);
+	values[4] = float8_array(st->selection_fraction, E);
 	values[5] = Float8GetDatum(st->cv);
 	values[6] = Float8GetDatum(st->max_min_ratio);
 	values[7] = Float8GetDatum(st->gini);
@@ -62,6 +72,17 @@ summary_datum(FunctionCallInfo fcinfo, const moe_router_stats *st, const double 
 	values[12] = Int32GetDatum(st->dead_experts);
 	values[13] = Int32GetDatum(st->dominant_expert);
 	values[14] = CStringGetTextDatum(moe_router_status_name(st->status));
+	/* the two views side by side, and the leads when known */
+	values[15] = leads != NULL ? int8_array(leads, E) : (Datum) 0;
+	values[16] = leads != NULL ? float8_array(st->lead_fraction, E) : (Datum) 0;
+	values[17] = Float8GetDatum(st->selection_cv);
+	values[18] = Float8GetDatum(st->selection_max_min_ratio);
+	values[19] = Float8GetDatum(st->lead_cv);
+	values[20] = Float8GetDatum(st->lead_max_min_ratio);
+	values[21] = CStringGetTextDatum(moe_router_status_name(st->probability_status));
+	values[22] = CStringGetTextDatum(moe_router_status_name(st->selection_status));
+	values[23] = CStringGetTextDatum(moe_router_status_name(st->lead_status));
+	nulls[15] = nulls[16] = nulls[19] = nulls[20] = nulls[23] = leads == NULL;
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
 }
 
@@ -95,7 +116,7 @@ array_elements(ArrayType *arr, const char *what, Oid elemtype, int elemlen, bool
 	return n;
 }
 
-/* ---- moe_router_stats(mean_prob, selections, row_entropy) ------------- */
+/* ---- moe_router_stats(mean_prob, selections, row_entropy, leads) ------- */
 
 PG_FUNCTION_INFO_V1(moe_router_stats_sql);
 Datum
@@ -109,6 +130,7 @@ moe_router_stats_sql(PG_FUNCTION_ARGS)
 				total = 0,
 				row_entropy = 0.0;
 	int64_t		sel[MOE_ROUTER_MAX_EXPERTS],
+				leads[MOE_ROUTER_MAX_EXPERTS],
 				picks = 0;
 	moe_router_stats st;
 
@@ -165,8 +187,34 @@ moe_router_stats_sql(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("row_entropy must be between 0 and 1 (entropy / ln E), not %g", row_entropy)));
 	}
-	moe_router_stats_compute(prob, sel, np, row_entropy, &st);
-	PG_RETURN_DATUM(summary_datum(fcinfo, &st, prob, sel, 0, false, !PG_ARGISNULL(2)));
+	if (!PG_ARGISNULL(3))
+	{
+		Datum	   *le;
+		int64		led = 0;
+		int			nl = array_elements(PG_GETARG_ARRAYTYPE_P(3), "leads", INT8OID, 8, FLOAT8PASSBYVAL,
+										TYPALIGN_DOUBLE, &le);
+
+		if (nl != np)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("mean_prob has %d elements and leads %d; they must have one per expert",
+							np, nl)));
+		for (int i = 0; i < np; i++)
+		{
+			leads[i] = DatumGetInt64(le[i]);
+			if (leads[i] < 0 || leads[i] > sel[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("leads element %d is %lld; it must be between 0 and the expert's selections (%lld)",
+								i + 1, (long long) leads[i], (long long) sel[i])));
+			led += leads[i];
+		}
+		if (led == 0)
+			invalid("leads must not be all zero");
+	}
+	moe_router_stats_compute(prob, sel, PG_ARGISNULL(3) ? NULL : leads, np, row_entropy, &st);
+	PG_RETURN_DATUM(summary_datum(fcinfo, &st, prob, sel, PG_ARGISNULL(3) ? NULL : leads, 0, false,
+								  !PG_ARGISNULL(2)));
 }
 
 /* ---- the aggregate moe_usage(probs real[], selected integer[]) -------- */
@@ -288,5 +336,5 @@ moe_usage_finalfn(PG_FUNCTION_ARGS)
 	acc = (const moe_usage_acc *) PG_GETARG_POINTER(0);
 	if (!moe_usage_finish(acc, mean, &st))
 		PG_RETURN_NULL();
-	PG_RETURN_DATUM(summary_datum(fcinfo, &st, mean, acc->selections, acc->n, true, true));
+	PG_RETURN_DATUM(summary_datum(fcinfo, &st, mean, acc->selections, acc->leads, acc->n, true, true));
 }

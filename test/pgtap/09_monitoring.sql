@@ -1,7 +1,7 @@
 -- Expert-usage monitoring: history tables, routing over datasets,
 -- specialisation, agreement, cluster recovery, dashboards and the report.
 BEGIN;
-SELECT plan(36);
+SELECT plan(41);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(60, 40, 4, seed => 5);
@@ -22,10 +22,13 @@ SELECT is((SELECT DISTINCT sum(selections)::bigint FROM moe.expert_history WHERE
           (SELECT 2 * (metrics ->> 'n_train')::bigint FROM moe.models WHERE id = (SELECT model_id FROM run)),
           'selections count every training row twice (top_k 2) every epoch');
 SELECT ok((SELECT bool_and(abs(g.cv - (s).cv) < 1e-9 AND abs(g.gini - (s).gini) < 1e-9 AND g.status = (s).status
-                           AND g.dead_experts = (s).dead_experts)
+                           AND g.dead_experts = (s).dead_experts AND g.probability_status = (s).probability_status
+                           AND g.selection_status = (s).selection_status AND g.lead_status = (s).lead_status
+                           AND abs(g.selection_cv - (s).selection_cv) < 1e-9 AND abs(g.lead_cv - (s).lead_cv) < 1e-9)
              FROM moe.router_history g,
                   LATERAL (SELECT moe_router_stats(array_agg(x.mean_prob ORDER BY x.expert),
-                                                   array_agg(x.selections ORDER BY x.expert)) AS s
+                                                   array_agg(x.selections ORDER BY x.expert),
+                                                   leads => array_agg(x.leads ORDER BY x.expert)) AS s
                              FROM moe.expert_history x WHERE x.run_id = g.run_id AND x.epoch = g.epoch) z
             WHERE g.run_id = (SELECT id FROM run)),
           'the stored router statistics agree with moe_router_stats of the stored per-expert rows');
@@ -35,6 +38,30 @@ SELECT is((SELECT count(*) FROM moe.expert_usage WHERE model = 'mon'), 4::bigint
 SELECT is((SELECT DISTINCT epoch FROM moe.expert_usage WHERE model = 'mon'),
           (SELECT best_epoch FROM moe.training_runs WHERE model_name = 'mon'), 'expert_usage is at the kept epoch');
 SELECT is((SELECT count(*) FROM moe.training_progress WHERE model_name = 'mon'), 6::bigint, 'training_progress per epoch');
+SELECT is((SELECT DISTINCT sum(leads)::bigint FROM moe.expert_history WHERE run_id = (SELECT id FROM run) GROUP BY epoch),
+          (SELECT (metrics ->> 'n_train')::bigint FROM moe.models WHERE id = (SELECT model_id FROM run)),
+          'leads count every training row once every epoch');
+SELECT ok((SELECT bool_and(status = CASE WHEN 'collapsed' IN (probability_status, selection_status) THEN 'collapsed'
+                                         WHEN 'dead_expert' IN (probability_status, selection_status) THEN 'dead_expert'
+                                         WHEN 'imbalanced' IN (probability_status, selection_status) THEN 'imbalanced'
+                                         ELSE 'balanced' END)
+             FROM moe.router_health WHERE run_id = (SELECT id FROM run)),
+          'router_health: the status is the worse of the probability and the selection view');
+SELECT is((SELECT metrics -> 'routing' ->> 'split' FROM moe.models WHERE id = (SELECT model_id FROM run)), 'test',
+          'the model stores its routing on the test rows');
+-- the stored held-out routing equals the aggregate over the model's own test-row routing
+SELECT ok((SELECT e.heldout_status = (u).status
+                  AND abs(e.heldout_selection_fraction - (u).selection_fraction[e.expert + 1]) < 1e-5
+                  AND abs(e.heldout_lead_fraction - (u).lead_fraction[e.expert + 1]) < 1e-5
+             FROM moe.expert_usage e,
+                  (SELECT moe_usage(g.probs, g.selected) AS u
+                     FROM syn s, LATERAL moe_gate(s.drug_vec, s.target_vec, 'mon') g WHERE s.split = 'test') t
+            WHERE e.model = 'mon' AND e.expert = 2),
+          'expert_usage shows the held-out status and fractions, equal to moe_usage over the test rows');
+SELECT ok((SELECT bool_and(router_status IS NOT NULL AND probability_status IS NOT NULL AND selection_status IS NOT NULL
+                           AND lead_fraction IS NOT NULL AND heldout_status IS NOT NULL)
+             FROM moe.expert_usage WHERE model = 'mon'),
+          'expert_usage shows both views on the training rows beside the held-out rows');
 
 -- ---- routing over the dataset ----
 CREATE TEMP TABLE rt AS SELECT * FROM moe_routing('mon');
@@ -128,8 +155,8 @@ SELECT throws_ok($$SELECT * FROM moe_routing('nobody')$$, '42704', NULL, 'an unk
 -- ---- the report ----
 CREATE TEMP TABLE rep AS SELECT moe_report('mon')::xml AS x;
 SELECT ok((SELECT xml_is_well_formed_document(moe_report('mon'))), 'the report is a well-formed XHTML document');
-SELECT is((SELECT array_length(xpath('//svg:svg', x, ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]), 1) FROM rep), 3,
-          'with three charts: training curves, expert usage, routing by target');
+SELECT is((SELECT array_length(xpath('//svg:svg', x, ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]), 1) FROM rep), 5,
+          'with five charts: training curves, expert usage by probability, selections and leads, routing by target');
 SELECT is((SELECT array_length(xpath('//svg:svg[1]//svg:polyline', x, ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]), 1) FROM rep), 2,
           'the training chart draws training and validation MSE');
 SELECT moe_export_model('mon', current_setting('data_directory') || '/mon.ckpt') > 0 AS exported;

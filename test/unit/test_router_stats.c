@@ -17,7 +17,7 @@ test_balanced(void)
 	int64_t		sel[4] = {50, 50, 50, 50};
 	moe_router_stats s;
 
-	moe_router_stats_compute(p, sel, 4, 0.9, &s);
+	moe_router_stats_compute(p, sel, NULL, 4, 0.9, &s);
 	CHECK_INT(s.n_experts, 4);
 	CHECK_NEAR(s.cv, 0, 1e-12);
 	CHECK_NEAR(s.gini, 0, 1e-12);
@@ -45,7 +45,7 @@ test_collapsed(void)
 	int64_t		sel[4] = {0, 0, 100, 0};
 	moe_router_stats s;
 
-	moe_router_stats_compute(p, sel, 4, 0.0, &s);
+	moe_router_stats_compute(p, sel, NULL, 4, 0.0, &s);
 	CHECK_NEAR(s.gini, 0.75, 1e-12);	/* (E-1)/E */
 	CHECK_NEAR(s.balance_entropy, 0, 0);
 	CHECK_NEAR(s.normalized_entropy, 0, 0);
@@ -86,7 +86,7 @@ test_uneven_by_hand(void)
 	int64_t		sel[4] = {40, 30, 20, 10};
 	moe_router_stats s;
 
-	moe_router_stats_compute(p, sel, 4, 0.5, &s);
+	moe_router_stats_compute(p, sel, NULL, 4, 0.5, &s);
 	CHECK_NEAR(s.share[0], 0.4, 1e-15);
 	CHECK_NEAR(s.share[1], 0.3, 1e-15);
 	CHECK_NEAR(s.share[2], 0.2, 1e-15);
@@ -113,7 +113,7 @@ test_dead_expert(void)
 	int64_t		sel[3] = {60, 40, 0};
 	moe_router_stats s;
 
-	moe_router_stats_compute(p, sel, 3, 0.5, &s);
+	moe_router_stats_compute(p, sel, NULL, 3, 0.5, &s);
 	CHECK_INT(s.dead_experts, 1);
 	CHECK(s.cv < 0.30);
 	CHECK_NEAR(s.selection_fraction[2], 0, 0);
@@ -125,14 +125,14 @@ test_dead_expert(void)
 		double		q[4] = {4, 3, 2, 1};
 		int64_t		sel4[4] = {5, 5, 5, 0};
 
-		moe_router_stats_compute(q, sel4, 4, 0, &s);
+		moe_router_stats_compute(q, sel4, NULL, 4, 0, &s);
 		CHECK_INT(s.status, MOE_ROUTER_DEAD_EXPERT);
 	}
 	/* no selections at all: fractions 0, everyone dead */
 	{
 		int64_t		none[3] = {0, 0, 0};
 
-		moe_router_stats_compute(p, none, 3, 0, &s);
+		moe_router_stats_compute(p, none, NULL, 3, 0, &s);
 		CHECK_NEAR(s.selection_fraction[0], 0, 0);
 		CHECK_INT(s.dead_experts, 3);
 		CHECK_INT(s.status, MOE_ROUTER_DEAD_EXPERT);
@@ -154,11 +154,11 @@ test_thresholds(void)
 		double		below[4] = {0.3249, 0.3249, 0.1751, 0.1751},	/* cv 0.2996 */
 					above[4] = {0.3251, 0.3251, 0.1749, 0.1749};	/* cv 0.3004 */
 
-		moe_router_stats_compute(below, sel, 4, 0, &s);
+		moe_router_stats_compute(below, sel, NULL, 4, 0, &s);
 		CHECK_NEAR(s.cv, 0.2996, 1e-12);
 		CHECK(s.max_min_ratio < 3);
 		CHECK_INT(s.status, MOE_ROUTER_BALANCED);
-		moe_router_stats_compute(above, sel, 4, 0, &s);
+		moe_router_stats_compute(above, sel, NULL, 4, 0, &s);
 		CHECK_NEAR(s.cv, 0.3004, 1e-12);
 		CHECK_INT(s.status, MOE_ROUTER_IMBALANCED);
 	}
@@ -174,13 +174,13 @@ test_thresholds(void)
 		for (int i = 0; i < 7; i++)
 			p[i] = 2.9;
 		p[7] = 1;
-		moe_router_stats_compute(p, sel, 8, 0, &s);
+		moe_router_stats_compute(p, sel, NULL, 8, 0, &s);
 		CHECK_NEAR(s.max_min_ratio, 2.9, 1e-12);
 		CHECK(s.cv < 0.30);
 		CHECK_INT(s.status, MOE_ROUTER_BALANCED);
 		for (int i = 0; i < 7; i++)
 			p[i] = 3.1;
-		moe_router_stats_compute(p, sel, 8, 0, &s);
+		moe_router_stats_compute(p, sel, NULL, 8, 0, &s);
 		CHECK_NEAR(s.max_min_ratio, 3.1, 1e-12);
 		CHECK(s.cv < 0.30);
 		CHECK_INT(s.status, MOE_ROUTER_IMBALANCED);
@@ -195,7 +195,7 @@ test_thresholds(void)
 	{
 		double		p[3] = {2, 1.5, 1.5};
 
-		moe_router_stats_compute(p, sel, 3, 0, &s);
+		moe_router_stats_compute(p, sel, NULL, 3, 0, &s);
 		CHECK(s.share[0] == MOE_HEALTH_DOMINANCE_SHARE);
 		CHECK_NEAR(s.cv, 0.14142135623730956, 1e-12);
 		CHECK_NEAR(s.normalized_entropy, 0.9911594714322187, 1e-12);
@@ -216,9 +216,9 @@ test_thresholds(void)
 		double		two[2] = {0.5, 0.5},
 					three[3] = {0.41, 0.295, 0.295};
 
-		moe_router_stats_compute(two, sel, 2, 0, &s);
+		moe_router_stats_compute(two, sel, NULL, 2, 0, &s);
 		CHECK_INT(s.status, MOE_ROUTER_BALANCED);
-		moe_router_stats_compute(three, sel, 3, 0, &s);
+		moe_router_stats_compute(three, sel, NULL, 3, 0, &s);
 		CHECK_INT(s.status, MOE_ROUTER_BALANCED);
 	}
 
@@ -227,10 +227,10 @@ test_thresholds(void)
 		double		at[4] = {97, 1, 1, 1},
 					under[4] = {96.99, 1.01, 1, 1};
 
-		moe_router_stats_compute(at, sel, 4, 0, &s);
+		moe_router_stats_compute(at, sel, NULL, 4, 0, &s);
 		CHECK(s.share[0] == MOE_HEALTH_COLLAPSE_SHARE);
 		CHECK_INT(s.status, MOE_ROUTER_COLLAPSED);
-		moe_router_stats_compute(under, sel, 4, 0, &s);
+		moe_router_stats_compute(under, sel, NULL, 4, 0, &s);
 		CHECK_INT(s.status, MOE_ROUTER_IMBALANCED);
 	}
 
@@ -238,7 +238,7 @@ test_thresholds(void)
 	{
 		double		p[4] = {0.1, 0.4, 0.1, 0.4};
 
-		moe_router_stats_compute(p, sel, 4, 0, &s);
+		moe_router_stats_compute(p, sel, NULL, 4, 0, &s);
 		CHECK_INT(s.dominant_expert, 1);
 	}
 }
@@ -250,7 +250,7 @@ test_single_expert(void)
 	int64_t		sel[1] = {10};
 	moe_router_stats s;
 
-	moe_router_stats_compute(p, sel, 1, 0, &s);
+	moe_router_stats_compute(p, sel, NULL, 1, 0, &s);
 	CHECK_INT(s.n_experts, 1);
 	CHECK_NEAR(s.share[0], 1, 0);
 	CHECK_NEAR(s.normalized_entropy, 1, 0);
@@ -263,12 +263,12 @@ test_single_expert(void)
 
 	/* even with nobody selected: one expert is balanced by convention */
 	sel[0] = 0;
-	moe_router_stats_compute(p, sel, 1, 0, &s);
+	moe_router_stats_compute(p, sel, NULL, 1, 0, &s);
 	CHECK_INT(s.dead_experts, 1);
 	CHECK_INT(s.status, MOE_ROUTER_BALANCED);
 
 	/* out of range: nothing computed */
-	moe_router_stats_compute(p, sel, 0, 0, &s);
+	moe_router_stats_compute(p, sel, NULL, 0, 0, &s);
 	CHECK_INT(s.n_experts, 0);
 }
 
@@ -285,8 +285,8 @@ test_unnormalised_input(void)
 
 	for (int i = 0; i < 5; i++)
 		q[i] = p[i] * 37.5;
-	moe_router_stats_compute(p, sel, 5, 0, &a);
-	moe_router_stats_compute(q, sel, 5, 0, &b);
+	moe_router_stats_compute(p, sel, NULL, 5, 0, &a);
+	moe_router_stats_compute(q, sel, NULL, 5, 0, &b);
 	for (int i = 0; i < 5; i++)
 	{
 		CHECK_NEAR(a.share[i], b.share[i], 1e-15);
@@ -304,7 +304,7 @@ test_unnormalised_input(void)
 		double		r[4] = {0.2501, 0.2501, 0.2501, 0.2501};
 		int64_t		s4[4] = {1, 1, 1, 1};
 
-		moe_router_stats_compute(r, s4, 4, 0, &a);
+		moe_router_stats_compute(r, s4, NULL, 4, 0, &a);
 		CHECK_NEAR(a.share[0], 0.25, 1e-15);
 		CHECK_NEAR(a.normalized_entropy, 1, 1e-12);
 	}
@@ -362,18 +362,97 @@ test_usage_rows(void)
 	CHECK_INT(acc.selections[0], 4);
 	CHECK_INT(acc.selections[1], 3);
 	CHECK_INT(acc.selections[2], 1);
+	CHECK_INT(acc.leads[0], 2);	/* the first pick of each row heads it */
+	CHECK_INT(acc.leads[1], 1);
+	CHECK_INT(acc.leads[2], 1);
+	CHECK(s.has_leads);
 	CHECK_NEAR(s.selection_fraction[0], 0.5, 0);
 	CHECK_NEAR(s.row_entropy, expected_row_entropy(), 1e-14);
 	{
 		/* the same as the statistics of the means and counts */
 		moe_router_stats d;
 
-		moe_router_stats_compute(mean, acc.selections, 3, s.row_entropy, &d);
+		moe_router_stats_compute(mean, acc.selections, acc.leads, 3, s.row_entropy, &d);
 		CHECK(memcmp(&d, &s, sizeof(d)) == 0);
 	}
 	/* shares .5 .3125 .1875: cv = sqrt(((1/6)^2 + (1/48)^2 + (7/48)^2) / 3) * 3 */
 	CHECK_NEAR(s.cv, sqrt((64.0 + 1.0 + 49.0) / (48.0 * 48.0) / 3.0) * 3.0, 1e-12);
 	CHECK_INT(s.status, MOE_ROUTER_IMBALANCED);
+}
+
+/*
+ * The two views of docs/monitoring.md: even probabilities with uneven
+ * selections (renormalised top-k picks the same experts although the
+ * mass is spread), and the reverse; the status is the worse of the two,
+ * and the leads are reported beside them.
+ */
+static void
+test_two_views(void)
+{
+	moe_router_stats s;
+
+	{
+		/* the switch-loss run of issue 20: mean probabilities 0.221 0.214
+		 * 0.342 0.223 look balanced; selections 0.168 0.157 0.500 0.175
+		 * (expert 2 in every row's top 2) do not */
+		double		p[4] = {0.221, 0.214, 0.342, 0.223};
+		int64_t		sel[4] = {168, 157, 500, 175};
+		int64_t		leads[4] = {0, 0, 500, 0};
+
+		moe_router_stats_compute(p, sel, leads, 4, 0.8, &s);
+		CHECK_INT(s.probability_status, MOE_ROUTER_BALANCED);
+		CHECK_INT(s.selection_status, MOE_ROUTER_IMBALANCED);
+		CHECK_INT(s.status, MOE_ROUTER_IMBALANCED);
+		CHECK_NEAR(s.selection_fraction[2], 0.5, 1e-12);
+		CHECK(s.selection_cv > MOE_HEALTH_CV);
+		CHECK(s.has_leads);
+		CHECK_INT(s.lead_status, MOE_ROUTER_COLLAPSED);	/* expert 2 heads every row */
+		CHECK_INT(s.leaderless_experts, 3);
+		CHECK_NEAR(s.lead_fraction[2], 1.0, 0);
+	}
+	{
+		/* the same probabilities, one expert never selected */
+		double		p[4] = {0.221, 0.214, 0.342, 0.223};
+		int64_t		sel[4] = {300, 250, 450, 0};
+
+		moe_router_stats_compute(p, sel, NULL, 4, 0.8, &s);
+		CHECK_INT(s.status, MOE_ROUTER_DEAD_EXPERT);
+		CHECK_INT(s.selection_status, MOE_ROUTER_DEAD_EXPERT);
+		CHECK(!s.has_leads);
+		CHECK_INT(s.lead_status, MOE_ROUTER_BALANCED);	/* not computed */
+	}
+	{
+		/* the reverse: one expert holds most of the mass, selections even */
+		double		p[4] = {0.7, 0.1, 0.1, 0.1};
+		int64_t		sel[4] = {250, 250, 250, 250};
+
+		moe_router_stats_compute(p, sel, NULL, 4, 0.5, &s);
+		CHECK_INT(s.probability_status, MOE_ROUTER_IMBALANCED);
+		CHECK_INT(s.selection_status, MOE_ROUTER_BALANCED);
+		CHECK_INT(s.status, MOE_ROUTER_IMBALANCED);
+	}
+	{
+		/* collapse shows in either view: top-1 routing of every row to one expert */
+		double		p[4] = {0.4, 0.2, 0.2, 0.2};
+		int64_t		sel[4] = {990, 4, 3, 3};
+
+		moe_router_stats_compute(p, sel, NULL, 4, 0.9, &s);
+		CHECK_INT(s.probability_status, MOE_ROUTER_IMBALANCED);
+		CHECK_INT(s.selection_status, MOE_ROUTER_COLLAPSED);
+		CHECK_INT(s.status, MOE_ROUTER_COLLAPSED);
+	}
+	{
+		/* healthy in both */
+		double		p[4] = {0.26, 0.24, 0.25, 0.25};
+		int64_t		sel[4] = {240, 260, 255, 245};
+		int64_t		leads[4] = {120, 130, 127, 123};
+
+		moe_router_stats_compute(p, sel, leads, 4, 0.9, &s);
+		CHECK_INT(s.status, MOE_ROUTER_BALANCED);
+		CHECK_INT(s.lead_status, MOE_ROUTER_BALANCED);
+	}
+	CHECK_INT(moe_router_status_worse(MOE_ROUTER_IMBALANCED, MOE_ROUTER_DEAD_EXPERT), MOE_ROUTER_DEAD_EXPERT);
+	CHECK_INT(moe_router_status_worse(MOE_ROUTER_COLLAPSED, MOE_ROUTER_BALANCED), MOE_ROUTER_COLLAPSED);
 }
 
 static void
@@ -509,7 +588,7 @@ test_usage_serialisation(void)
 	for (int t = 0; t < 4; t++)
 		moe_usage_add(&acc, rows[t], 3, picks[t], 2, &err);
 	len = moe_usage_serial_size(&acc);
-	CHECK_INT(len, 21 + 3 * 16);
+	CHECK_INT(len, 21 + 3 * 24);
 	moe_usage_serialize(&acc, buf);
 	CHECK_INT(buf[0], MOE_USAGE_STATE_VERSION);
 	CHECK_INT(buf[1], 3);		/* little-endian E */
@@ -539,8 +618,8 @@ test_usage_serialisation(void)
 	CHECK_INT(moe_usage_deserialize(buf, len + 1, &back, &err), MOE_ERR_CORRUPT);
 	CHECK_INT(back.n, 12345);
 
-	/* another version */
-	buf[0] = 2;
+	/* another version (1: before leads were counted) */
+	buf[0] = 1;
 	CHECK_INT(moe_usage_deserialize(buf, len, &back, &err), MOE_ERR_VERSION);
 	buf[0] = MOE_USAGE_STATE_VERSION;
 
@@ -579,6 +658,9 @@ test_usage_serialisation(void)
 		DAMAGED_FIELD(prob[1], -0.5);
 		DAMAGED_FIELD(prob[2], INFINITY);
 		DAMAGED_FIELD(selections[2], -3);
+		DAMAGED_FIELD(leads[1], -1);
+		DAMAGED_FIELD(leads[2], 2);	/* more leads than selections */
+		DAMAGED_FIELD(leads[0], 4);	/* more leads than rows */
 #undef DAMAGED_FIELD
 		{
 			moe_usage_acc d = acc;
@@ -604,6 +686,7 @@ test_usage_serialisation(void)
 int
 main(void)
 {
+	RUN(test_two_views);
 	RUN(test_balanced);
 	RUN(test_collapsed);
 	RUN(test_uneven_by_hand);
