@@ -271,8 +271,8 @@ main(int argc, char **argv)
 	moe_config_defaults(&cfg, DRUG_DIM, PROTEIN_DIM);
 	if (moe_model_create(&cfg, cpu, &mc, &err) != MOE_OK || moe_model_create(&cfg, gpu, &mg, &err) != MOE_OK)
 		die("model", &err);
-	moe_model_init(mc, 3);
-	moe_model_init(mg, 3);
+	moe_model_init(mc, 3, NULL);
+	moe_model_init(mg, 3, NULL);
 	cpu_pps = score_pairs(cpu, mc, drugs, N_DRUGS, targets, N_TARGETS, 256);
 	gpu_pps = score_pairs(gpu, mg, drugs, N_DRUGS, targets, N_TARGETS, 16384);
 	printf("davis_pairs_per_second cpu %.0f gpu %.0f speedup %.1fx (%d pairs)\n", cpu_pps, gpu_pps,

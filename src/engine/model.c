@@ -341,8 +341,8 @@ init_mlp(float *p, const moe_mlp_layout *mlp, moe_rng *rng)
 	}
 }
 
-void
-moe_model_init(moe_model *model, uint64_t seed)
+moe_status
+moe_model_init(moe_model *model, uint64_t seed, moe_error *err)
 {
 	const moe_layout *l = &model->layout;
 	const moe_config *c = &model->cfg;
@@ -350,7 +350,8 @@ moe_model_init(moe_model *model, uint64_t seed)
 	moe_rng		rng;
 
 	if (p == NULL)
-		return;
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory initialising %zu model parameters",
+						l->n_params);
 	memset(p, 0, sizeof(float) * l->n_params);
 	moe_rng_seed(&rng, seed);
 	for (int j = 0; j < c->drug_dim; j++)
@@ -372,6 +373,7 @@ moe_model_init(moe_model *model, uint64_t seed)
 	}
 	model->be->upload(model->be, model->params, p, sizeof(float) * l->n_params);
 	free(p);
+	return MOE_OK;
 }
 
 void

@@ -130,7 +130,7 @@ void		moe_model_free(moe_model *model);
 
 /* PyTorch-style initialisation: Linear U(-1/sqrt(in), 1/sqrt(in)),
  * LayerNorm gamma 1 beta 0, identity input standardisation. */
-void		moe_model_init(moe_model *model, uint64_t seed);
+moe_status	moe_model_init(moe_model *model, uint64_t seed, moe_error *err);
 
 /* Host arrays of drug_dim / protein_dim values; scale is 1/std. */
 void		moe_model_set_input_norm(moe_model *model, const float *drug_shift,

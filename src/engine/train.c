@@ -462,7 +462,8 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 	set_standardisation(t, &cfg, err);
 	if ((st = moe_model_create(&cfg, be, &t->model, err)) != MOE_OK)
 		goto fail;
-	moe_model_init(t->model, opt->seed);
+	if ((st = moe_model_init(t->model, opt->seed, err)) != MOE_OK)
+		goto fail;
 
 	dshift = malloc(sizeof(float) * cfg.drug_dim);
 	dscale = malloc(sizeof(float) * cfg.drug_dim);

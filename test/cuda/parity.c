@@ -760,7 +760,7 @@ side_open(side *s, moe_backend *be, const moe_config *cfg, const float *drugs, i
 	s->be = be;
 	if ((st = moe_model_create(cfg, be, &s->model, err)) != MOE_OK)
 		return st;
-	moe_model_init(s->model, 11);
+	moe_model_init(s->model, 11, NULL);
 	moe_model_set_input_norm(s->model, norm, norm + cfg->drug_dim, norm + 2 * cfg->drug_dim,
 							 norm + 2 * cfg->drug_dim + cfg->protein_dim);
 	if ((st = moe_workspace_create(s->model, M, &s->ws, err)) != MOE_OK)

@@ -75,7 +75,7 @@ write_checkpoint(moe_backend *be, const moe_config *cfg, uint64_t seed, const ch
 
 	if (moe_model_create(cfg, be, &m, &err) != MOE_OK)
 		die("cannot create a seed model", err.message);
-	moe_model_init(m, seed);
+	moe_model_init(m, seed, NULL);
 	/* non-trivial input standardisation, as a trained model has */
 	{
 		float	   *dshift = malloc(sizeof(float) * cfg->drug_dim),

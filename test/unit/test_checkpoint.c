@@ -30,7 +30,7 @@ small_model(void)
 	cfg.label_mean = 5.5f;
 	cfg.label_std = 0.75f;
 	moe_model_create(&cfg, be, &m, &err);
-	moe_model_init(m, 99);
+	moe_model_init(m, 99, NULL);
 	return m;
 }
 

@@ -474,7 +474,7 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	cfg.dropout = 0.2f;
 	cfg.noisy_gating = noisy;
 	CHECK_INT(moe_model_create(&cfg, be, &model, &err), MOE_OK);
-	moe_model_init(model, 5);
+	moe_model_init(model, 5, NULL);
 	CHECK_INT(moe_workspace_create(model, M, &ws, &err), MOE_OK);
 
 	moe_rng_seed(&rng, 77);

@@ -332,7 +332,7 @@ random_model(int dd, int dp, int experts, int k, uint64_t seed)
 	cfg.label_mean = 6.0f;
 	cfg.label_std = 1.5f;
 	moe_model_create(&cfg, be, &m, &err);
-	moe_model_init(m, seed);
+	moe_model_init(m, seed, NULL);
 	return m;
 }
 
@@ -455,7 +455,7 @@ test_row_panels_give_the_same_bits(void)
 	cfg.n_experts = 5;
 	cfg.top_k = 2;
 	CHECK_INT(moe_model_create(&cfg, be, &m, &err), MOE_OK);
-	moe_model_init(m, 12);
+	moe_model_init(m, 12, NULL);
 	CHECK(moe_row_panels_floats(m) > 0);
 	moe_infer_ws_create(m, 24, &ws, &err);
 	six_by_four(5, drugs, proteins, di, pi);
@@ -559,7 +559,7 @@ test_only_routed_experts_compute(void)
 	cfg.n_experts = 8;
 	cfg.top_k = 1;
 	moe_model_create(&cfg, be, &m, &err);
-	moe_model_init(m, 3);
+	moe_model_init(m, 3, NULL);
 	moe_workspace_create(m, 2, &ws, &err);
 	grads = malloc(sizeof(float) * m->layout.n_params);
 	for (size_t i = 0; i < m->layout.n_params; i++)
