@@ -2,10 +2,14 @@
  * shared_cache.c — see shared_cache.h.
  *
  * Layout: a control block in the main shared memory (one LWLock, one
- * condition variable, a fixed table of entries), followed by a DSA area
- * created in place and limited to its own size, so the cache never grows
- * beyond moe_pg.shared_cache_mb.  An entry's data is its moe_config
- * followed by the parameters, which backends wrap without copying.
+ * condition variable, a fixed table of entries, and the free extents of
+ * the area), followed by the area itself: moe_pg.shared_cache_mb bytes
+ * handed out by a first-fit allocator whose bookkeeping lives in the
+ * control block, not in the area.  With nothing pinned, everything evicted
+ * leaves one free extent the size of the area, so the accounting and what
+ * the allocator can give never drift apart.  An entry's data is its
+ * moe_config followed by the parameters and the row panels, which
+ * backends wrap without copying.
  *
  * Pins: a transaction that uses an entry pins it (an atomic counter taken
  * under the shared lock); the pins are dropped when the transaction (or
@@ -25,7 +29,6 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "utils/dsa.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -59,10 +62,10 @@ typedef struct shared_entry
 	entry_state state;
 	bool		forget_when_loaded; /* forgotten while LOADING: retire it then */
 	uint64		generation;
-	dsa_pointer data;			/* configuration, parameters, row panels */
+	Size		data;			/* offset in the area: configuration, parameters, row panels */
 	Size		bytes;
 	Size		panels_at;		/* byte offset of the row panels in data */
-	dsa_pointer entities;		/* entity_table, made on the first publish */
+	Size		entities;		/* offset of the entity_table, made on the first publish */
 	Size		entity_bytes;
 	bool		entities_refused;	/* it did not fit when last tried ... */
 	uint64		entities_refused_at;	/* ... at this count of frees: try again after one */
@@ -70,6 +73,15 @@ typedef struct shared_entry
 	pg_atomic_uint64 hits;
 	pg_atomic_uint64 last_use;	/* TimestampTz */
 } shared_entry;
+
+/* A run of free bytes in the area. */
+typedef struct area_extent
+{
+	Size		offset;
+	Size		length;
+} area_extent;
+
+#define NO_OFFSET ((Size) -1)
 
 /* How many times each model was loaded since the server started. */
 #define LOAD_COUNTS 256
@@ -85,21 +97,24 @@ typedef struct load_count
 typedef struct shared_control
 {
 	LWLock	   *lock;
-	int			dsa_tranche;
 	ConditionVariable loaded;	/* broadcast when a load finishes or fails */
 	uint64		next_generation;
-	Size		capacity;		/* what the area can give out, less its own bookkeeping */
-	Size		used;			/* whole pages taken by entries and their entity tables */
+	Size		capacity;		/* the area's size */
+	Size		used;			/* taken by entries and their entity tables */
 	uint64		frees;			/* entries freed so far: room may have appeared */
 	shared_entry slots[SLOTS];
 	load_count	load_counts[LOAD_COUNTS];
-	/* the DSA area follows, at a MAXALIGNed offset */
+	/* free extents of the area, by offset; each allocation splits at most
+	 * one, so there are never more than the allocations plus one */
+	int			n_free;
+	area_extent free[2 * SLOTS + 1];
+	/* the area follows, at a MAXALIGNed offset */
 } shared_control;
 
 int			moe_shared_entity_mb = 16;
 
 static shared_control *control = NULL;
-static dsa_area *area = NULL;
+static char *area = NULL;		/* the area's first byte (same in every backend) */
 static shmem_request_hook_type prev_request_hook = NULL;
 static shmem_startup_hook_type prev_startup_hook = NULL;
 
@@ -158,24 +173,21 @@ startup_hook(void)
 	control = ShmemInitStruct("moe_pg shared model cache", control_size() + area_size(), &found);
 	if (!found)
 	{
-		dsa_area   *a;
-
 		memset(control, 0, sizeof(shared_control));
 		control->lock = &(GetNamedLWLockTranche(TRANCHE))->lock;
-		control->dsa_tranche = LWLockNewTrancheId();
 		ConditionVariableInit(&control->loaded);
 		control->next_generation = 1;
-		control->capacity = area_size() - dsa_minimum_size();
+		control->capacity = area_size();
+		control->n_free = 1;
+		control->free[0].offset = 0;
+		control->free[0].length = area_size();
 		for (int i = 0; i < SLOTS; i++)
 		{
 			pg_atomic_init_u32(&control->slots[i].pins, 0);
 			pg_atomic_init_u64(&control->slots[i].hits, 0);
 			pg_atomic_init_u64(&control->slots[i].last_use, 0);
+			control->slots[i].data = control->slots[i].entities = NO_OFFSET;
 		}
-		a = dsa_create_in_place((char *) control + control_size(), area_size(),
-								control->dsa_tranche, NULL);
-		dsa_set_size_limit(a, area_size());
-		dsa_detach(a);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -198,19 +210,93 @@ moe_shared_cache_init(void)
 	shmem_startup_hook = startup_hook;
 }
 
+/* ---- the area's allocator (exclusive lock held) ------------------------- */
+
+/* Allocations are whole cache lines: a model's floats start aligned. */
+static Size
+footprint(Size bytes)
+{
+	return TYPEALIGN(PG_CACHE_LINE_SIZE, bytes > 0 ? bytes : 1);
+}
+
+/* The offset of bytes (a footprint) from the smallest free extent that
+ * holds them, or NO_OFFSET. */
+static Size
+area_allocate(Size bytes)
+{
+	int			best = -1;
+	Size		offset;
+
+	for (int i = 0; i < control->n_free; i++)
+		if (control->free[i].length >= bytes &&
+			(best < 0 || control->free[i].length < control->free[best].length))
+			best = i;
+	if (best < 0)
+		return NO_OFFSET;
+	offset = control->free[best].offset;
+	control->free[best].offset += bytes;
+	control->free[best].length -= bytes;
+	if (control->free[best].length == 0)
+	{
+		memmove(&control->free[best], &control->free[best + 1],
+				sizeof(area_extent) * (control->n_free - best - 1));
+		control->n_free--;
+	}
+	return offset;
+}
+
+/* Give back bytes at offset, merging with the free neighbours. */
+static void
+area_release(Size offset, Size bytes)
+{
+	int			at = 0;
+
+	while (at < control->n_free && control->free[at].offset < offset)
+		at++;
+	if (at > 0 && control->free[at - 1].offset + control->free[at - 1].length == offset)
+	{
+		control->free[at - 1].length += bytes;
+		if (at < control->n_free && offset + bytes == control->free[at].offset)
+		{
+			control->free[at - 1].length += control->free[at].length;
+			memmove(&control->free[at], &control->free[at + 1],
+					sizeof(area_extent) * (control->n_free - at - 1));
+			control->n_free--;
+		}
+		return;
+	}
+	if (at < control->n_free && offset + bytes == control->free[at].offset)
+	{
+		control->free[at].offset = offset;
+		control->free[at].length += bytes;
+		return;
+	}
+	Assert(control->n_free < lengthof(control->free));
+	memmove(&control->free[at + 1], &control->free[at], sizeof(area_extent) * (control->n_free - at));
+	control->free[at].offset = offset;
+	control->free[at].length = bytes;
+	control->n_free++;
+}
+
+static void *
+area_address(Size offset)
+{
+	return area + offset;
+}
+
 /* ---- pins ------------------------------------------------------------- */
 
 static void
 free_entry(shared_entry *e)
 {
-	if (DsaPointerIsValid(e->data))
-		dsa_free(area, e->data);
-	if (DsaPointerIsValid(e->entities))
-		dsa_free(area, e->entities);
+	if (e->data != NO_OFFSET)
+		area_release(e->data, e->bytes);
+	if (e->entities != NO_OFFSET)
+		area_release(e->entities, e->entity_bytes);
 	control->used -= e->bytes + e->entity_bytes;
 	control->frees++;
-	e->data = InvalidDsaPointer;
-	e->entities = InvalidDsaPointer;
+	e->data = NO_OFFSET;
+	e->entities = NO_OFFSET;
 	e->entity_bytes = 0;
 	e->entities_refused = false;
 	e->bytes = 0;
@@ -278,18 +364,12 @@ exit_callback(int code, Datum arg)
 	unpin_all();
 }
 
-/* Attach to the area and register the pin cleanups, once per backend. */
+/* Find the area and register the pin cleanups, once per backend. */
 static void
 attach(void)
 {
 	if (area == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		LWLockRegisterTranche(control->dsa_tranche, "moe_pg_dsa");
-		area = dsa_attach_in_place((char *) control + control_size(), NULL);
-		MemoryContextSwitchTo(old);
-	}
+		area = (char *) control + control_size();
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(xact_callback, NULL);
@@ -317,7 +397,7 @@ static void
 describe(int i, moe_shared_model *out)
 {
 	shared_entry *e = &control->slots[i];
-	char	   *base = dsa_get_address(area, e->data);
+	char	   *base = area_address(e->data);
 
 	out->slot = i;
 	out->generation = e->generation;
@@ -417,18 +497,6 @@ moe_shared_repin(int slot, uint64 generation, Oid relid, int64 id)
 	return ok;
 }
 
-/*
- * The area gives large requests whole pages: what an allocation of bytes
- * really takes, and what entries and the limit are accounted in.
- */
-#define AREA_PAGE 4096
-
-static Size
-footprint(Size bytes)
-{
-	return TYPEALIGN(AREA_PAGE, bytes);
-}
-
 /* The least recently used entry no transaction pins, or -1; lock held. */
 static int
 lru_unpinned(void)
@@ -449,32 +517,28 @@ lru_unpinned(void)
 
 /*
  * bytes from the area, evicting unpinned entries least recently used first
- * until the accounting has room and the allocator finds it (its free pages
- * can be fragmented, so the second can fail when the first holds);
- * exclusive lock held.  *taken is the footprint accounted.  Invalid only
+ * until a free extent holds them (the free space of pinned entries' gaps
+ * can be fragmented, so this can take more than the accounting says);
+ * exclusive lock held.  *taken is the footprint accounted.  NO_OFFSET only
  * when no unpinned entry is left to evict.
  */
-static dsa_pointer
+static Size
 allocate_evicting(Size bytes, Size *taken)
 {
 	*taken = footprint(bytes);
 	for (;;)
 	{
+		Size		offset = area_allocate(*taken);
 		int			victim;
 
-		if (control->used + *taken <= control->capacity)
+		if (offset != NO_OFFSET)
 		{
-			dsa_pointer p = dsa_allocate_extended(area, bytes, DSA_ALLOC_NO_OOM);
-
-			if (DsaPointerIsValid(p))
-			{
-				control->used += *taken;
-				return p;
-			}
+			control->used += *taken;
+			return offset;
 		}
 		victim = lru_unpinned();
 		if (victim < 0)
-			return InvalidDsaPointer;
+			return NO_OFFSET;
 		free_entry(&control->slots[victim]);
 	}
 }
@@ -568,7 +632,7 @@ panel_bytes(const moe_config *cfg)
 static void
 fill_entry(int i, const moe_checkpoint_view *view)
 {
-	char	   *base = dsa_get_address(area, control->slots[i].data);
+	char	   *base = area_address(control->slots[i].data);
 	float	   *params = (float *) (base + MAXALIGN(sizeof(moe_config)));
 	moe_model  *model;
 
@@ -611,7 +675,7 @@ load_into(int i, Oid relid, int64 id, TransactionId xmin, char **why)
 		need = MAXALIGN(sizeof(moe_config)) + sizeof(float) * view.n_params + panel_bytes(&view.cfg);
 		LWLockAcquire(control->lock, LW_EXCLUSIVE);
 		control->slots[i].data = allocate_evicting(need, &taken);
-		fits = DsaPointerIsValid(control->slots[i].data);
+		fits = control->slots[i].data != NO_OFFSET;
 		if (fits)
 		{
 			control->slots[i].bytes = taken;
@@ -731,7 +795,7 @@ moe_shared_acquire(Oid relid, int64 id, TransactionId xmin, moe_shared_model *ou
 		control->slots[i].xmin = xmin;
 		control->slots[i].forget_when_loaded = false;
 		control->slots[i].state = ENTRY_LOADING;
-		control->slots[i].data = InvalidDsaPointer;
+		control->slots[i].data = NO_OFFSET;
 		control->slots[i].bytes = 0;
 		pg_atomic_write_u64(&control->slots[i].hits, 0);
 		LWLockRelease(control->lock);
@@ -869,8 +933,7 @@ table_bytes(uint32 n_buckets, uint32 capacity, int part_floats)
 static int64
 shared_entity_count(shared_entry *e)
 {
-	return DsaPointerIsValid(e->entities) ?
-		((entity_table *) dsa_get_address(area, e->entities))->count : 0;
+	return e->entities != NO_OFFSET ? ((entity_table *) area_address(e->entities))->count : 0;
 }
 
 /* The bucket of key: its part's bucket, or the empty one where it would go. */
@@ -896,9 +959,9 @@ entity_table_of(int slot, uint64 generation)
 		return NULL;
 	e = &control->slots[slot];
 	if ((e->state != ENTRY_READY && e->state != ENTRY_RETIRED) || e->generation != generation ||
-		!DsaPointerIsValid(e->entities))
+		e->entities == NO_OFFSET)
 		return NULL;
-	return dsa_get_address(area, e->entities);
+	return area_address(e->entities);
 }
 
 bool
@@ -948,17 +1011,16 @@ make_entity_table(shared_entry *e, int part_floats)
 	while (n_buckets < 2 * capacity)
 		n_buckets <<= 1;		/* at most half full: short probes */
 	bytes = table_bytes(n_buckets, capacity, part_floats);
-	if (capacity == 0 ||
-		!DsaPointerIsValid(e->entities = allocate_evicting(bytes, &e->entity_bytes)))
+	if (capacity == 0 || (e->entities = allocate_evicting(bytes, &e->entity_bytes)) == NO_OFFSET)
 	{
-		e->entities = InvalidDsaPointer;
+		e->entities = NO_OFFSET;
 		e->entity_bytes = 0;
 		e->entities_refused = true;
 		e->entities_refused_at = control->frees;
 		return;
 	}
 	e->entities_refused = false;
-	t = dsa_get_address(area, e->entities);
+	t = area_address(e->entities);
 	t->part_floats = part_floats;
 	t->n_buckets = n_buckets;
 	t->capacity = capacity;
@@ -978,7 +1040,7 @@ moe_shared_entity_publish(int slot, uint64 generation, const moe_shared_entity_k
 	attach();
 	LWLockAcquire(control->lock, LW_EXCLUSIVE);
 	e = &control->slots[slot];
-	if (e->state == ENTRY_READY && e->generation == generation && !DsaPointerIsValid(e->entities) &&
+	if (e->state == ENTRY_READY && e->generation == generation && e->entities == NO_OFFSET &&
 		(!e->entities_refused || e->entities_refused_at != control->frees))
 		make_entity_table(e, part_floats);
 	t = entity_table_of(slot, generation);
