@@ -883,6 +883,151 @@ cu_add(moe_backend *be, float *y, const float *x, size_t n)
 	LAUNCHED(be, "add");
 }
 
+/* ---- sparse first layers (sparse.h) -----------------------------------
+ * Each thread sums its terms in the same order as the CPU twin (features
+ * ascending, entries in order), so the two agree but for rounding. */
+
+/* element (k, n) of a K x N matrix in column panels (backend.h) */
+__device__ static size_t
+panel_index(size_t k, size_t n, int N, int K)
+{
+	size_t		n0 = n - n % MOE_SPARSE_PANEL,
+				w = (size_t) N - n0 < MOE_SPARSE_PANEL ? (size_t) N - n0 : MOE_SPARSE_PANEL;
+
+	return n0 * K + k * w + (n - n0);
+}
+
+__global__ void
+transpose_scaled_kernel(float *Wt, const float *W, const float *scale, int N, int K)
+{
+	GRID_STRIDE(i, (size_t) K * N)
+	{
+		size_t		k = i / N,
+					n = i % N;
+
+		Wt[panel_index(k, n, N, K)] = W[n * K + k] * scale[k];
+	}
+}
+
+static void
+cu_transpose_scaled(moe_backend *be, float *Wt, const float *W, const float *scale, int N, int K)
+{
+	if (N <= 0 || K <= 0 || !live(be))
+		return;
+	transpose_scaled_kernel<<<blocks_for((size_t) K * N, THREADS), THREADS, 0, S(be)->stream>>>(
+		Wt, W, scale, N, K);
+	LAUNCHED(be, "transpose_scaled");
+}
+
+/* one thread per output column: it walks every feature's entries in order */
+__global__ void
+sparse_linear_forward_kernel(float *out, const float *Wt, const int32_t *col_ptr,
+							 const int32_t *ent, const float *val, int U, int N, int K)
+{
+	int			n = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (n >= N)
+		return;
+	for (int u = 0; u < U; u++)
+		out[(size_t) u * N + n] = 0.0f;
+	for (int j = 0; j < K; j++)
+	{
+		float		w = Wt[panel_index(j, n, N, K)];
+
+		for (int32_t p = col_ptr[j]; p < col_ptr[j + 1]; p++)
+			out[(size_t) ent[p] * N + n] += val[p] * w;
+	}
+}
+
+static void
+cu_sparse_linear_forward(moe_backend *be, float *out, const float *Wt, const int32_t *col_ptr,
+						 const int32_t *ent, const float *val, int U, int N, int K)
+{
+	if (U <= 0 || N <= 0 || !live(be))
+		return;
+	sparse_linear_forward_kernel<<<blocks_for((size_t) N, THREADS), THREADS, 0, S(be)->stream>>>(
+		out, Wt, col_ptr, ent, val, U, N, K);
+	LAUNCHED(be, "sparse_linear_forward");
+}
+
+__global__ void
+sparse_linear_backward_kernel(float *dWt, const float *d, const int32_t *col_ptr,
+							  const int32_t *ent, const float *val, int N, int K)
+{
+	GRID_STRIDE(i, (size_t) K * N)
+	{
+		size_t		j = i / N,
+					n = i % N;
+		float		acc = 0.0f;
+
+		for (int32_t p = col_ptr[j]; p < col_ptr[j + 1]; p++)
+			acc += val[p] * d[(size_t) ent[p] * N + n];
+		dWt[panel_index(j, n, N, K)] = acc;
+	}
+}
+
+static void
+cu_sparse_linear_backward(moe_backend *be, float *dWt, const float *d, const int32_t *col_ptr,
+						  const int32_t *ent, const float *val, int N, int K)
+{
+	if (N <= 0 || K <= 0 || !live(be))
+		return;
+	sparse_linear_backward_kernel<<<blocks_for((size_t) K * N, THREADS), THREADS, 0,
+		S(be)->stream>>>(dWt, d, col_ptr, ent, val, N, K);
+	LAUNCHED(be, "sparse_linear_backward");
+}
+
+__global__ void
+transpose_scaled_back_kernel(float *dW, const float *dWt, const float *scale, const float *shift,
+							 const float *db, int N, int K)
+{
+	GRID_STRIDE(i, (size_t) N * K)
+	{
+		size_t		n = i / K,
+					k = i % K;
+
+		dW[i] = dWt[panel_index(k, n, N, K)] * scale[k] - db[n] * (shift[k] * scale[k]);
+	}
+}
+
+static void
+cu_transpose_scaled_back(moe_backend *be, float *dW, const float *dWt, const float *scale,
+						 const float *shift, const float *db, int N, int K)
+{
+	if (N <= 0 || K <= 0 || !live(be))
+		return;
+	transpose_scaled_back_kernel<<<blocks_for((size_t) N * K, THREADS), THREADS, 0,
+		S(be)->stream>>>(dW, dWt, scale, shift, db, N, K);
+	LAUNCHED(be, "transpose_scaled_back");
+}
+
+__global__ void
+segment_sum_rows_kernel(float *out, const float *in, const int32_t *perm, const int32_t *seg_ptr,
+						int U, int N)
+{
+	GRID_STRIDE(i, (size_t) U * N)
+	{
+		size_t		u = i / N,
+					n = i % N;
+		float		acc = 0.0f;
+
+		for (int32_t q = seg_ptr[u]; q < seg_ptr[u + 1]; q++)
+			acc += in[(size_t) perm[q] * N + n];
+		out[i] = acc;
+	}
+}
+
+static void
+cu_segment_sum_rows(moe_backend *be, float *out, const float *in, const int32_t *perm,
+					const int32_t *seg_ptr, int U, int N)
+{
+	if (U <= 0 || N <= 0 || !live(be))
+		return;
+	segment_sum_rows_kernel<<<blocks_for((size_t) U * N, THREADS), THREADS, 0, S(be)->stream>>>(
+		out, in, perm, seg_ptr, U, N);
+	LAUNCHED(be, "segment_sum_rows");
+}
+
 /* ---- moving rows ------------------------------------------------------ */
 
 __global__ void
@@ -1695,6 +1840,11 @@ moe_cuda_backend_create(int device_ordinal, moe_error *err)
 	be->dropout_forward = cu_dropout_forward;
 	be->mul = cu_mul;
 	be->add = cu_add;
+	be->transpose_scaled = cu_transpose_scaled;
+	be->sparse_linear_forward = cu_sparse_linear_forward;
+	be->sparse_linear_backward = cu_sparse_linear_backward;
+	be->transpose_scaled_back = cu_transpose_scaled_back;
+	be->segment_sum_rows = cu_segment_sum_rows;
 	be->gather_rows = cu_gather_rows;
 	be->scatter_add_rows = cu_scatter_add_rows;
 	be->concat_cols = cu_concat_cols;

@@ -46,6 +46,7 @@ CREATE PROCEDURE moe_train(
     deploy boolean DEFAULT true,
     device text DEFAULT NULL,
     refit boolean DEFAULT false,
+    sparse_inputs text DEFAULT 'auto',
     options jsonb DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'moe_train_sql'
 LANGUAGE C;

@@ -40,8 +40,24 @@
  * loader (backend_loader.h) refuses one built against another layout.
  * Bump it whenever a member is added, removed or reordered.
  */
-#define MOE_BACKEND_ABI_VERSION 2
+#define MOE_BACKEND_ABI_VERSION 3
 #define MOE_BACKEND_ABI (MOE_BACKEND_ABI_VERSION * 100000u + (unsigned) sizeof(moe_backend))
+
+/*
+ * Where element (k, n) of a K x N matrix in column panels lives: panel
+ * n / MOE_SPARSE_PANEL holds columns [n0, n0 + w) of every row k, row after
+ * row, w = MOE_SPARSE_PANEL except for a narrower last panel.
+ */
+#define MOE_SPARSE_PANEL 32
+
+static inline size_t
+moe_panel_index(int k, int n, int N, int K)
+{
+	int			n0 = n - n % MOE_SPARSE_PANEL,
+				w = N - n0 < MOE_SPARSE_PANEL ? N - n0 : MOE_SPARSE_PANEL;
+
+	return (size_t) n0 * K + (size_t) k * w + (n - n0);
+}
 
 typedef struct moe_backend moe_backend;
 
@@ -81,6 +97,13 @@ struct moe_backend
 	void		(*linear_infer_row_sparse) (moe_backend *be, float *out, const float *in,
 											const float *W, int ldw, const float *panel,
 											const float *b, int N, int K);
+	/* Optional (NULL: callers use linear_infer): an encoder's first layer
+	 * for one raw input row x[K] that is mostly zeros, from its encoder
+	 * panel (host memory, infer.h: W^T diag(scale) then b - W (shift *
+	 * scale)): out[n] = bias[n] + sum over the non-zero x[j], j ascending,
+	 * of x[j] * panel[j][n]. */
+	void		(*linear_infer_sparse_input) (moe_backend *be, float *out, const float *x,
+											  const float *panel, int N, int K);
 	/* din[M,K] = dout . W (skipped when din is NULL); dW = dout^T . in;
 	 * db = column sums of dout.  dW and db are overwritten, not added to. */
 	void		(*linear_backward) (moe_backend *be, float *din, float *dW, float *db,
@@ -108,6 +131,35 @@ struct moe_backend
 	void		(*mul) (moe_backend *be, float *out, const float *a, const float *b, size_t n);
 	/* y += x */
 	void		(*add) (moe_backend *be, float *y, const float *x, size_t n);
+
+	/* ---- sparse first layers (sparse.h) ----------------------------- */
+	/*
+	 * Wt and dWt are K x N matrices stored in column panels of
+	 * MOE_SPARSE_PANEL columns (moe_panel_index): a product that walks the
+	 * features for one panel of columns then reads memory in order.
+	 */
+	/* Wt = (W[N,K] diag(scale))^T */
+	void		(*transpose_scaled) (moe_backend *be, float *Wt, const float *W, const float *scale,
+									 int N, int K);
+	/* out[U,N] = 0; then for every feature j < K and every entry p of its
+	 * column (col_ptr[j] <= p < col_ptr[j+1]), in that order:
+	 * out[ent[p],:] += val[p] * Wt[j,:] */
+	void		(*sparse_linear_forward) (moe_backend *be, float *out, const float *Wt,
+										  const int32_t *col_ptr, const int32_t *ent,
+										  const float *val, int U, int N, int K);
+	/* dWt[j,:] = sum over the entries p of column j, in order, of
+	 * val[p] * d[ent[p],:] (0 for a feature without entries) */
+	void		(*sparse_linear_backward) (moe_backend *be, float *dWt, const float *d,
+										   const int32_t *col_ptr, const int32_t *ent,
+										   const float *val, int N, int K);
+	/* dW[N,K] = dWt^T diag(scale) - db (shift * scale)^T */
+	void		(*transpose_scaled_back) (moe_backend *be, float *dW, const float *dWt,
+										  const float *scale, const float *shift,
+										  const float *db, int N, int K);
+	/* out[u,:] = sum over q from seg_ptr[u] to seg_ptr[u+1], in order, of
+	 * in[perm[q],:] (the rows of a batch summed per entity) */
+	void		(*segment_sum_rows) (moe_backend *be, float *out, const float *in,
+									 const int32_t *perm, const int32_t *seg_ptr, int U, int N);
 
 	/* ---- moving rows ------------------------------------------------ */
 	/* dst[i,:] = (src[idx[i],:] - shift) * scale; shift/scale may be NULL */

@@ -17,12 +17,17 @@
 
 /* Declared by OpenBLAS; not in the generic cblas.h. */
 extern void openblas_set_num_threads(int num_threads);
-extern int	openblas_get_num_procs(void);
 
+/*
+ * OpenBLAS always runs single-threaded: the engine shares products out
+ * among its own threads (gemm_rows.h), which also run the sparse first
+ * layers and inference.  Two pools on the same cores made each wait for the
+ * other (OpenBLAS's workers spin for a while after every product).
+ */
 void
 moe_backend_cpu_set_threads(int threads)
 {
-	openblas_set_num_threads(threads > 0 ? threads : openblas_get_num_procs());
+	openblas_set_num_threads(1);
 	moe_gemm_rows_set_threads(threads);
 }
 
@@ -62,6 +67,66 @@ cpu_check(moe_backend *be, moe_error *err)
 
 /* ---- dense layers ----------------------------------------------------- */
 
+/* The column blocks [b0, b1) of part t of T, over blocks of width cols. */
+static void
+part_blocks(int N, int cols, int t, int T, int *n0, int *n1)
+{
+	int			blocks = (N + cols - 1) / cols,
+				per = (blocks + T - 1) / T;
+
+	*n0 = t * per * cols < N ? t * per * cols : N;
+	*n1 = (t + 1) * per * cols < N ? (t + 1) * per * cols : N;
+}
+
+
+/*
+ * C[M,N] = A op(B) (+ C when accumulate), row-major, as one single-threaded
+ * sgemm per part of the columns of C: op(B) is B[K,N] (ldb) or, transposed,
+ * B[N,K].  A and its transposition are the caller's.  The parts are whole
+ * panels of 32 columns; the same number of threads gives the same bits.
+ */
+typedef struct sgemm_job
+{
+	CBLAS_TRANSPOSE ta,
+				tb;
+	int			M,
+				N,
+				K;
+	const float *A;
+	int			lda;
+	const float *B;
+	int			ldb;
+	float		beta;
+	float	   *C;
+	int			ldc;
+} sgemm_job;
+
+static void
+sgemm_part(void *arg, int t, int T)
+{
+	const sgemm_job *j = arg;
+	int			n0,
+				n1;
+
+	part_blocks(j->N, MOE_SPARSE_PANEL, t, T, &n0, &n1);
+	if (n1 <= n0)
+		return;
+	cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, n1 - n0, j->K, 1.0f, j->A, j->lda,
+				j->tb == CblasTrans ? j->B + (size_t) n0 * j->ldb : j->B + n0, j->ldb, j->beta,
+				j->C + n0, j->ldc);
+}
+
+static void
+parallel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, const float *A, int lda,
+			   const float *B, int ldb, float beta, float *C, int ldc)
+{
+	sgemm_job	j = {ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc};
+	int			T = moe_parallel_threads(2.0 * M * N * K),
+				panels = (N + MOE_SPARSE_PANEL - 1) / MOE_SPARSE_PANEL;
+
+	moe_run_parts(sgemm_part, &j, T < panels ? T : panels);
+}
+
 static void
 cpu_linear_forward(moe_backend *be, float *out, const float *in, const float *W,
 				   const float *b, int M, int N, int K)
@@ -70,8 +135,7 @@ cpu_linear_forward(moe_backend *be, float *out, const float *in, const float *W,
 		return;
 	for (int m = 0; m < M; m++)
 		memcpy(out + (size_t) m * N, b, sizeof(float) * N);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K,
-				1.0f, in, K, W, K, 1.0f, out, N);
+	parallel_sgemm(CblasNoTrans, CblasTrans, M, N, K, in, K, W, K, 1.0f, out, N);
 }
 
 static void
@@ -90,6 +154,22 @@ cpu_linear_infer_row_sparse(moe_backend *be, float *out, const float *in, const 
 }
 
 static void
+cpu_linear_infer_sparse_input(moe_backend *be, float *out, const float *x, const float *panel, int N,
+							  int K)
+{
+	memcpy(out, panel + (size_t) K * N, sizeof(float) * N);
+	for (int j = 0; j < K; j++)
+		if (x[j] != 0.0f)
+		{
+			const float *w = panel + (size_t) j * N;
+			float		v = x[j];
+
+			for (int n = 0; n < N; n++)
+				out[n] += v * w[n];
+		}
+}
+
+static void
 cpu_linear_backward(moe_backend *be, float *din, float *dW, float *db,
 					const float *dout, const float *in, const float *W,
 					int M, int N, int K)
@@ -101,10 +181,8 @@ cpu_linear_backward(moe_backend *be, float *din, float *dW, float *db,
 		return;
 	}
 	if (din != NULL)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N,
-					1.0f, dout, N, W, K, 0.0f, din, K);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M,
-				1.0f, dout, N, in, K, 0.0f, dW, K);
+		parallel_sgemm(CblasNoTrans, CblasNoTrans, M, K, N, dout, N, W, K, 0.0f, din, K);
+	parallel_sgemm(CblasTrans, CblasNoTrans, N, K, M, dout, N, in, K, 0.0f, dW, K);
 	memset(db, 0, sizeof(float) * N);
 	for (int m = 0; m < M; m++)
 	{
@@ -257,6 +335,345 @@ cpu_add(moe_backend *be, float *y, const float *x, size_t n)
 }
 
 /* ---- moving rows ------------------------------------------------------ */
+
+/* ---- sparse first layers ------------------------------------------- */
+
+/*
+ * The sparse first layers' products, shared out among the gemm_rows threads
+ * by blocks of SPARSE_COLS output columns: each part owns its columns, and
+ * within a column every sum runs in the same order whatever the number of
+ * threads, so the bits do not depend on it.  Blocking by columns also keeps
+ * what one feature touches (its weights, the entities' partial sums) in
+ * the first-level cache.
+ */
+#define SPARSE_COLS MOE_SPARSE_PANEL
+
+typedef struct sparse_job
+{
+	float	   *out;
+	const float *in;
+	const float *scale;
+	const float *shift;
+	const float *db;
+	const int32_t *col_ptr;
+	const int32_t *ent;
+	const float *val;
+	int			U,
+				N,
+				K;
+} sparse_job;
+
+static int
+sparse_parts(const sparse_job *j, double flops)
+{
+	int			T = moe_parallel_threads(flops),
+				blocks = (j->N + SPARSE_COLS - 1) / SPARSE_COLS;
+
+	return T < blocks ? T : blocks;
+}
+
+/* Wt (column panels) = W^T diag(scale), for the panels of part t: each
+ * panel written in order, from SPARSE_COLS rows of W read side by side. */
+static void
+transpose_scaled_part(void *arg, int t, int T)
+{
+	const sparse_job *j = arg;
+	int			n_lo,
+				n_hi;
+
+	part_blocks(j->N, SPARSE_COLS, t, T, &n_lo, &n_hi);
+	for (int n0 = n_lo; n0 < n_hi; n0 += SPARSE_COLS)
+	{
+		int			w = j->N - n0 < SPARSE_COLS ? j->N - n0 : SPARSE_COLS;
+		float	   *panel = j->out + (size_t) n0 * j->K;
+
+		for (int k = 0; k < j->K; k++)
+			for (int i = 0; i < w; i++)
+				panel[(size_t) k * w + i] = j->in[(size_t) (n0 + i) * j->K + k] * j->scale[k];
+	}
+}
+
+static void
+cpu_transpose_scaled(moe_backend *be, float *Wt, const float *W, const float *scale, int N, int K)
+{
+	sparse_job	j = {.out = Wt, .in = W, .scale = scale, .N = N, .K = K};
+
+	moe_run_parts(transpose_scaled_part, &j, sparse_parts(&j, 8.0 * N * K));
+}
+
+/*
+ * The entities' values of one block of columns, packed contiguously: rows
+ * N floats apart would, for N a power of two, all fall into the same few
+ * cache sets and evict each other.
+ */
+static float *
+pack_block(float *pack, const float *rows, int U, int N, int n0, int w)
+{
+	for (int u = 0; u < U; u++)
+		memcpy(pack + (size_t) u * SPARSE_COLS, rows + (size_t) u * N + n0, sizeof(float) * w);
+	return pack;
+}
+
+/*
+ * The inner loops of one feature on one block of SPARSE_COLS columns, in
+ * two versions with the same operations in the same order (a multiply,
+ * then an add: no fused multiply-add), so the bits do not depend on the
+ * CPU: AVX2 where there is one, plain C elsewhere.
+ *   scatter: acc[ent[p]] += val[p] * w for the feature's entries p
+ *   gather:  out = sum over p of val[p] * d[ent[p]]
+ */
+typedef void (*sparse_scatter_fn) (float *acc, const float *w, const int32_t *ent, const float *val,
+								   int32_t p0, int32_t p1);
+typedef void (*sparse_gather_fn) (float *out, const float *d, const int32_t *ent, const float *val,
+								  int32_t p0, int32_t p1);
+
+static void
+scatter_generic(float *acc, const float *w, const int32_t *ent, const float *val, int32_t p0,
+				int32_t p1)
+{
+	for (int32_t p = p0; p < p1; p++)
+	{
+		float	   *o = acc + (size_t) ent[p] * SPARSE_COLS;
+
+		for (int n = 0; n < SPARSE_COLS; n++)
+			o[n] = o[n] + val[p] * w[n];
+	}
+}
+
+static void
+gather_generic(float *out, const float *d, const int32_t *ent, const float *val, int32_t p0,
+			   int32_t p1)
+{
+	float		acc[SPARSE_COLS] = {0};
+
+	for (int32_t p = p0; p < p1; p++)
+	{
+		const float *row = d + (size_t) ent[p] * SPARSE_COLS;
+
+		for (int n = 0; n < SPARSE_COLS; n++)
+			acc[n] = acc[n] + val[p] * row[n];
+	}
+	memcpy(out, acc, sizeof(acc));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2")))
+static void
+scatter_avx2(float *acc, const float *w, const int32_t *ent, const float *val, int32_t p0, int32_t p1)
+{
+	__m256		w0 = _mm256_loadu_ps(w),
+				w1 = _mm256_loadu_ps(w + 8),
+				w2 = _mm256_loadu_ps(w + 16),
+				w3 = _mm256_loadu_ps(w + 24);
+
+	for (int32_t p = p0; p < p1; p++)
+	{
+		float	   *o = acc + (size_t) ent[p] * SPARSE_COLS;
+		__m256		v = _mm256_set1_ps(val[p]);
+
+		_mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_mul_ps(v, w0)));
+		_mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), _mm256_mul_ps(v, w1)));
+		_mm256_storeu_ps(o + 16, _mm256_add_ps(_mm256_loadu_ps(o + 16), _mm256_mul_ps(v, w2)));
+		_mm256_storeu_ps(o + 24, _mm256_add_ps(_mm256_loadu_ps(o + 24), _mm256_mul_ps(v, w3)));
+	}
+}
+
+__attribute__((target("avx2")))
+static void
+gather_avx2(float *out, const float *d, const int32_t *ent, const float *val, int32_t p0, int32_t p1)
+{
+	__m256		a0 = _mm256_setzero_ps(),
+				a1 = _mm256_setzero_ps(),
+				a2 = _mm256_setzero_ps(),
+				a3 = _mm256_setzero_ps();
+
+	for (int32_t p = p0; p < p1; p++)
+	{
+		const float *row = d + (size_t) ent[p] * SPARSE_COLS;
+		__m256		v = _mm256_set1_ps(val[p]);
+
+		a0 = _mm256_add_ps(a0, _mm256_mul_ps(v, _mm256_loadu_ps(row)));
+		a1 = _mm256_add_ps(a1, _mm256_mul_ps(v, _mm256_loadu_ps(row + 8)));
+		a2 = _mm256_add_ps(a2, _mm256_mul_ps(v, _mm256_loadu_ps(row + 16)));
+		a3 = _mm256_add_ps(a3, _mm256_mul_ps(v, _mm256_loadu_ps(row + 24)));
+	}
+	_mm256_storeu_ps(out, a0);
+	_mm256_storeu_ps(out + 8, a1);
+	_mm256_storeu_ps(out + 16, a2);
+	_mm256_storeu_ps(out + 24, a3);
+}
+#endif
+
+static sparse_scatter_fn
+scatter_kernel(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (__builtin_cpu_supports("avx2"))
+		return scatter_avx2;
+#endif
+	return scatter_generic;
+}
+
+static sparse_gather_fn
+gather_kernel(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (__builtin_cpu_supports("avx2"))
+		return gather_avx2;
+#endif
+	return gather_generic;
+}
+
+/* out[u, n] = sum over the features of entity u of val * Wt[feature, n],
+ * features in increasing order, for the columns of part t. */
+static void
+sparse_forward_part(void *arg, int t, int T)
+{
+	const sparse_job *j = arg;
+	sparse_scatter_fn scatter = scatter_kernel();
+	float	   *acc = malloc(sizeof(float) * SPARSE_COLS * (j->U > 0 ? j->U : 1));
+	int			n_lo,
+				n_hi;
+
+	if (acc == NULL)
+		abort();				/* a few kB: the caller's own allocations are far larger */
+	part_blocks(j->N, SPARSE_COLS, t, T, &n_lo, &n_hi);
+	for (int n0 = n_lo; n0 < n_hi; n0 += SPARSE_COLS)
+	{
+		int			w = n_hi - n0 < SPARSE_COLS ? n_hi - n0 : SPARSE_COLS;
+
+		memset(acc, 0, sizeof(float) * SPARSE_COLS * j->U);
+		for (int k = 0; k < j->K; k++)
+		{
+			float		wk[SPARSE_COLS] = {0};
+
+			if (j->col_ptr[k] == j->col_ptr[k + 1])
+				continue;
+			memcpy(wk, j->in + (size_t) n0 * j->K + (size_t) k * w, sizeof(float) * w);
+			scatter(acc, wk, j->ent, j->val, j->col_ptr[k], j->col_ptr[k + 1]);
+		}
+		for (int u = 0; u < j->U; u++)
+			memcpy(j->out + (size_t) u * j->N + n0, acc + (size_t) u * SPARSE_COLS, sizeof(float) * w);
+	}
+	free(acc);
+}
+
+static void
+cpu_sparse_linear_forward(moe_backend *be, float *out, const float *Wt, const int32_t *col_ptr,
+						  const int32_t *ent, const float *val, int U, int N, int K)
+{
+	sparse_job	j = {.out = out, .in = Wt, .col_ptr = col_ptr, .ent = ent, .val = val, .U = U, .N = N,
+	.K = K};
+
+	moe_run_parts(sparse_forward_part, &j, sparse_parts(&j, 2.0 * col_ptr[K] * N));
+}
+
+/* dWt[k, n] = sum over the entities that have feature k of val * d[u, n],
+ * entities in order, for the columns of part t; every row written. */
+static void
+sparse_backward_part(void *arg, int t, int T)
+{
+	const sparse_job *j = arg;
+	sparse_gather_fn gather = gather_kernel();
+	float	   *pack = calloc((size_t) SPARSE_COLS * (j->U > 0 ? j->U : 1), sizeof(float));
+	int			n_lo,
+				n_hi;
+
+	if (pack == NULL)
+		abort();
+	part_blocks(j->N, SPARSE_COLS, t, T, &n_lo, &n_hi);
+	for (int n0 = n_lo; n0 < n_hi; n0 += SPARSE_COLS)
+	{
+		int			w = n_hi - n0 < SPARSE_COLS ? n_hi - n0 : SPARSE_COLS;
+		const float *d = pack_block(pack, j->in, j->U, j->N, n0, w);
+
+		for (int k = 0; k < j->K; k++)
+		{
+			float		acc[SPARSE_COLS];
+
+			gather(acc, d, j->ent, j->val, j->col_ptr[k], j->col_ptr[k + 1]);
+			memcpy(j->out + (size_t) n0 * j->K + (size_t) k * w, acc, sizeof(float) * w);
+		}
+	}
+	free(pack);
+}
+
+static void
+cpu_sparse_linear_backward(moe_backend *be, float *dWt, const float *d, const int32_t *col_ptr,
+						   const int32_t *ent, const float *val, int N, int K)
+{
+	int			U = 0;
+	sparse_job	j;
+
+	for (int32_t p = 0; p < col_ptr[K]; p++)
+		if (ent[p] + 1 > U)
+			U = ent[p] + 1;
+	j = (sparse_job) {.out = dWt, .in = d, .col_ptr = col_ptr, .ent = ent, .val = val, .U = U, .N = N,
+	.K = K};
+	moe_run_parts(sparse_backward_part, &j, sparse_parts(&j, 2.0 * col_ptr[K] * N + 4.0 * N * K));
+}
+
+/* dW[n, k] = dWt[k, n] scale[k] - db[n] shift[k] scale[k] (dWt in column
+ * panels) for the panels of part t, in tiles of SPARSE_COLS inputs as
+ * above. */
+static void
+transpose_scaled_back_part(void *arg, int t, int T)
+{
+	const sparse_job *j = arg;
+	int			n_lo,
+				n_hi;
+
+	part_blocks(j->N, SPARSE_COLS, t, T, &n_lo, &n_hi);
+	for (int n0 = n_lo; n0 < n_hi; n0 += SPARSE_COLS)
+	{
+		int			w = j->N - n0 < SPARSE_COLS ? j->N - n0 : SPARSE_COLS;
+		const float *panel = j->in + (size_t) n0 * j->K;
+
+		for (int k0 = 0; k0 < j->K; k0 += SPARSE_COLS)
+		{
+			int			k1 = k0 + SPARSE_COLS < j->K ? k0 + SPARSE_COLS : j->K;
+
+			for (int i = 0; i < w; i++)
+			{
+				float	   *row = j->out + (size_t) (n0 + i) * j->K;
+				float		db = j->db[n0 + i];
+
+				for (int k = k0; k < k1; k++)
+					row[k] = panel[(size_t) k * w + i] * j->scale[k] - db * (j->shift[k] * j->scale[k]);
+			}
+		}
+	}
+}
+
+static void
+cpu_transpose_scaled_back(moe_backend *be, float *dW, const float *dWt, const float *scale,
+						  const float *shift, const float *db, int N, int K)
+{
+	sparse_job	j = {.out = dW, .in = dWt, .scale = scale, .shift = shift, .db = db, .N = N, .K = K};
+
+	moe_run_parts(transpose_scaled_back_part, &j, sparse_parts(&j, 8.0 * N * K));
+}
+
+static void
+cpu_segment_sum_rows(moe_backend *be, float *out, const float *in, const int32_t *perm,
+					 const int32_t *seg_ptr, int U, int N)
+{
+	for (int u = 0; u < U; u++)
+	{
+		float	   *o = out + (size_t) u * N;
+
+		memset(o, 0, sizeof(float) * N);
+		for (int32_t q = seg_ptr[u]; q < seg_ptr[u + 1]; q++)
+		{
+			const float *row = in + (size_t) perm[q] * N;
+
+			for (int n = 0; n < N; n++)
+				o[n] += row[n];
+		}
+	}
+}
 
 static void
 cpu_gather_rows(moe_backend *be, float *dst, const float *src, const int32_t *idx,
@@ -618,27 +1035,56 @@ cpu_scale(moe_backend *be, float *x, size_t n, float alpha)
 		x[i] *= alpha;
 }
 
+typedef struct adam_job
+{
+	float	   *param;
+	const float *grad;
+	float	   *m,
+			   *v;
+	size_t		n;
+	float		lr,
+				beta1,
+				beta2,
+				eps,
+				weight_decay,
+				bc1,
+				bc2;
+} adam_job;
+
+/* Elements [n * t / T, n * (t + 1) / T): each element on its own. */
+static void
+adam_part(void *arg, int t, int T)
+{
+	const adam_job *j = arg;
+	size_t		i0 = j->n * t / T,
+				i1 = j->n * (t + 1) / T;
+
+	for (size_t i = i0; i < i1; i++)
+	{
+		float		g = j->grad[i];
+
+		j->m[i] = j->beta1 * j->m[i] + (1.0f - j->beta1) * g;
+		j->v[i] = j->beta2 * j->v[i] + (1.0f - j->beta2) * g * g;
+
+		float		mhat = j->m[i] / j->bc1;
+		float		vhat = j->v[i] / j->bc2;
+
+		/* decoupled weight decay (AdamW); 0 gives plain Adam */
+		j->param[i] -= j->lr * (mhat / (sqrtf(vhat) + j->eps) + j->weight_decay * j->param[i]);
+	}
+}
+
 static void
 cpu_adam_update(moe_backend *be, float *param, const float *grad, float *m, float *v,
 				size_t n, float lr, float beta1, float beta2, float eps,
 				float weight_decay, int64_t step)
 {
-	float		bc1 = 1.0f - powf(beta1, (float) step);
-	float		bc2 = 1.0f - powf(beta2, (float) step);
+	adam_job	j = {param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
+		1.0f - powf(beta1, (float) step), 1.0f - powf(beta2, (float) step)};
 
-	for (size_t i = 0; i < n; i++)
-	{
-		float		g = grad[i];
-
-		m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-		v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-
-		float		mhat = m[i] / bc1;
-		float		vhat = v[i] / bc2;
-
-		/* decoupled weight decay (AdamW); 0 gives plain Adam */
-		param[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * param[i]);
-	}
+	/* about twenty operations per element; memory-bound, so threads help
+	 * only as far as the memory bus does */
+	moe_run_parts(adam_part, &j, moe_parallel_threads(20.0 * n));
 }
 
 static void
@@ -654,8 +1100,7 @@ moe_backend_cpu_create(int blas_threads)
 
 	if (be == NULL)
 		return NULL;
-	if (blas_threads > 0)
-		moe_backend_cpu_set_threads(blas_threads);
+	moe_backend_cpu_set_threads(blas_threads);
 	be->name = "cpu";
 	be->host_memory = true;
 	be->alloc = cpu_alloc;
@@ -668,6 +1113,7 @@ moe_backend_cpu_create(int blas_threads)
 	be->linear_forward = cpu_linear_forward;
 	be->linear_infer = cpu_linear_infer;
 	be->linear_infer_row_sparse = cpu_linear_infer_row_sparse;
+	be->linear_infer_sparse_input = cpu_linear_infer_sparse_input;
 	be->linear_backward = cpu_linear_backward;
 	be->layernorm_forward = cpu_layernorm_forward;
 	be->layernorm_backward = cpu_layernorm_backward;
@@ -676,6 +1122,11 @@ moe_backend_cpu_create(int blas_threads)
 	be->dropout_forward = cpu_dropout_forward;
 	be->mul = cpu_mul;
 	be->add = cpu_add;
+	be->transpose_scaled = cpu_transpose_scaled;
+	be->sparse_linear_forward = cpu_sparse_linear_forward;
+	be->sparse_linear_backward = cpu_sparse_linear_backward;
+	be->transpose_scaled_back = cpu_transpose_scaled_back;
+	be->segment_sum_rows = cpu_segment_sum_rows;
 	be->gather_rows = cpu_gather_rows;
 	be->scatter_add_rows = cpu_scatter_add_rows;
 	be->concat_cols = cpu_concat_cols;

@@ -203,26 +203,8 @@ moe_gemm_rows_set_threads(int threads)
 static int
 thread_count(int M, int N, int K)
 {
-	double		flops = 2.0 * M * N * K;
-	int			t = gemm_threads;
+	int			t = moe_parallel_threads(2.0 * M * N * K);
 
-	if (flops < 2.0 * MIN_FLOPS_PER_THREAD)
-		return 1;
-
-	if (t <= 0)
-	{
-		static int	cpus = 0;	/* asked once: sysconf reads /sys each time */
-
-		if (cpus == 0)
-		{
-			long		n = sysconf(_SC_NPROCESSORS_ONLN);
-
-			cpus = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int) n;
-		}
-		t = cpus;
-	}
-	while (t > 1 && flops / t < MIN_FLOPS_PER_THREAD)
-		t--;
 	/* every thread gets at least one full column tile */
 	while (t > 1 && N / t < 4)
 		t--;
@@ -265,18 +247,19 @@ gemm_columns(const gemm_part *g)
  * A small pool of helper threads, started on first need and kept: starting
  * a thread per product costs more than a product of a few million flops.
  * Every worker wakes for every generation of jobs and acknowledges it, so
- * none can miss one; worker i takes part[i] when there is one.  Helpers
+ * none can miss one; worker i runs part i when there is one.  Helpers
  * block every signal: the host's signal handlers (PostgreSQL's) must run
  * on the calling thread.
  */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t pool_caller = PTHREAD_MUTEX_INITIALIZER;	/* one product at a time */
+static pthread_mutex_t pool_caller = PTHREAD_MUTEX_INITIALIZER;	/* one job at a time */
 static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
 static int	pool_size = 0;		/* helpers started (worker numbers 1..pool_size) */
 static unsigned long pool_generation = 0;
 static int	pool_pending = 0;
-static const gemm_part *pool_parts = NULL;
+static moe_part_fn pool_fn = NULL;
+static void *pool_arg = NULL;
 static int	pool_nparts = 0;
 static unsigned long pool_start_generation[MAX_THREADS];	/* per worker, at its start */
 
@@ -291,15 +274,19 @@ pool_worker(void *arg)
 	seen = pool_start_generation[me];
 	for (;;)
 	{
-		const gemm_part *job;
+		moe_part_fn fn;
+		void	   *job_arg;
+		int			nparts;
 
 		while (pool_generation == seen)
 			pthread_cond_wait(&pool_work, &pool_lock);
 		seen = pool_generation;
-		job = me < pool_nparts ? &pool_parts[me] : NULL;
+		fn = pool_fn;
+		job_arg = pool_arg;
+		nparts = pool_nparts;
 		pthread_mutex_unlock(&pool_lock);
-		if (job != NULL)
-			gemm_columns(job);
+		if (me < nparts)
+			fn(job_arg, me, nparts);
 		pthread_mutex_lock(&pool_lock);
 		if (--pool_pending == 0)
 			pthread_cond_signal(&pool_done);
@@ -334,59 +321,108 @@ pool_grow(int want)
 	return pool_size + 1 < want ? pool_size + 1 : want;
 }
 
-void
-moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
-			  const float *b, int M, int N, int K)
+int
+moe_parallel_threads(double flops)
 {
-	gemm_part	part[MAX_THREADS];
-	int			T = thread_count(M, N, K),
-				per;
-	bool		locked = false;
+	int			t = gemm_threads;
 
-	for (int m = 0; m < M; m++)
-		for (int n = 0; n < N; n++)
-			C[(size_t) m * ldc + n] = b != NULL ? b[n] : 0.0f;
-	if (T > 1)
+	if (flops < 2.0 * MIN_FLOPS_PER_THREAD)
+		return 1;
+	if (t <= 0)
 	{
-		pthread_mutex_lock(&pool_caller);
-		locked = true;
-		T = pool_grow(T);
-	}
+		static int	cpus = 0;	/* asked once: sysconf reads /sys each time */
 
+		if (cpus == 0)
+		{
+			long		n = sysconf(_SC_NPROCESSORS_ONLN);
+
+			cpus = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int) n;
+		}
+		t = cpus;
+	}
+	while (t > 1 && flops / t < MIN_FLOPS_PER_THREAD)
+		t--;
+	return t;
+}
+
+void
+moe_run_parts(moe_part_fn fn, void *arg, int parts)
+{
+	if (parts > MAX_THREADS)
+		parts = MAX_THREADS;
+	if (parts <= 1)
+	{
+		fn(arg, 0, 1);
+		return;
+	}
+	pthread_mutex_lock(&pool_caller);
+	parts = pool_grow(parts);
+	if (parts <= 1)
+	{
+		/* no helper could be started */
+		pthread_mutex_unlock(&pool_caller);
+		fn(arg, 0, 1);
+		return;
+	}
+	pthread_mutex_lock(&pool_lock);
+	pool_fn = fn;
+	pool_arg = arg;
+	pool_nparts = parts;
+	pool_pending = pool_size;
+	pool_generation++;
+	pthread_cond_broadcast(&pool_work);
+	pthread_mutex_unlock(&pool_lock);
+	fn(arg, 0, parts);
+	pthread_mutex_lock(&pool_lock);
+	while (pool_pending > 0)
+		pthread_cond_wait(&pool_done, &pool_lock);
+	pool_fn = NULL;
+	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&pool_caller);
+}
+
+/* One product's split: part t of T computes its share of the columns. */
+typedef struct gemm_job
+{
+	float	   *C;
+	const float *A,
+			   *W;
+	int			ldc,
+				lda,
+				ldw,
+				M,
+				N,
+				K;
+} gemm_job;
+
+static void
+gemm_part_run(void *arg, int t, int T)
+{
+	const gemm_job *j = arg;
 	/*
 	 * Splitting the columns among threads changes which elements are
 	 * computed together, never how one element is computed, so the bits do
 	 * not depend on T.
 	 */
-	per = (N / T + 3) / 4 * 4;	/* whole column tiles per part */
-	for (int t = 0; t < T; t++)
-	{
-		int			n0 = t * per,
-					n1 = t == T - 1 ? N : (t + 1) * per;
+	int			per = (j->N / T + 3) / 4 * 4,	/* whole column tiles per part */
+				n0 = t * per,
+				n1 = t == T - 1 ? j->N : (t + 1) * per;
+	gemm_part	part = {j->C, j->A, j->W, j->ldc, j->lda, j->ldw, j->M, n0 < j->N ? n0 : j->N,
+	n1 < j->N ? n1 : j->N, j->K};
 
-		part[t] = (gemm_part) {C, A, W, ldc, lda, ldw, M, n0 < N ? n0 : N, n1 < N ? n1 : N, K};
-	}
-	if (T == 1)
-	{
-		gemm_columns(&part[0]);
-		if (locked)
-			pthread_mutex_unlock(&pool_caller);	/* no helper could be started */
-		return;
-	}
-	pthread_mutex_lock(&pool_lock);
-	pool_parts = part;
-	pool_nparts = T;
-	pool_pending = pool_size;
-	pool_generation++;
-	pthread_cond_broadcast(&pool_work);
-	pthread_mutex_unlock(&pool_lock);
-	gemm_columns(&part[0]);
-	pthread_mutex_lock(&pool_lock);
-	while (pool_pending > 0)
-		pthread_cond_wait(&pool_done, &pool_lock);
-	pool_parts = NULL;
-	pthread_mutex_unlock(&pool_lock);
-	pthread_mutex_unlock(&pool_caller);
+	gemm_columns(&part);
+}
+
+void
+moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
+			  const float *b, int M, int N, int K)
+{
+	gemm_job	job = {C, A, W, ldc, lda, ldw, M, N, K};
+
+	for (int m = 0; m < M; m++)
+		for (int n = 0; n < N; n++)
+			C[(size_t) m * ldc + n] = b != NULL ? b[n] : 0.0f;
+	moe_run_parts(gemm_part_run, &job, thread_count(M, N, K));
 }
 
 /* ---- one sparse row from a panel ------------------------------------ */

@@ -28,6 +28,17 @@ void		moe_gemm_rows(float *C, int ldc, const float *A, int lda, const float *W, 
 void		moe_gemm_rows_set_threads(int threads);
 
 /*
+ * The same threads for other work: fn(arg, t, T) for t = 0 .. T-1, part 0
+ * on the calling thread, the others on helpers; returns when all are done.
+ * Each part must write its own outputs, so that the bits do not depend on
+ * T.  moe_parallel_threads says how many parts a job of that many flops is
+ * worth (1 below a few million).
+ */
+typedef void (*moe_part_fn) (void *arg, int t, int T);
+void		moe_run_parts(moe_part_fn fn, void *arg, int parts);
+int			moe_parallel_threads(double flops);
+
+/*
  * One row whose input has many zeros (a ReLU's output: per-row scoring),
  * from a panel of W packed by moe_row_panel_pack: the rows of the panel
  * that meet a zero input are not read, which halves the weights streamed

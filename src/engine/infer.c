@@ -2,6 +2,7 @@
  * infer.c — inference factored by entity (see infer.h).
  */
 #include "infer.h"
+#include "sparse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,9 @@ struct moe_infer_ws
 	/* where each block's row panel starts in model->row_panels: [0] the
 	 * gate, [1 + e] expert e; NO_PANEL for blocks without one */
 	size_t		panel_off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS];
+	size_t		enc_off[2];		/* the drug and protein encoder panels, or NO_PANEL */
+	int32_t    *dense_rows;		/* host [max_rows]: entities of a batch read dense */
+	int32_t    *dense_idx;		/* host [max_rows]: their table rows */
 	moe_infer_out out;
 };
 
@@ -118,20 +122,75 @@ panel_offsets(const moe_model *model, size_t off[][MOE_MAX_LAYERS])
 	return total;
 }
 
+/*
+ * Encoder panels follow the pair panels: for each encoder whose first
+ * block reads at least MOE_ENCODER_PANEL_MIN_K values, K x N floats of
+ * W^T diag(scale) and N floats of b - W (shift * scale), so that a mostly
+ * zero input row is multiplied through its non-zeros alone (sparse.h).
+ * enc_off[0] and [1] (drug, protein) get their offsets or NO_PANEL.
+ */
+#define MOE_ENCODER_PANEL_MIN_K 256
+
+static size_t
+encoder_panel_offsets(const moe_model *model, size_t start, size_t enc_off[2])
+{
+	size_t		total = start;
+
+	for (int i = 0; i < 2; i++)
+	{
+		const moe_mlp_layout *mlp = i == 0 ? &model->layout.drug : &model->layout.protein;
+
+		enc_off[i] = NO_PANEL;
+		if (mlp->n_blocks < 1 || mlp->block[0].in < MOE_ENCODER_PANEL_MIN_K)
+			continue;
+		enc_off[i] = total;
+		total += ((size_t) mlp->block[0].in + 1) * (size_t) mlp->block[0].out;
+	}
+	return total;
+}
+
 size_t
 moe_row_panels_floats(const moe_model *model)
 {
-	size_t		off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS];
+	size_t		off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS],
+				enc[2];
 
-	return panel_offsets(model, off);
+	return encoder_panel_offsets(model, panel_offsets(model, off), enc);
+}
+
+/* W^T diag(scale), then b - W (shift * scale), of an encoder's first block. */
+static void
+encoder_panel_pack(const moe_mlp_layout *mlp, const float *params, const float *shift,
+				   const float *scale, float *panel)
+{
+	const moe_block_layout *b0 = &mlp->block[0];
+	const float *W = params + b0->W;
+	int			K = b0->in,
+				N = b0->out;
+	float	   *bias = panel + (size_t) K * N;
+
+	for (int n = 0; n < N; n++)
+	{
+		const float *row = W + (size_t) n * K;
+		double		c = 0.0;
+
+		for (int j = 0; j < K; j++)
+		{
+			panel[(size_t) j * N + n] = row[j] * scale[j];
+			c += (double) row[j] * (shift[j] * scale[j]);
+		}
+		bias[n] = (float) (params[b0->b + n] - c);
+	}
 }
 
 void
 moe_row_panels_pack(const moe_model *model, const float *params, float *panels)
 {
-	size_t		off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS];
+	const moe_layout *l = &model->layout;
+	size_t		off[MOE_MAX_EXPERTS + 1][MOE_MAX_LAYERS],
+				enc[2];
 
-	panel_offsets(model, off);
+	encoder_panel_offsets(model, panel_offsets(model, off), enc);
 	for (int i = 0; i <= model->cfg.n_experts; i++)
 		for (int j = 0; j < MOE_MAX_LAYERS; j++)
 			if (off[i][j] != NO_PANEL)
@@ -140,6 +199,12 @@ moe_row_panels_pack(const moe_model *model, const float *params, float *panels)
 
 				moe_row_panel_pack(panels + off[i][j], params + blk->W, blk->in, blk->out, blk->in);
 			}
+	if (enc[0] != NO_PANEL)
+		encoder_panel_pack(&l->drug, params, params + l->drug_shift, params + l->drug_scale,
+						   panels + enc[0]);
+	if (enc[1] != NO_PANEL)
+		encoder_panel_pack(&l->protein, params, params + l->protein_shift, params + l->protein_scale,
+						   panels + enc[1]);
 }
 
 void
@@ -199,7 +264,7 @@ infer_ws_fill(const moe_model *model, int max_rows, moe_infer_ws *ws, size_t *co
 
 	ws->max_rows = max_rows;
 	ws->part_floats = moe_entity_part_floats(model);
-	panel_offsets(model, ws->panel_off);
+	encoder_panel_offsets(model, panel_offsets(model, ws->panel_off), ws->enc_off);
 	first_layer(&l->gate, &W, &b, &ws->G1);
 	first_layer(&l->expert[0], &W, &b, &ws->X1);
 	width = widest(&l->drug, width);
@@ -242,6 +307,8 @@ infer_ws_fill(const moe_model *model, int max_rows, moe_infer_ws *ws, size_t *co
 	HOST(ws->host_probs, M * E, float);
 	HOST(ws->host_sel_w, M * K, float);
 	HOST(ws->host_column, M, float);
+	HOST(ws->dense_rows, M, int32_t);
+	HOST(ws->dense_idx, M, int32_t);
 #undef BE
 #undef HOST
 	return !failed;
@@ -318,6 +385,8 @@ moe_infer_ws_free(const moe_model *model, moe_infer_ws *ws)
 	free(ws->host_probs);
 	free(ws->host_sel_w);
 	free(ws->host_column);
+	free(ws->dense_rows);
+	free(ws->dense_idx);
 	free(ws);
 }
 
@@ -406,6 +475,64 @@ finish_mlp(moe_model *model, const moe_mlp_layout *mlp, const size_t *panel_off,
 
 /* ---- entity parts ----------------------------------------------------- */
 
+/* The encoder panel of kind when this model has one and the backend reads
+ * it (host memory, and a sparse-input product), else NULL. */
+static const float *
+encoder_panel(const moe_model *model, const moe_infer_ws *ws, moe_entity_kind kind)
+{
+	if (!model->be->host_memory || model->be->linear_infer_sparse_input == NULL ||
+		model->row_panels == NULL || ws->enc_off[kind] == NO_PANEL)
+		return NULL;
+	return model->row_panels + ws->enc_off[kind];
+}
+
+/*
+ * An encoder over n entities (rows idx of table, host memory) whose first
+ * layer has a panel: each entity whose vector is at most MOE_SPARSE_DENSITY
+ * non-zero is multiplied through its non-zeros (sparse.h), the others
+ * densely, together.  The choice depends on the vector alone, so an
+ * entity gets the same bits in every batch.  Returns the encoder output.
+ */
+static float *
+sparse_encoder(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const moe_mlp_layout *enc,
+			   const float *table, const int32_t *idx, int n, int D)
+{
+	moe_backend *be = model->be;
+	const moe_layout *l = &model->layout;
+	const float *p = model->params;
+	const moe_block_layout *b0 = &enc->block[0];
+	const float *panel = encoder_panel(model, ws, kind);
+	int			N = b0->out,
+				dense = 0;
+	float	   *pre = ws->buf_a;
+
+	for (int i = 0; i < n; i++)
+	{
+		const float *x = table + (size_t) idx[i] * D;
+
+		if (moe_density(x, 1, D) <= MOE_SPARSE_DENSITY)
+			be->linear_infer_sparse_input(be, pre + (size_t) i * N, x, panel, N, D);
+		else
+		{
+			ws->dense_rows[dense] = i;
+			ws->dense_idx[dense++] = idx[i];
+		}
+	}
+	if (dense > 0)
+	{
+		/* the rest together, standardised as usual, then into place */
+		be->upload(be, ws->idx_a, ws->dense_idx, sizeof(int32_t) * dense);
+		be->gather_rows(be, ws->x, table, ws->idx_a, dense, D,
+						p + (kind == MOE_DRUG ? l->drug_shift : l->protein_shift),
+						p + (kind == MOE_DRUG ? l->drug_scale : l->protein_scale));
+		be->linear_infer(be, ws->buf_b, N, ws->x, D, p + b0->W, D, p + b0->b, dense, N, D);
+		for (int r = 0; r < dense; r++)
+			memcpy(pre + (size_t) ws->dense_rows[r] * N, ws->buf_b + (size_t) r * N, sizeof(float) * N);
+	}
+	norm_relu(be, p, b0, pre, n, ws);
+	return run_layers(model, enc, NULL, 1, pre, N, n, ws);
+}
+
 moe_status
 moe_entity_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const float *table,
 				 const int32_t *idx, int n, float *parts, moe_error *err)
@@ -426,11 +553,16 @@ moe_entity_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const
 
 	if (n < 1 || n > ws->max_rows)
 		return moe_fail(err, MOE_ERR_INVALID, "%d entities do not fit a workspace of %d", n, ws->max_rows);
-	be->upload(be, ws->idx_a, idx, sizeof(int32_t) * n);
-	be->gather_rows(be, ws->x, table, ws->idx_a, n, D,
-					p + (kind == MOE_DRUG ? l->drug_shift : l->protein_shift),
-					p + (kind == MOE_DRUG ? l->drug_scale : l->protein_scale));
-	h = run_layers(model, enc, NULL, 0, ws->x, D, n, ws);
+	if (encoder_panel(model, ws, kind) != NULL)
+		h = sparse_encoder(model, ws, kind, enc, table, idx, n, D);
+	else
+	{
+		be->upload(be, ws->idx_a, idx, sizeof(int32_t) * n);
+		be->gather_rows(be, ws->x, table, ws->idx_a, n, D,
+						p + (kind == MOE_DRUG ? l->drug_shift : l->protein_shift),
+						p + (kind == MOE_DRUG ? l->drug_scale : l->protein_scale));
+		h = run_layers(model, enc, NULL, 0, ws->x, D, n, ws);
+	}
 
 	/* this entity's share of every first layer: W[:, col .. col + H) . h */
 	first_layer(&l->gate, &W, &b, &width);
@@ -603,6 +735,49 @@ moe_predict_rows(moe_model *model, moe_infer_ws *ws, const float *drug_table,
 		moe_status	st = moe_infer_rows(model, ws, drug_table, rows->drug_idx + from, protein_table,
 										rows->protein_idx + from, M, NULL, err);
 
+		if (st != MOE_OK)
+			return st;
+		memcpy(out + from, ws->host_pred, sizeof(float) * M);
+	}
+	return MOE_OK;
+}
+
+/* The parts of entities 0 .. n-1 of table, max_rows at a time, into parts. */
+static moe_status
+all_parts(moe_model *model, moe_infer_ws *ws, moe_entity_kind kind, const float *table, int n,
+		  float *parts, moe_error *err)
+{
+	for (int from = 0; from < n; from += ws->max_rows)
+	{
+		int			m = n - from < ws->max_rows ? n - from : ws->max_rows;
+		moe_status	st;
+
+		for (int i = 0; i < m; i++)
+			ws->uniq[i] = from + i;
+		st = moe_entity_parts(model, ws, kind, table, ws->uniq, m, parts + (size_t) from * ws->part_floats,
+							  err);
+		if (st != MOE_OK)
+			return st;
+	}
+	return MOE_OK;
+}
+
+moe_status
+moe_predict_rows_whole(moe_model *model, moe_infer_ws *ws, const float *drug_table, int n_drugs,
+					   const float *protein_table, int n_proteins, const moe_rows *rows,
+					   float *drug_parts, float *protein_parts, float *out, moe_error *err)
+{
+	moe_status	st;
+
+	if ((st = all_parts(model, ws, MOE_DRUG, drug_table, n_drugs, drug_parts, err)) != MOE_OK ||
+		(st = all_parts(model, ws, MOE_PROTEIN, protein_table, n_proteins, protein_parts, err)) != MOE_OK)
+		return st;
+	for (int from = 0; from < rows->n; from += ws->max_rows)
+	{
+		int			M = rows->n - from < ws->max_rows ? rows->n - from : ws->max_rows;
+
+		st = moe_infer_pairs(model, ws, drug_parts, rows->drug_idx + from, protein_parts,
+							 rows->protein_idx + from, M, NULL, err);
 		if (st != MOE_OK)
 			return st;
 		memcpy(out + from, ws->host_pred, sizeof(float) * M);

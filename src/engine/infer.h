@@ -107,6 +107,19 @@ moe_status	moe_infer_rows(moe_model *model, moe_infer_ws *ws, const float *drug_
 						   const int32_t *protein_idx, int M, float *outputs, moe_error *err);
 
 /*
+ * Predictions in label units (host array out) for any number of rows whose
+ * entities come back in many batches (validation): the part of every
+ * entity of the tables is computed once, into drug_parts and
+ * protein_parts (backend, n_drugs and n_proteins rows of part_floats),
+ * then the pairs in batches of max_rows.  The same bits as
+ * moe_predict_rows.
+ */
+moe_status	moe_predict_rows_whole(moe_model *model, moe_infer_ws *ws, const float *drug_table,
+								   int n_drugs, const float *protein_table, int n_proteins,
+								   const moe_rows *rows, float *drug_parts, float *protein_parts,
+								   float *out, moe_error *err);
+
+/*
  * Predictions in label units (host array out) for any number of rows over
  * entity tables of raw vectors (backend arrays; on a host backend, ordinary
  * host arrays), batch by batch through ws.

@@ -592,6 +592,168 @@ moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out, 
 	return MOE_OK;
 }
 
+/* ---- sparse first layers (sparse.h) ---------------------------------- */
+
+static const moe_mlp_layout *
+encoder_layout(const moe_layout *l, int encoder)
+{
+	return encoder == 0 ? &l->drug : &l->protein;
+}
+
+static void
+sparse_first_free(moe_backend *be, moe_sparse_first *sf)
+{
+	if (sf->table == NULL && sf->Wt == NULL)
+		return;
+	moe_sparse_batch_free(&sf->batch);
+	be->release(be, sf->col_ptr);
+	be->release(be, sf->ent);
+	be->release(be, sf->val);
+	be->release(be, sf->local);
+	be->release(be, sf->perm);
+	be->release(be, sf->seg_ptr);
+	be->release(be, sf->Wt);
+	be->release(be, sf->dWt);
+	be->release(be, sf->out);
+	be->release(be, sf->d_out);
+	be->release(be, sf->neg_shift_scale);
+	be->release(be, sf->bias_eff);
+	memset(sf, 0, sizeof(*sf));
+}
+
+size_t
+moe_sparse_first_bytes(const moe_model *model, int encoder, const moe_sparse_table *table,
+					   int max_rows)
+{
+	const moe_mlp_layout *mlp = encoder_layout(&model->layout, encoder);
+	size_t		K = (size_t) mlp->in_dim,
+				N = (size_t) (mlp->n_blocks > 0 ? mlp->block[0].out : 0);
+	int64_t		widest = 0;
+	size_t		nnz;
+
+	for (int r = 0; r < table->n; r++)
+		if (table->row_ptr[r + 1] - table->row_ptr[r] > widest)
+			widest = table->row_ptr[r + 1] - table->row_ptr[r];
+	nnz = (size_t) widest * (size_t) (max_rows < table->n ? max_rows : table->n);
+	/* host and backend copies of the batch, the products' buffers */
+	return 2 * (sizeof(int32_t) * (K + 1 + 3 * (size_t) max_rows + 1) + (sizeof(int32_t) + sizeof(float)) * nnz) +
+		sizeof(int32_t) * ((size_t) table->n + K + (size_t) max_rows) +
+		sizeof(float) * (2 * K * N + 2 * (size_t) max_rows * N + K + N);
+}
+
+moe_status
+moe_workspace_use_sparse(const moe_model *model, moe_workspace *ws, int encoder,
+						 const moe_sparse_table *table, moe_error *err)
+{
+	moe_backend *be = model->be;
+	const moe_layout *l = &model->layout;
+	const moe_mlp_layout *mlp = encoder_layout(l, encoder);
+	moe_sparse_first *sf = &ws->sparse[encoder];
+	int			K = mlp->in_dim,
+				N,
+				M = ws->max_rows;
+	moe_status	st;
+	float	   *shift,
+			   *scale;
+
+	if (encoder < 0 || encoder > 1 || mlp->n_blocks < 1 || table->dim != K)
+		return moe_fail(err, MOE_ERR_INVALID, "a sparse table of %d values does not fit encoder %d",
+						table->dim, encoder);
+	N = mlp->block[0].out;
+	sparse_first_free(be, sf);
+	if ((st = moe_sparse_batch_create(table, M, &sf->batch, err)) != MOE_OK)
+		return st;
+	sf->col_ptr = be->alloc(be, sizeof(int32_t) * ((size_t) K + 1));
+	sf->ent = be->alloc(be, sizeof(int32_t) * (size_t) (sf->batch.max_nnz > 0 ? sf->batch.max_nnz : 1));
+	sf->val = be->alloc(be, sizeof(float) * (size_t) (sf->batch.max_nnz > 0 ? sf->batch.max_nnz : 1));
+	sf->local = be->alloc(be, sizeof(int32_t) * (size_t) M);
+	sf->perm = be->alloc(be, sizeof(int32_t) * (size_t) M);
+	sf->seg_ptr = be->alloc(be, sizeof(int32_t) * ((size_t) M + 1));
+	sf->Wt = be->alloc(be, sizeof(float) * (size_t) K * N);
+	sf->dWt = be->alloc(be, sizeof(float) * (size_t) K * N);
+	sf->out = be->alloc(be, sizeof(float) * (size_t) M * N);
+	sf->d_out = be->alloc(be, sizeof(float) * (size_t) M * N);
+	sf->neg_shift_scale = be->alloc(be, sizeof(float) * (size_t) K);
+	sf->bias_eff = be->alloc(be, sizeof(float) * (size_t) N);
+	shift = malloc(sizeof(float) * (size_t) K);
+	scale = malloc(sizeof(float) * (size_t) K);
+	if (!sf->col_ptr || !sf->ent || !sf->val || !sf->local || !sf->perm || !sf->seg_ptr || !sf->Wt ||
+		!sf->dWt || !sf->out || !sf->d_out || !sf->neg_shift_scale || !sf->bias_eff || !shift || !scale)
+	{
+		free(shift);
+		free(scale);
+		sparse_first_free(be, sf);
+		return moe_fail(err, MOE_ERR_NOMEM, "out of memory for the sparse first layer of %d x %d", N, K);
+	}
+	/* -(shift * scale): the standardisation moves into the bias */
+	be->download(be, shift, model->params + (encoder == 0 ? l->drug_shift : l->protein_shift),
+				 sizeof(float) * K);
+	be->download(be, scale, model->params + (encoder == 0 ? l->drug_scale : l->protein_scale),
+				 sizeof(float) * K);
+	for (int j = 0; j < K; j++)
+		shift[j] = -(shift[j] * scale[j]);
+	be->upload(be, sf->neg_shift_scale, shift, sizeof(float) * K);
+	free(shift);
+	free(scale);
+	sf->table = table;
+	return MOE_OK;
+}
+
+/*
+ * The first block's Linear of an encoder on a sparse table for rows idx
+ * (host): pre[M, N] = x diag(scale) W^T over each row's entity, plus
+ * b - W (shift * scale).  Leaves the batch's structures for the backward.
+ */
+static void
+sparse_first_forward(moe_backend *be, const float *p, const moe_layout *l, int encoder,
+					 moe_sparse_first *sf, const int32_t *idx, int M, float *pre)
+{
+	const moe_mlp_layout *mlp = encoder_layout(l, encoder);
+	const moe_block_layout *b0 = &mlp->block[0];
+	moe_sparse_batch *b = &sf->batch;
+	int			K = b0->in,
+				N = b0->out;
+
+	moe_sparse_batch_fill(b, sf->table, idx, M);
+	be->upload(be, sf->col_ptr, b->col_ptr, sizeof(int32_t) * ((size_t) K + 1));
+	be->upload(be, sf->ent, b->ent, sizeof(int32_t) * (size_t) b->nnz);
+	be->upload(be, sf->val, b->val, sizeof(float) * (size_t) b->nnz);
+	be->upload(be, sf->local, b->local, sizeof(int32_t) * (size_t) M);
+	be->upload(be, sf->perm, b->perm, sizeof(int32_t) * (size_t) M);
+	be->upload(be, sf->seg_ptr, b->seg_ptr, sizeof(int32_t) * ((size_t) b->distinct + 1));
+
+	be->transpose_scaled(be, sf->Wt, p + b0->W, p + (encoder == 0 ? l->drug_scale : l->protein_scale),
+						 N, K);
+	be->sparse_linear_forward(be, sf->out, sf->Wt, sf->col_ptr, sf->ent, sf->val, b->distinct, N, K);
+	be->linear_forward(be, sf->bias_eff, sf->neg_shift_scale, p + b0->W, p + b0->b, 1, N, K);
+	be->gather_rows(be, pre, sf->out, sf->local, M, N, NULL, NULL);
+	be->add_row_vector(be, pre, sf->bias_eff, 1.0f, M, N);
+}
+
+/*
+ * Its backward, from d_pre[M, N]: the weight gradient as a sparse outer
+ * product over the distinct entities plus the rank-one term of the
+ * standardisation, and the bias gradient.
+ */
+static void
+sparse_first_backward(moe_backend *be, const float *p, float *g, const moe_layout *l, int encoder,
+					  moe_sparse_first *sf, const float *d_pre, int M)
+{
+	const moe_mlp_layout *mlp = encoder_layout(l, encoder);
+	const moe_block_layout *b0 = &mlp->block[0];
+	int			K = b0->in,
+				N = b0->out,
+				U = sf->batch.distinct;
+
+	be->segment_sum_rows(be, sf->d_out, d_pre, sf->perm, sf->seg_ptr, U, N);
+	be->column_mean(be, g + b0->b, d_pre, M, N);
+	be->scale(be, g + b0->b, N, (float) M);
+	be->sparse_linear_backward(be, sf->dWt, sf->d_out, sf->col_ptr, sf->ent, sf->val, N, K);
+	be->transpose_scaled_back(be, g + b0->W, sf->dWt,
+							  p + (encoder == 0 ? l->drug_scale : l->protein_scale),
+							  p + (encoder == 0 ? l->drug_shift : l->protein_shift), g + b0->b, N, K);
+}
+
 void
 moe_workspace_free(const moe_model *model, moe_workspace *ws)
 {
@@ -639,6 +801,8 @@ moe_workspace_free(const moe_model *model, moe_workspace *ws)
 	be->release(be, ws->d_protein);
 	be->release(be, ws->scratch_a);
 	be->release(be, ws->scratch_b);
+	for (int i = 0; i < 2; i++)
+		sparse_first_free(be, &ws->sparse[i]);
 	free(ws);
 }
 
@@ -661,7 +825,8 @@ block_key(uint64_t key, int mlp_id, int block)
  */
 static const float *
 mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_acts *acts,
-			int off, const float *input, int M, float dropout, uint64_t key, int mlp_id)
+			int off, const float *input, int M, float dropout, uint64_t key, int mlp_id,
+			bool first_done)
 {
 	const float *x = input;
 
@@ -673,7 +838,9 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 		float	   *act = ROWS(a->act, off, b->out);
 		size_t		n = (size_t) M * b->out;
 
-		be->linear_forward(be, pre, x, p + b->W, p + b->b, M, b->out, b->in);
+		/* a sparse first layer has filled pre already */
+		if (i > 0 || !first_done)
+			be->linear_forward(be, pre, x, p + b->W, p + b->b, M, b->out, b->in);
 		be->layernorm_forward(be, act, a->mean + off, a->rstd + off, pre,
 							  p + b->gamma, p + b->beta, M, b->out);
 		be->relu_forward(be, act, act, n);
@@ -703,15 +870,25 @@ mlp_forward(moe_backend *be, const float *p, const moe_mlp_layout *mlp, moe_mlp_
 	return x;
 }
 
+/* A sparse first layer's backward, for mlp_backward's first block. */
+typedef struct sparse_first_grad
+{
+	const moe_layout *layout;
+	int			encoder;
+	moe_sparse_first *sf;
+} sparse_first_grad;
+
 /*
  * Backward of one MLP over rows [off, off + M).  d_out is the gradient of
  * the MLP's output and is clobbered; d_input (may be NULL) receives the
  * gradient of the input.  g is the gradient buffer (same layout as p).
+ * With sparse (not NULL) the first block is a sparse first layer.
  */
 static void
 mlp_backward(moe_backend *be, const float *p, float *g, const moe_mlp_layout *mlp,
 			 moe_mlp_acts *acts, int off, const float *input, float *d_out, float *d_input,
-			 const float *d_extra, int M, bool dropout_on, float *scratch_a, float *scratch_b)
+			 const float *d_extra, int M, bool dropout_on, float *scratch_a, float *scratch_b,
+			 const sparse_first_grad *sparse)
 {
 	float	   *d = d_out;
 
@@ -744,7 +921,10 @@ mlp_backward(moe_backend *be, const float *p, float *g, const moe_mlp_layout *ml
 		be->layernorm_backward(be, d_pre, g + b->gamma, g + b->beta, d, ROWS(a->pre, off, b->out),
 							   a->mean + off, a->rstd + off, p + b->gamma, M, b->out);
 		dx = i > 0 ? (d_pre == scratch_a ? scratch_b : scratch_a) : d_input;
-		be->linear_backward(be, dx, g + b->W, g + b->b, d_pre, x_in, p + b->W, M, b->out, b->in);
+		if (i == 0 && sparse != NULL)
+			sparse_first_backward(be, p, g, sparse->layout, sparse->encoder, sparse->sf, d_pre, M);
+		else
+			be->linear_backward(be, dx, g + b->W, g + b->b, d_pre, x_in, p + b->W, M, b->out, b->in);
 		d = dx;
 	}
 }
@@ -833,18 +1013,27 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 
 	be->upload(be, ws->drug_idx, drug_idx, sizeof(int32_t) * M);
 	be->upload(be, ws->protein_idx, protein_idx, sizeof(int32_t) * M);
-	be->gather_rows(be, ws->x_drug, drug_table, ws->drug_idx, M, c->drug_dim,
-					p + l->drug_shift, p + l->drug_scale);
-	be->gather_rows(be, ws->x_protein, protein_table, ws->protein_idx, M, c->protein_dim,
-					p + l->protein_shift, p + l->protein_scale);
+	/* each encoder's first layer: over its sparse table, or over the
+	 * standardised dense rows */
+	if (ws->sparse[0].table != NULL)
+		sparse_first_forward(be, p, l, 0, &ws->sparse[0], drug_idx, M, ws->drug.block[0].pre);
+	else
+		be->gather_rows(be, ws->x_drug, drug_table, ws->drug_idx, M, c->drug_dim,
+						p + l->drug_shift, p + l->drug_scale);
+	if (ws->sparse[1].table != NULL)
+		sparse_first_forward(be, p, l, 1, &ws->sparse[1], protein_idx, M, ws->protein.block[0].pre);
+	else
+		be->gather_rows(be, ws->x_protein, protein_table, ws->protein_idx, M, c->protein_dim,
+						p + l->protein_shift, p + l->protein_scale);
 
 	h_drug = mlp_forward(be, p, &l->drug, &ws->drug, 0, ws->x_drug, M, dropout, dropout_key,
-						 MLP_DRUG);
+						 MLP_DRUG, ws->sparse[0].table != NULL);
 	h_protein = mlp_forward(be, p, &l->protein, &ws->protein, 0, ws->x_protein, M, dropout,
-							dropout_key, MLP_PROTEIN);
+							dropout_key, MLP_PROTEIN, ws->sparse[1].table != NULL);
 	be->concat_cols(be, ws->rep, h_drug, h_protein, M, l->drug.out_dim, l->protein.out_dim);
 
-	logits = mlp_forward(be, p, &l->gate, &ws->gate, 0, ws->rep, M, dropout, dropout_key, MLP_GATE);
+	logits = mlp_forward(be, p, &l->gate, &ws->gate, 0, ws->rep, M, dropout, dropout_key, MLP_GATE,
+						 false);
 	ws->logits = logits;
 	if (l->has_noise)
 	{
@@ -877,7 +1066,7 @@ moe_forward(moe_model *model, moe_workspace *ws, const float *drug_table,
 		if (n == 0)
 			continue;
 		mlp_forward(be, p, &l->expert[e], &ws->experts, off, ROWS(ws->x_expert, off, R), n,
-					dropout, dropout_key, MLP_EXPERT + e);
+					dropout, dropout_key, MLP_EXPERT + e, false);
 	}
 	/* experts.head holds one output per sorted selection */
 	be->scatter(be, ws->sel_y, ws->experts.head, ws->perm_pos, M * k);
@@ -933,7 +1122,7 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 		be->zloss(be, ws->d_logits, ws->logits, M, E, router->zloss_weight);
 	mlp_backward(be, p, grads, &l->gate, &ws->gate, 0, ws->rep, ws->d_logits, ws->d_rep,
 				 l->has_noise ? ws->d_gate_last : NULL, M, dropout_on, ws->scratch_a,
-				 ws->scratch_b);
+				 ws->scratch_b, NULL);
 
 	/* Experts, each on its slice; their input gradients add into d_rep. */
 	be->gather(be, ws->d_y_expert, ws->d_sel_y, ws->perm_pos, M * k);
@@ -949,16 +1138,22 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 		}
 		mlp_backward(be, p, grads, &l->expert[e], &ws->experts, off, ROWS(ws->x_expert, off, R),
 					 ws->d_y_expert + off, ROWS(ws->d_x_expert, off, R), NULL, n, dropout_on,
-					 ws->scratch_a, ws->scratch_b);
+					 ws->scratch_a, ws->scratch_b, NULL);
 		be->scatter_add_rows(be, ws->d_rep, ROWS(ws->d_x_expert, off, R), ws->perm_row + off, n, R);
 	}
 
 	/* Encoders; their inputs are data, so no input gradient. */
 	be->split_cols(be, ws->d_drug, ws->d_protein, ws->d_rep, M, l->drug.out_dim,
 				   l->protein.out_dim);
-	mlp_backward(be, p, grads, &l->drug, &ws->drug, 0, ws->x_drug, ws->d_drug, NULL, NULL, M,
-				 dropout_on, ws->scratch_a, ws->scratch_b);
-	mlp_backward(be, p, grads, &l->protein, &ws->protein, 0, ws->x_protein, ws->d_protein, NULL,
-				 NULL, M, dropout_on, ws->scratch_a, ws->scratch_b);
+	{
+		sparse_first_grad sd = {l, 0, &ws->sparse[0]},
+					sp = {l, 1, &ws->sparse[1]};
+
+		mlp_backward(be, p, grads, &l->drug, &ws->drug, 0, ws->x_drug, ws->d_drug, NULL, NULL, M,
+					 dropout_on, ws->scratch_a, ws->scratch_b, ws->sparse[0].table ? &sd : NULL);
+		mlp_backward(be, p, grads, &l->protein, &ws->protein, 0, ws->x_protein, ws->d_protein, NULL,
+					 NULL, M, dropout_on, ws->scratch_a, ws->scratch_b,
+					 ws->sparse[1].table ? &sp : NULL);
+	}
 	return be->check(be, err);
 }

@@ -26,6 +26,7 @@
 
 #include "backend.h"
 #include "moe_status.h"
+#include "sparse.h"
 
 #define MOE_MAX_LAYERS		4
 #define MOE_MAX_EXPERTS		64
@@ -154,6 +155,29 @@ typedef struct moe_mlp_acts
 	float	   *head;			/* head output */
 } moe_mlp_acts;
 
+/*
+ * An encoder's first layer over a sparse entity table in training
+ * (sparse.h): the table (NULL: the dense path), this batch's index
+ * structures, and the buffers of the products.
+ */
+typedef struct moe_sparse_first
+{
+	const moe_sparse_table *table;
+	moe_sparse_batch batch;		/* host */
+	int32_t    *col_ptr;		/* backend copies of the batch's structures */
+	int32_t    *ent;
+	float	   *val;
+	int32_t    *local;
+	int32_t    *perm;
+	int32_t    *seg_ptr;
+	float	   *Wt;				/* [K, N] (W diag(scale))^T */
+	float	   *dWt;			/* [K, N] */
+	float	   *out;			/* [max_rows, N] the layer per distinct entity */
+	float	   *d_out;			/* [max_rows, N] its gradient */
+	float	   *neg_shift_scale;	/* [K] -(shift * scale) */
+	float	   *bias_eff;		/* [N] b - W (shift * scale) */
+} moe_sparse_first;
+
 /* Everything one training forward and backward pass needs, sized for
  * max_rows.  (Inference has its own, smaller workspace: infer.h.) */
 typedef struct moe_workspace
@@ -202,6 +226,7 @@ typedef struct moe_workspace
 	float	   *host_pbar;		/* [E] mean gate probability of the batch */
 	double		zloss;			/* of the last forward: mean logsumexp(logits)^2 */
 	double		row_entropy;	/* mean per-row entropy of probs / log E */
+	moe_sparse_first sparse[2]; /* the drug and the protein encoder */
 } moe_workspace;
 
 moe_status	moe_workspace_create(const moe_model *model, int max_rows, moe_workspace **out,
@@ -209,6 +234,19 @@ moe_status	moe_workspace_create(const moe_model *model, int max_rows, moe_worksp
 /* What moe_workspace_create would allocate, in bytes (the model's
  * parameters may be absent: only its layout is read). */
 size_t		moe_workspace_bytes(const moe_model *model, int max_rows);
+
+/*
+ * Train encoder (0: drug, 1: protein) of this workspace's model on the
+ * sparse table (which must outlive the workspace) instead of dense rows:
+ * moe_forward then reads that encoder's input from the table by the row
+ * indices and never builds the standardised dense rows.  The model's
+ * input standardisation must already be set.  Bytes it will allocate:
+ * moe_sparse_first_bytes.
+ */
+moe_status	moe_workspace_use_sparse(const moe_model *model, moe_workspace *ws, int encoder,
+									 const moe_sparse_table *table, moe_error *err);
+size_t		moe_sparse_first_bytes(const moe_model *model, int encoder, const moe_sparse_table *table,
+								   int max_rows);
 void		moe_workspace_free(const moe_model *model, moe_workspace *ws);
 
 /*

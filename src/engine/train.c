@@ -236,6 +236,8 @@ struct moe_trainer
 	moe_model  *model;
 	moe_workspace *ws;			/* training workspace */
 	moe_infer_ws *eval_ws;		/* inference workspace for validation */
+	float	   *val_drug_parts; /* backend: every entity's part for validation, or NULL */
+	float	   *val_protein_parts;
 	moe_interrupt_fn interrupted;
 	void	   *ctx;
 
@@ -273,7 +275,27 @@ struct moe_trainer
 	double		adaptive_scale; /* the adaptive schedule's current value */
 	float		aux_free_rate;	/* gamma of aux-loss-free balancing, 0 = off */
 	float	   *select_bias;	/* host copy of the model's selection bias */
+	double		density[2];		/* of the drug and protein tables */
+	moe_sparse_table sparse[2];	/* their sparse copies, when trained sparse */
 };
+
+/*
+ * Validation computes every entity's part once per epoch (instead of once
+ * per batch that holds it) when the tables have fewer entities than there
+ * are validation rows and their parts take at most this much memory.
+ */
+#define WHOLE_VALIDATION_MAX_BYTES ((size_t) 256 << 20)
+
+static size_t
+whole_validation_bytes(const moe_model *shape, const moe_train_data *data)
+{
+	size_t		bytes = sizeof(float) * moe_entity_part_floats(shape) *
+		((size_t) data->n_drugs + (size_t) data->n_proteins);
+
+	if ((int64_t) data->n_drugs + data->n_proteins > data->valid.n || bytes > WHOLE_VALIDATION_MAX_BYTES)
+		return 0;
+	return bytes;
+}
 
 static double
 now_seconds(void)
@@ -394,6 +416,46 @@ upload_table(moe_trainer *t, const float *host, size_t n, const float **dst, flo
 	return MOE_OK;
 }
 
+static const char *const sparse_names[] = {"auto", "off", "on"};
+
+const char *
+moe_sparse_inputs_name(moe_sparse_inputs s)
+{
+	return (int) s >= 0 && (size_t) s < sizeof(sparse_names) / sizeof(sparse_names[0])
+		? sparse_names[s] : "unknown";
+}
+
+moe_status
+moe_sparse_inputs_parse(const char *name, moe_sparse_inputs *out, moe_error *err)
+{
+	for (size_t i = 0; i < sizeof(sparse_names) / sizeof(sparse_names[0]); i++)
+		if (strcmp(name, sparse_names[i]) == 0)
+		{
+			*out = (moe_sparse_inputs) i;
+			return MOE_OK;
+		}
+	return moe_fail(err, MOE_ERR_INVALID, "unknown sparse_inputs \"%s\" (valid: %s)", name,
+					MOE_SPARSE_INPUT_CHOICES);
+}
+
+/* Whether a table of this density trains its encoder's first layer sparse. */
+static bool
+use_sparse(const moe_train_options *opt, double density)
+{
+	return opt->sparse_inputs == MOE_SPARSE_ON ||
+		(opt->sparse_inputs == MOE_SPARSE_AUTO && density <= MOE_SPARSE_DENSITY);
+}
+
+void
+moe_trainer_inputs(const moe_trainer *t, double density[2], bool sparse[2])
+{
+	for (int i = 0; i < 2; i++)
+	{
+		density[i] = t->density[i];
+		sparse[i] = t->sparse[i].row_ptr != NULL;
+	}
+}
+
 moe_status
 moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt, const moe_train_data *data,
 				  size_t *bytes, moe_error *err)
@@ -413,10 +475,32 @@ moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt, const mo
 	b = sizeof(float) * np * (5 + (opt->ema_decay > 0.0f ? 2 : 0));
 	b += moe_workspace_bytes(shape, bs > 0 ? bs : 1);
 	b += moe_infer_ws_bytes(shape, opt->batch_size > 0 ? opt->batch_size : 1);
+	b += whole_validation_bytes(shape, data);
 	/* per training row: standardised label and shuffle order; per validation row: a prediction */
 	b += (sizeof(float) + sizeof(uint32_t)) * (size_t) data->train.n + sizeof(float) * (size_t) data->valid.n;
 	/* input statistics */
 	b += 4 * sizeof(float) * (size_t) (arch->drug_dim + arch->protein_dim);
+	/* sparse first layers: the tables and the products' buffers */
+	for (int i = 0; i < 2; i++)
+	{
+		const float *x = i == 0 ? data->drug_vec : data->protein_vec;
+		int			n = i == 0 ? data->n_drugs : data->n_proteins,
+					dim = i == 0 ? data->drug_dim : data->protein_dim;
+
+		if (x != NULL && use_sparse(opt, moe_density(x, n, dim)))
+		{
+			moe_sparse_table table;
+
+			if ((st = moe_sparse_table_build(x, n, dim, &table, err)) != MOE_OK)
+			{
+				moe_model_free(shape);
+				return st;
+			}
+			b += sizeof(int64_t) * ((size_t) n + 1) + (sizeof(int32_t) + sizeof(float)) * (size_t) table.nnz +
+				moe_sparse_first_bytes(shape, i, &table, bs > 0 ? bs : 1);
+			moe_sparse_table_free(&table);
+		}
+	}
 	moe_model_free(shape);
 	*bytes = b;
 	return MOE_OK;
@@ -493,6 +577,29 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 		if ((st = moe_workspace_create(t->model, bs, &t->ws, err)) != MOE_OK ||
 			(st = moe_infer_ws_create(t->model, opt->batch_size, &t->eval_ws, err)) != MOE_OK)
 			goto fail;
+		if (whole_validation_bytes(t->model, data) > 0)
+		{
+			size_t		pf = moe_entity_part_floats(t->model);
+
+			t->val_drug_parts = be->alloc(be, sizeof(float) * pf * data->n_drugs);
+			t->val_protein_parts = be->alloc(be, sizeof(float) * pf * data->n_proteins);
+			if (t->val_drug_parts == NULL || t->val_protein_parts == NULL)
+			{
+				st = moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating the validation parts");
+				goto fail;
+			}
+		}
+		/* first layers over sparse tables, when they are sparse enough */
+		t->density[0] = moe_density(data->drug_vec, data->n_drugs, data->drug_dim);
+		t->density[1] = moe_density(data->protein_vec, data->n_proteins, data->protein_dim);
+		for (int i = 0; i < 2; i++)
+			if (use_sparse(opt, t->density[i]) &&
+				((st = moe_sparse_table_build(i == 0 ? data->drug_vec : data->protein_vec,
+											  i == 0 ? data->n_drugs : data->n_proteins,
+											  i == 0 ? data->drug_dim : data->protein_dim,
+											  &t->sparse[i], err)) != MOE_OK ||
+				 (st = moe_workspace_use_sparse(t->model, t->ws, i, &t->sparse[i], err)) != MOE_OK))
+				goto fail;
 	}
 
 	np = t->model->layout.n_params;
@@ -572,6 +679,8 @@ moe_trainer_free(moe_trainer *t)
 	{
 		moe_workspace_free(t->model, t->ws);
 		moe_infer_ws_free(t->model, t->eval_ws);
+		be->release(be, t->val_drug_parts);
+		be->release(be, t->val_protein_parts);
 	}
 	be->release(be, t->owned_drug_table);
 	be->release(be, t->owned_protein_table);
@@ -590,6 +699,8 @@ moe_trainer_free(moe_trainer *t)
 	free(t->val_pred);
 	free(t->select_bias);
 	moe_model_free(t->model);
+	moe_sparse_table_free(&t->sparse[0]);
+	moe_sparse_table_free(&t->sparse[1]);
 	free(t);
 }
 
@@ -893,7 +1004,12 @@ validation_mse(moe_trainer *t, moe_error *err, moe_status *st)
 	const moe_rows *v = &t->data.valid;
 	double		sum = 0.0;
 
-	*st = moe_predict_rows(t->model, t->eval_ws, t->drug_table, t->protein_table, v, t->val_pred, err);
+	if (t->val_drug_parts != NULL)
+		*st = moe_predict_rows_whole(t->model, t->eval_ws, t->drug_table, t->data.n_drugs,
+									 t->protein_table, t->data.n_proteins, v, t->val_drug_parts,
+									 t->val_protein_parts, t->val_pred, err);
+	else
+		*st = moe_predict_rows(t->model, t->eval_ws, t->drug_table, t->protein_table, v, t->val_pred, err);
 	if (*st != MOE_OK)
 		return NAN;
 	for (int i = 0; i < v->n; i++)

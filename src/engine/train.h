@@ -68,6 +68,19 @@ const char *moe_temperature_schedule_name(moe_temperature_schedule s);
 moe_status	moe_temperature_schedule_parse(const char *name, moe_temperature_schedule *out,
 										   moe_error *err);
 
+/* Whether the encoders' first layers read their inputs sparse (sparse.h). */
+typedef enum moe_sparse_inputs
+{
+	MOE_SPARSE_AUTO = 0,		/* when a table is at most MOE_SPARSE_DENSITY non-zero */
+	MOE_SPARSE_OFF,
+	MOE_SPARSE_ON
+} moe_sparse_inputs;
+
+#define MOE_SPARSE_INPUT_CHOICES "auto, off, on"
+
+const char *moe_sparse_inputs_name(moe_sparse_inputs s);
+moe_status	moe_sparse_inputs_parse(const char *name, moe_sparse_inputs *out, moe_error *err);
+
 typedef struct moe_train_options
 {
 	int			epochs;			/* maximum number of epochs */
@@ -99,9 +112,11 @@ typedef struct moe_train_options
 	int			patience;		/* epochs without improvement; 0 = off */
 	float		min_delta;		/* improvement smaller than this does not count */
 	uint64_t	seed;
+	moe_sparse_inputs sparse_inputs;
 } moe_train_options;
 
 void		moe_train_options_defaults(moe_train_options *opt);
+
 /* Replace the auxiliary terms by one. */
 void		moe_train_options_set_balance(moe_train_options *opt, moe_lb_method method, float weight);
 /* Add a term; MOE_ERR_INVALID when the method is already there or the list is full. */
@@ -171,6 +186,10 @@ moe_status	moe_trainer_create(const moe_config *arch, const moe_train_options *o
 moe_status	moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt,
 							  const moe_train_data *data, size_t *bytes, moe_error *err);
 moe_status	moe_trainer_epoch(moe_trainer *t, moe_epoch_report *report, moe_error *err);
+/* Density of each entity table (non-zero fraction) and whether its
+ * encoder's first layer trains sparse (index 0: drug, 1: protein). */
+void		moe_trainer_inputs(const moe_trainer *t, double density[2], bool sparse[2]);
+
 /* True once the epoch budget is spent or patience ran out. */
 bool		moe_trainer_done(const moe_trainer *t);
 /* Load the best epoch's parameters into the model and return it (owned by

@@ -416,6 +416,17 @@ step_prepare(train_run *r)
 	moe_backend_cpu_set_threads(moe_threads);
 	moe_check(moe_trainer_create(&s->arch, &s->opt, &td, moe_device_backend(s->device, "training"),
 								 poll_interrupts, r, &r->trainer, &err), &err);
+	{
+		double		density[2];
+		bool		sparse[2];
+
+		moe_trainer_inputs(r->trainer, density, sparse);
+		if (sparse[0] || sparse[1])
+			ereport(NOTICE,
+					(errmsg("first layers read sparse inputs: drugs %.1f %% non-zero (%s), proteins %.1f %% (%s)",
+							100 * density[0], sparse[0] ? "sparse" : "dense", 100 * density[1],
+							sparse[1] ? "sparse" : "dense")));
+	}
 }
 
 static void

@@ -35,7 +35,8 @@ typedef enum opt_id
 	O_LR_WARMUP_EPOCHS, O_LR_STEP_EPOCHS, O_LR_GAMMA, O_LR_DECAY_START, O_WEIGHT_DECAY,
 	O_GRAD_CLIP, O_EMA_DECAY, O_DROPOUT, O_TEMPERATURE, O_TEMPERATURE_SCHEDULE, O_TEMPERATURE_END,
 	O_TEMPERATURE_STEP_EPOCHS, O_NOISY_GATING, O_PATIENCE, O_MIN_DELTA, O_SEED, O_DRUG_HIDDEN,
-	O_PROTEIN_HIDDEN, O_GATE_HIDDEN, O_EXPERT_HIDDEN, O_DEPLOY, O_DEVICE, O_REFIT, N_OPTIONS
+	O_PROTEIN_HIDDEN, O_GATE_HIDDEN, O_EXPERT_HIDDEN, O_DEPLOY, O_DEVICE, O_REFIT, O_SPARSE_INPUTS,
+	N_OPTIONS
 } opt_id;
 
 #define FIRST_OPTION_ARG 3		/* dataset, fold, model_name come first */
@@ -83,6 +84,7 @@ static const struct
 	[O_DEPLOY] = {"deploy", T_BOOL},
 	[O_DEVICE] = {"device", T_TEXT, true},	/* NULL: the moe_pg.device setting */
 	[O_REFIT] = {"refit", T_BOOL},
+	[O_SPARSE_INPUTS] = {"sparse_inputs", T_TEXT},
 };
 
 /* One option's value, whatever its source. */
@@ -293,6 +295,13 @@ apply_option(train_spec *s, int id, const opt_value *v)
 			break;
 		case O_REFIT:
 			s->refit = v->b;
+			break;
+		case O_SPARSE_INPUTS:
+			{
+				moe_error	err;
+
+				moe_check(moe_sparse_inputs_parse(v->s, &s->opt.sparse_inputs, &err), &err);
+			}
 			break;
 		case O_DEVICE:
 			if (v->isnull)
@@ -716,6 +725,7 @@ train_spec_config_json(const train_spec *spec)
 	json_widths(&s, "expert_hidden", a->n_expert_layers, a->expert_hidden);
 	json_key(&s, "refit");
 	appendStringInfoString(&s, spec->refit ? "true" : "false");
+	json_text(&s, "sparse_inputs", moe_sparse_inputs_name(o->sparse_inputs));
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }

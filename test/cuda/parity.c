@@ -851,8 +851,94 @@ compare_tensors(const char *what, const moe_layout *l, const float *c, const flo
  * backward, gradient clipping's norm, Adam; then inference on the same
  * checkpoint, and checkpoints carried across.
  */
+/* ---- sparse first layers (sparse.h) ------------------------------------- */
+
 static void
-test_model(int top_k, bool noisy, float dropout)
+test_sparse(void)
+{
+	const int	n = 40,
+				K = 300,
+				N = 72,
+				M = 64;
+	float	   *x = malloc(sizeof(float) * n * K);
+	int32_t		idx[64];
+	moe_sparse_table table;
+	moe_sparse_batch b;
+	moe_error	err;
+
+	for (int i = 0; i < n * K; i++)
+		x[i] = moe_rng_uniform(&rng) < 0.1f ? moe_rng_normal(&rng) : 0.0f;
+	memset(x + 3 * K, 0, sizeof(float) * K);	/* an entity with no non-zero */
+	random_indices(idx, M, n);
+	idx[0] = 3;
+	if (moe_sparse_table_build(x, n, K, &table, &err) != MOE_OK ||
+		moe_sparse_batch_create(&table, M, &b, &err) != MOE_OK)
+	{
+		printf("FAIL sparse setup: %s\n", err.message);
+		failures++;
+		free(x);
+		return;
+	}
+	moe_sparse_batch_fill(&b, &table, idx, M);
+	{
+		int			U = b.distinct;
+		twin		W = twin_normal((size_t) N * K, 0.1f, 0.0f),
+					scale = twin_normal(K, 0.2f, 1.0f),
+					shift = twin_normal(K, 0.3f, 0.0f),
+					Wt = twin_zero((size_t) K * N),
+					val = twin_from(b.val, (size_t) b.nnz),
+					out = twin_zero((size_t) U * N),
+					rows = twin_normal((size_t) M * N, 1.0f, 0.0f),
+					d = twin_zero((size_t) U * N),
+					dWt = twin_zero((size_t) K * N),
+					db = twin_normal(N, 1.0f, 0.0f),
+					dW = twin_zero((size_t) N * K);
+		itwin		col_ptr = itwin_from(b.col_ptr, (size_t) K + 1),
+					ent = itwin_from(b.ent, (size_t) b.nnz),
+					perm = itwin_from(b.perm, M),
+					seg = itwin_from(b.seg_ptr, (size_t) U + 1);
+
+		cpu->transpose_scaled(cpu, Wt.c, W.c, scale.c, N, K);
+		gpu->transpose_scaled(gpu, Wt.g, W.g, scale.g, N, K);
+		expect("transpose_scaled", &Wt, TOL_EXACT);
+		cpu->sparse_linear_forward(cpu, out.c, Wt.c, col_ptr.c, ent.c, val.c, U, N, K);
+		gpu->sparse_linear_forward(gpu, out.g, Wt.g, col_ptr.g, ent.g, val.g, U, N, K);
+		expect("sparse_linear_forward", &out, TOL_FWD);
+		cpu->segment_sum_rows(cpu, d.c, rows.c, perm.c, seg.c, U, N);
+		gpu->segment_sum_rows(gpu, d.g, rows.g, perm.g, seg.g, U, N);
+		expect("segment_sum_rows", &d, TOL_FWD);
+		sync_to_gpu(&d);
+		cpu->sparse_linear_backward(cpu, dWt.c, d.c, col_ptr.c, ent.c, val.c, N, K);
+		gpu->sparse_linear_backward(gpu, dWt.g, d.g, col_ptr.g, ent.g, val.g, N, K);
+		expect("sparse_linear_backward", &dWt, TOL_FWD);
+		sync_to_gpu(&dWt);
+		cpu->transpose_scaled_back(cpu, dW.c, dWt.c, scale.c, shift.c, db.c, N, K);
+		gpu->transpose_scaled_back(gpu, dW.g, dWt.g, scale.g, shift.g, db.g, N, K);
+		expect("transpose_scaled_back", &dW, TOL_FWD);
+		gpu_ok("sparse first layers");
+		twin_free(&W);
+		twin_free(&scale);
+		twin_free(&shift);
+		twin_free(&Wt);
+		twin_free(&val);
+		twin_free(&out);
+		twin_free(&rows);
+		twin_free(&d);
+		twin_free(&dWt);
+		twin_free(&db);
+		twin_free(&dW);
+		itwin_free(&col_ptr);
+		itwin_free(&ent);
+		itwin_free(&perm);
+		itwin_free(&seg);
+	}
+	moe_sparse_batch_free(&b);
+	moe_sparse_table_free(&table);
+	free(x);
+}
+
+static void
+test_model(int top_k, bool noisy, float dropout, bool sparse)
 {
 	const int	Dd = 96,
 				Dp = 80,
@@ -876,7 +962,7 @@ test_model(int top_k, bool noisy, float dropout)
 	float	   *hc,
 			   *hg;
 	float		d_pbar[MOE_MAX_EXPERTS];
-	moe_router_grad router;
+	moe_router_grad router = {0};
 	int			same_routes = 0;
 
 	moe_config_defaults(&cfg, Dd, Dp);
@@ -891,8 +977,8 @@ test_model(int top_k, bool noisy, float dropout)
 	cfg.noisy_gating = noisy ? 1 : 0;
 	cfg.dropout = dropout;
 	cfg.temperature = 0.8f;
-	snprintf(label, sizeof(label), "k=%d%s%s", top_k, noisy ? ", noisy" : "",
-			 dropout > 0 ? ", dropout" : "");
+	snprintf(label, sizeof(label), "k=%d%s%s%s", top_k, noisy ? ", noisy" : "",
+			 dropout > 0 ? ", dropout" : "", sparse ? ", sparse" : "");
 
 	for (int i = 0; i < n_drugs * Dd; i++)
 		drugs[i] = moe_rng_uniform(&rng) < 0.3f ? 1.0f : 0.0f;
@@ -922,6 +1008,28 @@ test_model(int top_k, bool noisy, float dropout)
 		side_close(&sc);
 		side_close(&sg);
 		return;
+	}
+	if (sparse)
+	{
+		/* the drugs are 30 % ones: both encoders' first layers sparse */
+		static moe_sparse_table td,
+					tp;
+
+		moe_sparse_table_free(&td);
+		moe_sparse_table_free(&tp);
+		if (moe_sparse_table_build(drugs, n_drugs, Dd, &td, &err) != MOE_OK ||
+			moe_sparse_table_build(proteins, n_proteins, Dp, &tp, &err) != MOE_OK ||
+			moe_workspace_use_sparse(sc.model, sc.ws, 0, &td, &err) != MOE_OK ||
+			moe_workspace_use_sparse(sc.model, sc.ws, 1, &tp, &err) != MOE_OK ||
+			moe_workspace_use_sparse(sg.model, sg.ws, 0, &td, &err) != MOE_OK ||
+			moe_workspace_use_sparse(sg.model, sg.ws, 1, &tp, &err) != MOE_OK)
+		{
+			printf("FAIL sparse model setup (%s): %s\n", label, err.message);
+			failures++;
+			side_close(&sc);
+			side_close(&sg);
+			return;
+		}
 	}
 	np = sc.model->layout.n_params;
 	hc = malloc(sizeof(float) * np);
@@ -1184,9 +1292,11 @@ run:
 	test_router(65, 4, 2, 1.0f);
 	test_router(10, 64, 64, 2.0f);
 	test_adam();
-	test_model(2, false, 0.1f);
-	test_model(2, true, 0.1f);
-	test_model(4, true, 0.0f);	/* every expert selected: routing cannot differ */
+	test_sparse();
+	test_model(2, false, 0.1f, false);
+	test_model(2, true, 0.1f, false);
+	test_model(4, true, 0.0f, false);	/* every expert selected: routing cannot differ */
+	test_model(2, false, 0.1f, true);
 	if (gpu->host_memory)
 		printf("note out-of-memory check skipped (--cpu-only)\n");
 	else

@@ -2,7 +2,7 @@
 -- Inside this test's transaction moe_train cannot commit; it trains in the
 -- transaction (the committing path is tested in test/sql/train_commit.sql).
 BEGIN;
-SELECT plan(41);
+SELECT plan(44);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(60, 40, 4, seed => 11);
@@ -80,6 +80,25 @@ SELECT is((SELECT params_md5 FROM moe_model_info('syn_again')), (SELECT params_m
           'the same seed gives bit-identical parameters');
 SELECT isnt((SELECT params_md5 FROM moe_model_info('syn_again')), (SELECT params_md5 FROM moe_model_info('syn_small')),
             'another model has other parameters');
+-- ... at one thread and at two (OpenBLAS splits products by thread count,
+-- so each count is its own promise), dense and sparse first layers
+CREATE FUNCTION pg_temp.train_twice(threads int, sparse text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SET LOCAL moe_pg.threads = %s', threads);
+    FOR i IN 1..2 LOOP
+        EXECUTE format('CALL moe_train(%L, model_name => %L, epochs => 2, batch_size => 32, seed => 5, deploy => false,
+                                       drug_hidden => ''{96}'', protein_hidden => ''{96}'', gate_hidden => ''{64}'',
+                                       expert_hidden => ''{64}'', sparse_inputs => %L)',
+                       'syn', format('det_%s_%s', threads, sparse), sparse);
+        RETURN NEXT (SELECT (moe_model_info(max(id))).params_md5 FROM moe.models WHERE name = format('det_%s_%s', threads, sparse));
+    END LOOP;
+END $$;
+SELECT is((SELECT count(DISTINCT h) FROM pg_temp.train_twice(1, 'off') h), 1::bigint,
+          'one thread: the same seed twice gives the same bits');
+SELECT is((SELECT count(DISTINCT h) FROM pg_temp.train_twice(2, 'off') h), 1::bigint,
+          'two threads: the same seed twice gives the same bits');
+SELECT is((SELECT count(DISTINCT h) FROM pg_temp.train_twice(2, 'on') h), 1::bigint,
+          'two threads, sparse first layers: the same seed twice gives the same bits');
 
 -- Bad options: each error names the problem.
 SELECT throws_ok($$CALL moe_train('no such dataset')$$, '42704', 'dataset "no such dataset" does not exist', 'unknown dataset');

@@ -1,7 +1,7 @@
 -- The routing and balancing catalogue, schedules, cross-validation, sweeps
 -- and the comparison views.  Small networks on synthetic data keep it quick.
 BEGIN;
-SELECT plan(74);
+SELECT plan(79);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(40, 40, 4, seed => 21);
@@ -277,6 +277,35 @@ SELECT throws_ok($$CALL moe_sweep('syn', '{"lr": []}')$$, '22023', NULL, 'empty 
 SELECT throws_ok($$CALL moe_sweep('syn', '{"lr": 0.1}')$$, '22023', NULL, 'grid values must be arrays');
 SELECT throws_ok($$CALL moe_sweep('syn', '{"experts": [2, 100]}')$$, '22023', NULL,
                  'every grid point is validated before the first run');
+
+-- ---- sparse first layers (docs/training.md) ----
+-- Fingerprint-like drug vectors (300 values, about 5 % non-zero): 'auto'
+-- reads them sparse, 'off' dense; one epoch of either lands on the same
+-- weights within float rounding.
+CREATE TEMP TABLE syn_sparse AS
+SELECT s.drug_id, s.target_id, s.target_vec, s.label, s.split,
+       (SELECT array_agg(CASE WHEN (i * 7 + s.drug_id) % 20 = 0 THEN 1 + v * v ELSE 0 END ORDER BY i)::real[]
+          FROM unnest(d.drug_vec || d.drug_vec || d.drug_vec || d.drug_vec || d.drug_vec
+                      || d.drug_vec || d.drug_vec || d.drug_vec || d.drug_vec || d.drug_vec) WITH ORDINALITY u(v, i)) AS drug_vec
+  FROM syn s JOIN moe_synthetic_dta(40, 40, 4, seed => 21, drug_dim => 30) d USING (drug_id, target_id);
+SELECT moe_create_dataset('syn_sparse', 'syn_sparse', protein_column => 'target_vec');
+CALL moe_train('syn_sparse', model_name => 'sp_auto', epochs => 1, seed => 4, options => :'tiny');
+CALL moe_train('syn_sparse', model_name => 'sp_off', epochs => 1, seed => 4, sparse_inputs => 'off', options => :'tiny');
+CALL moe_train('syn_sparse', model_name => 'sp_on', epochs => 1, seed => 4, sparse_inputs => 'on', options => :'tiny');
+CREATE TEMP VIEW sp AS
+SELECT m.name, (m.metrics -> 'test' ->> 'mse')::float8 AS mse, m.config ->> 'sparse_inputs' AS setting
+  FROM moe.models m WHERE m.name LIKE 'sp\_%';
+SELECT is((SELECT array_agg(setting ORDER BY name) FROM sp), ARRAY['auto', 'off', 'on'],
+          'sparse_inputs is recorded in the run''s configuration');
+SELECT ok((SELECT abs(a.mse - o.mse) < 1e-4 * o.mse FROM sp a, sp o WHERE a.name = 'sp_auto' AND o.name = 'sp_off'),
+          'a sparse first layer trains the model of the dense one, within float rounding');
+SELECT ok((SELECT abs(n.mse - o.mse) < 1e-4 * o.mse AND n.mse <> a.mse FROM sp n, sp o, sp a
+            WHERE n.name = 'sp_on' AND o.name = 'sp_off' AND a.name = 'sp_auto'),
+          'on reads the dense target vectors sparse too: within rounding again, other bits than auto');
+SELECT ok((SELECT (SELECT count(*) FILTER (WHERE v <> 0) FROM unnest(drug_vec) v)::float8 / 300 < 0.25
+             FROM syn_sparse LIMIT 1), 'the drug vectors are under the density threshold');
+SELECT throws_ok($$CALL moe_train('syn', sparse_inputs => 'sometimes', epochs => 1)$$, '22023',
+                 'unknown sparse_inputs "sometimes" (valid: auto, off, on)', 'an unknown sparse_inputs is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

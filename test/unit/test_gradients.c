@@ -448,8 +448,19 @@ model_loss(void *ctx)
  * differentiable within the step, so those parameters are counted, and
  * must be rare, rather than checked.
  */
+/* Zero most of a table of n x dim values, keeping row dense_row whole and
+ * leaving row zero_row all zeros: what sparse first layers meet. */
 static void
-check_model(bool noisy, float temperature, float zloss_weight, float row_entropy_weight)
+sparsify(float *x, int n, int dim, int dense_row, int zero_row, moe_rng *rng)
+{
+	for (int r = 0; r < n; r++)
+		for (int j = 0; j < dim; j++)
+			if (r == zero_row || (r != dense_row && moe_rng_uniform(rng) < 0.6f))
+				x[(size_t) r * dim + j] = 0.0f;
+}
+
+static void
+check_model(bool noisy, float temperature, float zloss_weight, float row_entropy_weight, bool sparse)
 {
 	moe_config	cfg;
 	moe_model  *model;
@@ -461,7 +472,7 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	float		drug[4 * 5], protein[3 * 7], c[6];
 	int32_t		di[6] = {0, 1, 2, 3, 0, 1}, pi[6] = {0, 1, 2, 0, 1, 2};
 	float		d_pbar[MOE_MAX_EXPERTS];
-	moe_router_grad router;
+	moe_router_grad router = {0};
 
 	moe_config_defaults(&cfg, 5, 7);
 	cfg.drug_hidden[0] = 6;
@@ -481,6 +492,11 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	fill_normal(drug, 20, &rng, 1);
 	fill_normal(protein, 21, &rng, 1);
 	fill_normal(c, 6, &rng, 1);
+	if (sparse)
+	{
+		sparsify(drug, 4, 5, 1, 3, &rng);
+		sparsify(protein, 3, 7, 0, 2, &rng);
+	}
 	/* a non-trivial input standardisation and selection bias, not trained */
 	{
 		float		ds[5], dc[5], ps[7], pc[7];
@@ -491,6 +507,17 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 			ps[j] = -0.1f * j, pc[j] = 0.8f + 0.05f * j;
 		moe_model_set_input_norm(model, ds, dc, ps, pc);
 		model->params[model->layout.select_bias + 1] = 0.05f;
+	}
+	/* the first layers over sparse tables, standardisation folded in */
+	moe_sparse_table sd = {0},
+				sp = {0};
+
+	if (sparse)
+	{
+		CHECK_INT(moe_sparse_table_build(drug, 4, 5, &sd, &err), MOE_OK);
+		CHECK_INT(moe_sparse_table_build(protein, 3, 7, &sp, &err), MOE_OK);
+		CHECK_INT(moe_workspace_use_sparse(model, ws, 0, &sd, &err), MOE_OK);
+		CHECK_INT(moe_workspace_use_sparse(model, ws, 1, &sp, &err), MOE_OK);
 	}
 
 	memset(&t, 0, sizeof(t));
@@ -563,8 +590,9 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 			bad++;
 		}
 	}
-	printf("  model gradient check%s: %d parameters checked, %d skipped (selection flip or kink), %d bad\n",
-		   noisy ? " (noisy gating, z-loss, row entropy)" : "", checked, skipped, bad);
+	printf("  model gradient check%s%s: %d parameters checked, %d skipped (selection flip or kink), %d bad\n",
+		   noisy ? " (noisy gating, z-loss, row entropy)" : "", sparse ? " (sparse first layers)" : "",
+		   checked, skipped, bad);
 	CHECK_INT(bad, 0);
 	CHECK(skipped * 20 < checked);
 	/* the check covered experts that received rows (their gradients are
@@ -590,18 +618,143 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	free(grads);
 	moe_workspace_free(model, ws);
 	moe_model_free(model);
+	moe_sparse_table_free(&sd);
+	moe_sparse_table_free(&sp);
 }
 
 static void
 test_model_backward(void)
 {
-	check_model(false, 0.7f, 0.0f, 0.0f);
+	check_model(false, 0.7f, 0.0f, 0.0f, false);
 }
 
 static void
 test_model_backward_router_terms(void)
 {
-	check_model(true, 1.3f, 0.3f, 0.4f);
+	check_model(true, 1.3f, 0.3f, 0.4f, false);
+}
+
+/* The sparse first layers against finite differences, standardisation on,
+ * with an all-zero and a fully dense entity. */
+static void
+test_model_backward_sparse(void)
+{
+	check_model(false, 0.9f, 0.0f, 0.0f, true);
+}
+
+/*
+ * The sparse first layers against the dense ones on a wider model: the
+ * same forward (predictions, routing) and the same gradients within float
+ * rounding, on random sparse inputs with standardisation, an all-zero and a
+ * fully dense entity, and entities repeated in the batch.
+ */
+static void
+test_sparse_equals_dense(void)
+{
+	const int	nd = 9,
+				np = 7,
+				Dd = 64,
+				Dp = 48,
+				M = 20;
+	moe_config	cfg;
+	moe_model  *model;
+	moe_workspace *dense,
+			   *sparse;
+	moe_sparse_table sd,
+				sp;
+	moe_error	err;
+	moe_rng		rng;
+	float	   *drug = malloc(sizeof(float) * nd * Dd),
+			   *protein = malloc(sizeof(float) * np * Dp),
+				d_pred[20];
+	int32_t		di[20],
+				pi[20];
+	size_t		np_params;
+	float	   *g_dense,
+			   *g_sparse;
+	moe_router_grad router = {0};
+	double		worst_pred = 0,
+				worst_grad = 0;
+
+	moe_config_defaults(&cfg, Dd, Dp);
+	cfg.drug_hidden[0] = 32;
+	cfg.protein_hidden[0] = 24;
+	cfg.gate_hidden[0] = 16;
+	cfg.gate_hidden[1] = 8;
+	cfg.expert_hidden[0] = 16;
+	cfg.expert_hidden[1] = 8;
+	CHECK_INT(moe_model_create(&cfg, be, &model, &err), MOE_OK);
+	moe_model_init(model, 8, NULL);
+	moe_rng_seed(&rng, 5);
+	fill_normal(drug, nd * Dd, &rng, 1);
+	fill_normal(protein, np * Dp, &rng, 1);
+	sparsify(drug, nd, Dd, 2, 5, &rng);
+	sparsify(protein, np, Dp, 0, 6, &rng);
+	{
+		float		ds[64], dc[64], ps[48], pc[48];
+
+		for (int j = 0; j < Dd; j++)
+			ds[j] = 0.3f * moe_rng_normal(&rng), dc[j] = 0.5f + moe_rng_uniform(&rng);
+		for (int j = 0; j < Dp; j++)
+			ps[j] = 0.3f * moe_rng_normal(&rng), pc[j] = 0.5f + moe_rng_uniform(&rng);
+		moe_model_set_input_norm(model, ds, dc, ps, pc);
+	}
+	for (int m = 0; m < M; m++)
+	{
+		di[m] = (int32_t) (moe_rng_uniform(&rng) * nd) % nd;
+		pi[m] = (int32_t) (moe_rng_uniform(&rng) * np) % np;
+		d_pred[m] = 0.1f * moe_rng_normal(&rng);
+	}
+	di[0] = 5;					/* the all-zero drug */
+	pi[1] = 0;					/* the fully dense protein */
+	CHECK_INT(moe_sparse_table_build(drug, nd, Dd, &sd, &err), MOE_OK);
+	CHECK_INT(moe_sparse_table_build(protein, np, Dp, &sp, &err), MOE_OK);
+	CHECK_INT(moe_workspace_create(model, M, &dense, &err), MOE_OK);
+	CHECK_INT(moe_workspace_create(model, M, &sparse, &err), MOE_OK);
+	CHECK_INT(moe_workspace_use_sparse(model, sparse, 0, &sd, &err), MOE_OK);
+	CHECK_INT(moe_workspace_use_sparse(model, sparse, 1, &sp, &err), MOE_OK);
+
+	np_params = model->layout.n_params;
+	g_dense = calloc(np_params, sizeof(float));
+	g_sparse = calloc(np_params, sizeof(float));
+	CHECK_INT(moe_forward(model, dense, drug, protein, di, pi, M, 99, &err), MOE_OK);
+	CHECK_INT(moe_forward(model, sparse, drug, protein, di, pi, M, 99, &err), MOE_OK);
+	CHECK(memcmp(dense->host_sel_idx, sparse->host_sel_idx, sizeof(int32_t) * M * cfg.top_k) == 0);
+	for (int m = 0; m < M; m++)
+	{
+		double		d = fabs(dense->pred[m] - sparse->pred[m]) / (1e-3 + fabs(dense->pred[m]));
+
+		worst_pred = d > worst_pred ? d : worst_pred;
+	}
+	CHECK_INT(moe_backward(model, dense, g_dense, d_pred, &router, &err), MOE_OK);
+	CHECK_INT(moe_backward(model, sparse, g_sparse, d_pred, &router, &err), MOE_OK);
+	for (size_t i = model->layout.trainable_offset; i < np_params; i++)
+	{
+		double		d = fabs(g_dense[i] - g_sparse[i]) / (1e-4 + fabs(g_dense[i]));
+
+		worst_grad = d > worst_grad ? d : worst_grad;
+	}
+	printf("  sparse vs dense first layers: largest relative difference %.2g (predictions), %.2g (gradients)\n",
+		   worst_pred, worst_grad);
+	CHECK(worst_pred < 1e-4);
+	CHECK(worst_grad < 1e-3);
+	/* the first layers' gradients are really there (not trivially zero) */
+	{
+		double		gw = 0;
+
+		for (size_t i = 0; i < (size_t) cfg.drug_hidden[0] * Dd; i++)
+			gw += fabs(g_sparse[model->layout.drug.block[0].W + i]);
+		CHECK(gw > 0);
+	}
+	free(g_dense);
+	free(g_sparse);
+	moe_workspace_free(model, dense);
+	moe_workspace_free(model, sparse);
+	moe_model_free(model);
+	moe_sparse_table_free(&sd);
+	moe_sparse_table_free(&sp);
+	free(drug);
+	free(protein);
 }
 
 /* z-loss and row entropy as functions of their inputs alone */
@@ -670,6 +823,8 @@ main(void)
 	RUN(test_zloss_and_row_entropy);
 	RUN(test_model_backward);
 	RUN(test_model_backward_router_terms);
+	RUN(test_model_backward_sparse);
+	RUN(test_sparse_equals_dense);
 	be->destroy(be);
 	return unit_summary("test_gradients");
 }
