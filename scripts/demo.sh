@@ -97,4 +97,18 @@ psql_q -c "SELECT h.epoch, h.status, round(h.cv::numeric, 3) AS cv, round(h.norm
             WHERE h.run_id = (SELECT max(r.id) FROM moe.training_runs r JOIN moe.deployments d ON d.model_id = r.model_id
                                WHERE d.name = '$dataset')
               AND (h.epoch % 10 = 0 OR h.epoch = 1) ORDER BY h.epoch"
+if [ -z "$davis" ]; then
+    log "what the router learnt: planted cluster x top-1 expert on the test rows, and how well the leads recover the clusters"
+    psql_q -c "SELECT p.cluster,
+                      count(*) FILTER (WHERE r.expert = 0) AS expert_0, count(*) FILTER (WHERE r.expert = 1) AS expert_1,
+                      count(*) FILTER (WHERE r.expert = 2) AS expert_2, count(*) FILTER (WHERE r.expert = 3) AS expert_3,
+                      count(*) FILTER (WHERE r.expert > 3) AS other_experts
+                 FROM moe_routing('demo', split => 'test') r
+                 JOIN demo_pairs p ON p.drug_id::text = r.drug_key AND p.target_id::text = r.protein_key
+                WHERE r.rank = 1
+                GROUP BY p.cluster ORDER BY p.cluster"
+    psql_q -c "SELECT level, n, clusters, experts, round(nmi::numeric, 3) AS nmi, round(ari::numeric, 3) AS ari,
+                      round(purity::numeric, 3) AS purity
+                 FROM moe_cluster_recovery('demo', split => 'test')"
+fi
 log "done"

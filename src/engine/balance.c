@@ -5,7 +5,7 @@
 
 static const char *const lb_names[MOE_LB_N_METHODS] = {
 	"none", "entropy", "cv", "importance", "importance_e", "switch", "zloss", "router_entropy",
-	"aux_free"
+	"aux_free", "sinkhorn"
 };
 
 const char *
@@ -149,9 +149,110 @@ moe_balance_loss(moe_lb_method method, const float *P, const float *f, int E, fl
 		case MOE_LB_ZLOSS:
 		case MOE_LB_ROUTER_ENTROPY:
 		case MOE_LB_AUX_FREE:
+		case MOE_LB_SINKHORN:
 		case MOE_LB_N_METHODS:
 		default:
 			zero(dP, E);
 			return 0.0;
 	}
+}
+
+/* Smallest probability taken into a logarithm or a power: keeps both finite
+ * for an expert the gate has all but abandoned. */
+#define ASSIGN_FLOOR 1e-30
+
+/* work = p^MOE_ASSIGN_SHARPNESS scaled to rows of sum 1 and columns of sum
+ * about M / E by alternating column and row normalisations (rows last). */
+static void
+sinkhorn_sharpened(const float *p, int M, int E, double *work)
+{
+	const double share = (double) M / E;
+
+	/* each row scaled by its largest entry first (a row factor, which the
+	 * row normalisation absorbs) so that no power underflows */
+	for (int r = 0; r < M; r++)
+	{
+		const float *pr = p + (size_t) r * E;
+		double		top = ASSIGN_FLOOR;
+
+		for (int e = 0; e < E; e++)
+			if (pr[e] > top)
+				top = pr[e];
+		for (int e = 0; e < E; e++)
+			work[(size_t) r * E + e] = pow((pr[e] > ASSIGN_FLOOR ? pr[e] : ASSIGN_FLOOR) / top,
+										   MOE_ASSIGN_SHARPNESS);
+	}
+	for (int it = 0; it < MOE_ASSIGN_ITERATIONS; it++)
+	{
+		for (int e = 0; e < E; e++)
+		{
+			double		col = 0.0;
+
+			for (int r = 0; r < M; r++)
+				col += work[(size_t) r * E + e];
+			if (col > 0.0)
+				for (int r = 0; r < M; r++)
+					work[(size_t) r * E + e] *= share / col;
+		}
+		for (int r = 0; r < M; r++)
+		{
+			double	   *w = work + (size_t) r * E,
+						row = 0.0;
+
+			for (int e = 0; e < E; e++)
+				row += w[e];
+			for (int e = 0; e < E; e++)
+				w[e] /= row;
+		}
+	}
+}
+
+/* Lower a row's largest entry to MOE_ASSIGN_MAX_SHARE and give the excess to
+ * the others in proportion to their entries (to their probabilities when
+ * the others are all zero), so that the row still sums to one. */
+static void
+cap_first_choice(double *w, const float *pr, int E)
+{
+	int			first = 0;
+	double		rest = 0.0;
+
+	for (int e = 1; e < E; e++)
+		if (w[e] > w[first])
+			first = e;
+	if (w[first] <= MOE_ASSIGN_MAX_SHARE || E < 2)
+		return;
+	for (int e = 0; e < E; e++)
+		if (e != first)
+			rest += w[e];
+	if (rest > 1e-12)
+	{
+		double		scale = (1.0 - MOE_ASSIGN_MAX_SHARE) / rest;
+
+		for (int e = 0; e < E; e++)
+			w[e] = e == first ? MOE_ASSIGN_MAX_SHARE : w[e] * scale;
+		return;
+	}
+	rest = 0.0;
+	for (int e = 0; e < E; e++)
+		if (e != first)
+			rest += pr[e];
+	for (int e = 0; e < E; e++)
+		w[e] = e == first ? MOE_ASSIGN_MAX_SHARE
+			: (1.0 - MOE_ASSIGN_MAX_SHARE) * (rest > 0.0 ? pr[e] / rest : 1.0 / (E - 1));
+}
+
+double
+moe_balanced_assignment(const float *p, int M, int E, float *q, double *work)
+{
+	double		ce = 0.0;
+
+	sinkhorn_sharpened(p, M, E, work);
+	for (int r = 0; r < M; r++)
+		cap_first_choice(work + (size_t) r * E, p + (size_t) r * E, E);
+	for (size_t i = 0; i < (size_t) M * E; i++)
+	{
+		q[i] = (float) work[i];
+		ce -= work[i] * log(p[i] > ASSIGN_FLOOR ? p[i] : ASSIGN_FLOOR);
+	}
+	return ce / M;
 }

@@ -25,10 +25,11 @@ typedef enum moe_lb_method
 	MOE_LB_ZLOSS,				/* mean_t logsumexp(z_t)^2 on the router logits */
 	MOE_LB_ROUTER_ENTROPY,		/* bonus: -mean_t H(p_t) / log E, per row */
 	MOE_LB_AUX_FREE,			/* bias on the selection scores, no loss */
+	MOE_LB_SINKHORN,			/* cross-entropy to a balanced assignment of the batch */
 	MOE_LB_N_METHODS
 } moe_lb_method;
 
-#define MOE_LB_CHOICES "none, entropy, cv, importance, importance_e, switch, zloss, router_entropy, aux_free"
+#define MOE_LB_CHOICES "none, entropy, cv, importance, importance_e, switch, zloss, router_entropy, aux_free, sinkhorn"
 
 /* At most this many terms are combined in one run. */
 #define MOE_MAX_BALANCE_TERMS 8
@@ -58,5 +59,24 @@ moe_status	moe_lb_method_parse(const char *name, moe_lb_method *out, moe_error *
  */
 double		moe_balance_loss(moe_lb_method method, const float *P, const float *f, int E,
 							 float *dP);
+
+/*
+ * The balanced assignment of a batch ("sinkhorn"): from the gate
+ * probabilities p[M, E] (rows sum to one), a target q[M, E] that keeps each
+ * row's preferences but gives every expert its share of the batch:
+ * p^MOE_ASSIGN_SHARPNESS scaled by MOE_ASSIGN_ITERATIONS rounds of Sinkhorn
+ * normalisation to rows of sum one and columns of sum about M / E, then each
+ * row's first choice capped at MOE_ASSIGN_MAX_SHARE (the excess goes to its
+ * other experts), so that the target specialises rows without asking for a
+ * one-hot gate whose second selected expert weighs nothing.  Returns the
+ * mean cross-entropy -1/M sum q log p.  q is a target, held constant, so
+ * the gradient with respect to the logits z of p = softmax(z / T) is
+ * (p - q) / (M T).  work holds M * E doubles.  Why these constants:
+ * docs/training.md ("Why these defaults").
+ */
+#define MOE_ASSIGN_SHARPNESS 2.0
+#define MOE_ASSIGN_ITERATIONS 5
+#define MOE_ASSIGN_MAX_SHARE 0.75
+double		moe_balanced_assignment(const float *p, int M, int E, float *q, double *work);
 
 #endif

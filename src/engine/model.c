@@ -1105,6 +1105,12 @@ moe_backward(moe_model *model, moe_workspace *ws, float *grads, const float *d_p
 	if (router != NULL && router->row_entropy_weight != 0.0f)
 		be->row_entropy(be, ws->d_probs, ws->probs, M, E, -router->row_entropy_weight);
 	be->softmax_backward(be, ws->d_logits, ws->d_probs, ws->probs, M, E, c->temperature);
+	if (router != NULL && router->d_logits_extra != NULL)
+	{
+		/* d_probs is free again: stage the host gradient there */
+		be->upload(be, ws->d_probs, router->d_logits_extra, sizeof(float) * M * E);
+		be->add(be, ws->d_logits, ws->d_probs, (size_t) M * E);
+	}
 	/* with noise, d_logits is the gradient of the noisy logits; the clean
 	 * logits get the same, the noise head its own share */
 	if (l->has_noise)

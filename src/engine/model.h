@@ -268,6 +268,7 @@ typedef struct moe_router_grad
 	const float *d_pbar;		/* host [E]: d(aux)/d(mean gate probability), or NULL */
 	float		zloss_weight;	/* weight of the z-loss on the clean logits */
 	float		row_entropy_weight; /* weight of the bonus -mean H(p_t) / log E */
+	const float *d_logits_extra;	/* host [M, E] added to the gradient of the (noisy) logits, or NULL */
 } moe_router_grad;
 
 /*

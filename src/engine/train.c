@@ -99,7 +99,7 @@ moe_train_options_defaults(moe_train_options *opt)
 	opt->weight_decay = 0.0f;
 	opt->grad_clip = 0.0f;
 	opt->ema_decay = 0.0f;
-	moe_train_options_set_balance(opt, MOE_LB_ENTROPY, 1e-3f);
+	moe_train_options_default_balance(opt);
 	opt->lb_schedule = MOE_LBS_CONSTANT;
 	opt->lb_warmup_epochs = 5;
 	opt->lb_min_scale = 0.1f;
@@ -110,6 +110,15 @@ moe_train_options_defaults(moe_train_options *opt)
 	opt->patience = 10;
 	opt->min_delta = 0.0f;
 	opt->seed = 42;
+}
+
+void
+moe_train_options_default_balance(moe_train_options *opt)
+{
+	opt->n_balance = 3;
+	opt->balance[0] = (moe_balance_term) {MOE_LB_IMPORTANCE, MOE_DEFAULT_IMPORTANCE};
+	opt->balance[1] = (moe_balance_term) {MOE_LB_AUX_FREE, MOE_DEFAULT_AUX_FREE};
+	opt->balance[2] = (moe_balance_term) {MOE_LB_SINKHORN, MOE_DEFAULT_SINKHORN};
 }
 
 void
@@ -275,6 +284,9 @@ struct moe_trainer
 	double		adaptive_scale; /* the adaptive schedule's current value */
 	float		aux_free_rate;	/* gamma of aux-loss-free balancing, 0 = off */
 	float	   *select_bias;	/* host copy of the model's selection bias */
+	float	   *gate_probs;		/* host [batch, E]: the batch's gate probabilities */
+	float	   *assign_target;	/* host [batch, E]: their balanced assignment, then its gradient */
+	double	   *assign_work;	/* host [batch, E]: the assignment's Sinkhorn scaling */
 	double		density[2];		/* of the drug and protein tables */
 	moe_sparse_table sparse[2];	/* their sparse copies, when trained sparse */
 };
@@ -480,6 +492,8 @@ moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt, const mo
 	b += (sizeof(float) + sizeof(uint32_t)) * (size_t) data->train.n + sizeof(float) * (size_t) data->valid.n;
 	/* input statistics */
 	b += 4 * sizeof(float) * (size_t) (arch->drug_dim + arch->protein_dim);
+	/* the batch's gate probabilities and their balanced assignment */
+	b += (2 * sizeof(float) + sizeof(double)) * (size_t) opt->batch_size * arch->n_experts;
 	/* sparse first layers: the tables and the products' buffers */
 	for (int i = 0; i < 2; i++)
 	{
@@ -615,6 +629,9 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 	t->order = malloc(sizeof(uint32_t) * data->train.n);
 	t->val_pred = malloc(sizeof(float) * (data->valid.n > 0 ? data->valid.n : 1));
 	t->select_bias = calloc(cfg.n_experts, sizeof(float));
+	t->gate_probs = malloc(sizeof(float) * opt->batch_size * cfg.n_experts);
+	t->assign_target = malloc(sizeof(float) * opt->batch_size * cfg.n_experts);
+	t->assign_work = malloc(sizeof(double) * opt->batch_size * cfg.n_experts);
 	if (opt->ema_decay > 0.0f)
 	{
 		t->ema = be->alloc(be, sizeof(float) * np);
@@ -629,7 +646,8 @@ moe_trainer_create(const moe_config *arch, const moe_train_options *opt,
 	}
 	if (!t->grads || !t->adam_m || !t->adam_v || !t->best_params || !t->label_std_host ||
 		!t->batch_target || !t->batch_target_host || !t->batch_drug || !t->batch_protein ||
-		!t->order || !t->val_pred || !t->select_bias)
+		!t->order || !t->val_pred || !t->select_bias || !t->gate_probs || !t->assign_target ||
+		!t->assign_work)
 	{
 		st = moe_fail(err, MOE_ERR_NOMEM, "out of memory allocating the optimiser state (%zu parameters)",
 					  np);
@@ -698,6 +716,9 @@ moe_trainer_free(moe_trainer *t)
 	free(t->order);
 	free(t->val_pred);
 	free(t->select_bias);
+	free(t->gate_probs);
+	free(t->assign_target);
+	free(t->assign_work);
 	moe_model_free(t->model);
 	moe_sparse_table_free(&t->sparse[0]);
 	moe_sparse_table_free(&t->sparse[1]);
@@ -831,6 +852,7 @@ auxiliary_terms(moe_trainer *t, const moe_workspace *ws, const float *frac, int 
 	float		dP[MOE_MAX_EXPERTS];
 	double		value[MOE_LB_N_METHODS] = {0},
 				weighted = 0.0;
+	float		sinkhorn_weight = 0.0f;
 	bool		any_pbar = false;
 
 	for (int m = MOE_LB_ENTROPY; m < MOE_LB_N_METHODS; m++)
@@ -838,6 +860,9 @@ auxiliary_terms(moe_trainer *t, const moe_workspace *ws, const float *frac, int 
 			value[m] = moe_balance_loss((moe_lb_method) m, ws->host_pbar, frac, E, NULL);
 	value[MOE_LB_ZLOSS] = ws->zloss;
 	value[MOE_LB_ROUTER_ENTROPY] = -ws->row_entropy;
+	t->be->download(t->be, t->gate_probs, ws->probs, sizeof(float) * M * E);
+	value[MOE_LB_SINKHORN] = moe_balanced_assignment(t->gate_probs, M, E, t->assign_target,
+													 t->assign_work);
 
 	memset(router, 0, sizeof(*router));
 	for (int e = 0; e < E; e++)
@@ -861,6 +886,17 @@ auxiliary_terms(moe_trainer *t, const moe_workspace *ws, const float *frac, int 
 			router->zloss_weight += w;
 		else if (m == MOE_LB_ROUTER_ENTROPY)
 			router->row_entropy_weight += w;
+		else if (m == MOE_LB_SINKHORN)
+			sinkhorn_weight += w;
+	}
+	if (sinkhorn_weight != 0.0f)
+	{
+		/* d/dz of the mean cross-entropy to the assignment: (p - q) / (M T) */
+		float		scale = sinkhorn_weight / (M * t->model->cfg.temperature);
+
+		for (size_t i = 0; i < (size_t) M * E; i++)
+			t->assign_target[i] = scale * (t->gate_probs[i] - t->assign_target[i]);
+		router->d_logits_extra = t->assign_target;
 	}
 	router->d_pbar = any_pbar ? d_pbar : NULL;
 	for (int m = 0; m < MOE_LB_N_METHODS; m++)

@@ -117,6 +117,18 @@ typedef struct moe_train_options
 
 void		moe_train_options_defaults(moe_train_options *opt);
 
+/*
+ * The default balancing (docs/training.md, "Why these defaults"): the
+ * importance loss keeps the gate's mean probabilities even, the aux-free
+ * bias the top-k selections, and the balanced-assignment term gives each
+ * row a confident first choice among experts that share the batch.
+ */
+#define MOE_DEFAULT_IMPORTANCE 0.1f
+#define MOE_DEFAULT_AUX_FREE 0.01f
+#define MOE_DEFAULT_SINKHORN 0.1f
+#define MOE_DEFAULT_BALANCE_TEXT "{\"importance\": 0.1, \"aux_free\": 0.01, \"sinkhorn\": 0.1}"
+/* Replace the auxiliary terms by the default ones. */
+void		moe_train_options_default_balance(moe_train_options *opt);
 /* Replace the auxiliary terms by one. */
 void		moe_train_options_set_balance(moe_train_options *opt, moe_lb_method method, float weight);
 /* Add a term; MOE_ERR_INVALID when the method is already there or the list is full. */

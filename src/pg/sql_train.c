@@ -42,9 +42,13 @@
 
 #define MAX_SWEEP_POINTS 1000
 
-/* What to try when the router turns unhealthy (docs/training.md). */
-#define MOE_ROUTER_HEALTH_HINT \
-	"A balancing term (lb_method, lb_weight, balance) or a higher temperature spreads the routing."
+/* What to try when the router turns unhealthy: values that
+ * bench/routing_study.sh shows to work (docs/training.md, "Why these
+ * defaults"); which one depends on whether the run had the defaults. */
+#define MOE_ROUTER_HINT_DEFAULTS \
+	"Train with the default balancing, balance => '" MOE_DEFAULT_BALANCE_TEXT "' (balanced on the synthetic and the Davis data of bench/routing_study.sh)."
+#define MOE_ROUTER_HINT_STRONGER \
+	"Give the balanced assignment more weight, balance => '{\"importance\": 0.1, \"aux_free\": 0.01, \"sinkhorn\": 0.3}', or use fewer experts (docs/training.md, \"Why these defaults\")."
 #define MAX_FOLDS 100
 
 /* One training run in progress. */
@@ -61,6 +65,7 @@ typedef struct train_run
 	moe_model  *host_model;		/* the best model on the CPU, when trained on a GPU */
 	moe_epoch_report last;		/* the last epoch that completed */
 	moe_router_status router_status;	/* at the last epoch */
+	moe_router_status kept_router_status;	/* at the best epoch so far */
 	double		seconds;
 	int64		model_id;
 	/* refit => true: the selection run this one retrains for (0: none) and
@@ -293,14 +298,41 @@ insert_router_history(const train_run *r, const moe_epoch_report *e, moe_router_
 	*stats = st;
 }
 
-/* Say so once when the router turns unhealthy, and again when it changes
- * how it is unhealthy; either view (probabilities, selections) counts. */
+/* True when the run balances with the default terms and weights. */
+static bool
+default_balancing(const train_spec *spec)
+{
+	moe_train_options d;
+
+	moe_train_options_default_balance(&d);
+	if (spec->opt.n_balance != d.n_balance)
+		return false;
+	for (int i = 0; i < d.n_balance; i++)
+		if (spec->opt.balance[i].method != d.balance[i].method ||
+			spec->opt.balance[i].weight != d.balance[i].weight)
+			return false;
+	return true;
+}
+
+static const char *
+router_hint(const train_run *r)
+{
+	return default_balancing(r->spec) ? MOE_ROUTER_HINT_STRONGER : MOE_ROUTER_HINT_DEFAULTS;
+}
+
+/*
+ * Say so during training when the router degenerates (collapsed, or an
+ * expert dead in either view), once per change.  Imbalance alone is usual
+ * in the first epochs, while the balancing terms pull the gate back from
+ * its early rush to one expert, so it is reported for the kept epoch only
+ * (warn_on_kept_routing).
+ */
 static void
 warn_on_health(train_run *r, const moe_epoch_report *e, const moe_router_stats *st)
 {
 	moe_router_status status = st->status;
 
-	if (status != MOE_ROUTER_BALANCED && status != r->router_status)
+	if (status != MOE_ROUTER_BALANCED && status != MOE_ROUTER_IMBALANCED && status != r->router_status)
 		ereport(WARNING,
 				(errmsg("router of \"%s\" is %s at epoch %d", r->spec->model_name,
 						moe_router_status_name(status), e->epoch),
@@ -308,8 +340,31 @@ warn_on_health(train_run *r, const moe_epoch_report *e, const moe_router_stats *
 						   moe_router_status_name(st->probability_status), st->cv, r->spec->arch.top_k,
 						   moe_router_status_name(st->selection_status), st->selection_cv,
 						   st->dead_experts, (long long) r->run_id),
-				 errhint("%s", MOE_ROUTER_HEALTH_HINT)));
+				 errhint("%s", router_hint(r))));
 	r->router_status = status;
+	if (e->improved)
+		r->kept_router_status = status;
+}
+
+/* The kept model's routing, on the training rows of its epoch and on the
+ * held-out rows (heldout: NULL when there are none): a WARNING unless both
+ * are balanced. */
+static void
+warn_on_kept_routing(train_run *r, const char *heldout, moe_router_status heldout_status)
+{
+	if (r->kept_router_status == MOE_ROUTER_BALANCED &&
+		(heldout == NULL || heldout_status == MOE_ROUTER_BALANCED))
+		return;
+	ereport(WARNING,
+			(errmsg("router of \"%s\" is not balanced at its kept epoch %d", r->spec->model_name,
+					r->last.best_epoch),
+			 heldout != NULL
+			 ? errdetail("Training rows: %s; %s rows: %s. See moe.expert_usage and docs/monitoring.md.",
+						 moe_router_status_name(r->kept_router_status), heldout,
+						 moe_router_status_name(heldout_status))
+			 : errdetail("Training rows: %s. See moe.expert_usage and docs/monitoring.md.",
+						 moe_router_status_name(r->kept_router_status)),
+			 errhint("%s", router_hint(r))));
 }
 
 /* ---- units of work, each in a subtransaction ------------------------------ */
@@ -484,14 +539,14 @@ json_real_array(StringInfo s, const char *key, const double *v, int n)
  * differ from the training rows the epoch history describes: both views and
  * the leads per expert, and the status (docs/monitoring.md).
  */
-static void
+static moe_router_status
 json_heldout_routing(StringInfo s, const char *split, const moe_usage_acc *usage)
 {
 	double		mean[MOE_ROUTER_MAX_EXPERTS];
 	moe_router_stats st;
 
 	if (!moe_usage_finish(usage, mean, &st))
-		return;
+		return MOE_ROUTER_BALANCED;
 	json_key(s, "routing");
 	appendStringInfoChar(s, '{');
 	json_key(s, "split");
@@ -523,6 +578,7 @@ json_heldout_routing(StringInfo s, const char *split, const moe_usage_acc *usage
 						moe_router_status_name(st.probability_status),
 						moe_router_status_name(st.selection_status), shares.data)));
 	}
+	return st.status;
 }
 
 /* Test metrics of the best model, as a JSON object (training facts too). */
@@ -587,8 +643,11 @@ final_metrics_json(train_run *r, moe_model *model)
 						(errmsg("test (%lld rows): mse %.4f, rmse %.4f, ci %.4f, r2 %.4f, pearson %.4f, spearman %.4f, rm2 %.4f",
 								(long long) m.n, m.mse, m.rmse, m.ci, m.r2, m.pearson, m.spearman, m.rm2)));
 			}
-			json_heldout_routing(&s, held == test ? "test" : "valid", &usage);
+			warn_on_kept_routing(r, held == test ? "test" : "valid",
+								 json_heldout_routing(&s, held == test ? "test" : "valid", &usage));
 		}
+		else
+			warn_on_kept_routing(r, NULL, MOE_ROUTER_BALANCED);
 	}
 	appendStringInfoChar(&s, '}');
 	return s.data;
@@ -849,7 +908,7 @@ spec_in(MemoryContext cxt, const train_spec *spec)
 	*copy = *spec;
 	copy->dataset = MemoryContextStrdup(cxt, spec->dataset);
 	copy->model_name = MemoryContextStrdup(cxt, spec->model_name);
-	copy->lb_method = MemoryContextStrdup(cxt, spec->lb_method);
+	copy->lb_method = spec->lb_method != NULL ? MemoryContextStrdup(cxt, spec->lb_method) : NULL;
 	if (spec->balance != NULL)
 	{
 		copy->balance = MemoryContextAlloc(cxt, VARSIZE(spec->balance));

@@ -39,6 +39,9 @@ typedef enum opt_id
 	N_OPTIONS
 } opt_id;
 
+/* The weight of an lb_method given without lb_weight (0.1.0's default). */
+#define MOE_DEFAULT_LB_WEIGHT 0.001f
+
 #define FIRST_OPTION_ARG 3		/* dataset, fold, model_name come first */
 
 static const struct
@@ -49,8 +52,8 @@ static const struct
 }			options[N_OPTIONS] = {
 	[O_EXPERTS] = {"experts", T_INT},
 	[O_TOP_K] = {"top_k", T_INT},
-	[O_LB_METHOD] = {"lb_method", T_TEXT},
-	[O_LB_WEIGHT] = {"lb_weight", T_REAL},
+	[O_LB_METHOD] = {"lb_method", T_TEXT, true},	/* NULL: the default balancing */
+	[O_LB_WEIGHT] = {"lb_weight", T_REAL, true},	/* NULL: 0.001 with an lb_method */
 	[O_BALANCE] = {"balance", T_JSONB, true},
 	[O_LB_SCHEDULE] = {"lb_schedule", T_TEXT},
 	[O_LB_WARMUP_EPOCHS] = {"lb_warmup_epochs", T_INT},
@@ -178,10 +181,10 @@ apply_option(train_spec *s, int id, const opt_value *v)
 			s->arch.top_k = (int32_t) v->i;
 			break;
 		case O_LB_METHOD:
-			s->lb_method = v->s;
+			s->lb_method = v->isnull ? NULL : v->s;
 			break;
 		case O_LB_WEIGHT:
-			s->lb_weight = (float) v->r;
+			s->lb_weight = v->isnull ? NAN : (float) v->r;
 			break;
 		case O_BALANCE:
 			if (!v->isnull && !JB_ROOT_IS_OBJECT(v->j))
@@ -382,8 +385,8 @@ train_spec_defaults(train_spec *spec)
 	memset(spec, 0, sizeof(*spec));
 	moe_config_defaults(&spec->arch, 1, 1);
 	moe_train_options_defaults(&spec->opt);
-	spec->lb_method = pstrdup("entropy");
-	spec->lb_weight = 0.001f;
+	spec->lb_method = NULL;
+	spec->lb_weight = NAN;
 	spec->deploy = true;
 	spec->device = -1;
 }
@@ -590,21 +593,31 @@ train_spec_finalize(train_spec *spec)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model_name must not be empty")));
 
-	moe_check(moe_lb_method_parse(spec->lb_method, &method, &err), &err);
-	if (!(spec->lb_weight >= 0.0f))
+	if (spec->balance != NULL && (spec->lb_method != NULL || !isnan(spec->lb_weight)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lb_weight must be a non-negative number, not %g", (double) spec->lb_weight)));
+				 errmsg("give either lb_method and lb_weight or balance, not both")));
+	if (spec->lb_method == NULL && !isnan(spec->lb_weight))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lb_weight needs an lb_method"),
+				 errhint("The default balancing is %s; to change one weight, give balance.",
+						 MOE_DEFAULT_BALANCE_TEXT)));
 	if (spec->balance != NULL)
+		parse_balance(spec);
+	else if (spec->lb_method != NULL)
 	{
-		if (method != MOE_LB_ENTROPY || spec->lb_weight != 0.001f)
+		moe_check(moe_lb_method_parse(spec->lb_method, &method, &err), &err);
+		if (isnan(spec->lb_weight))
+			spec->lb_weight = MOE_DEFAULT_LB_WEIGHT;
+		if (!(spec->lb_weight >= 0.0f))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("give either lb_method and lb_weight or balance, not both")));
-		parse_balance(spec);
+					 errmsg("lb_weight must be a non-negative number, not %g", (double) spec->lb_weight)));
+		moe_train_options_set_balance(&spec->opt, method, spec->lb_weight);
 	}
 	else
-		moe_train_options_set_balance(&spec->opt, method, spec->lb_weight);
+		moe_train_options_default_balance(&spec->opt);
 
 	if (spec->opt.temperature_schedule == MOE_TS_CONSTANT && !isnan(spec->opt.temperature_end) &&
 		spec->opt.temperature_end != spec->arch.temperature)

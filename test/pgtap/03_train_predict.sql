@@ -104,7 +104,7 @@ SELECT is((SELECT count(DISTINCT h) FROM pg_temp.train_twice(2, 'on') h), 1::big
 SELECT throws_ok($$CALL moe_train('no such dataset')$$, '42704', 'dataset "no such dataset" does not exist', 'unknown dataset');
 SELECT throws_ok($$CALL moe_train('syn', top_k => 5)$$, '22023', 'top_k must be between 1 and experts (4), not 5', 'k > E');
 SELECT throws_ok($$CALL moe_train('syn', lb_method => 'magic')$$, '22023',
-                 'unknown load-balancing method "magic" (valid: none, entropy, cv, importance, importance_e, switch, zloss, router_entropy, aux_free)', 'unknown lb_method');
+                 'unknown load-balancing method "magic" (valid: none, entropy, cv, importance, importance_e, switch, zloss, router_entropy, aux_free, sinkhorn)', 'unknown lb_method');
 SELECT throws_ok($$CALL moe_train('syn', lr => -1)$$, '22023', NULL, 'negative lr');
 SELECT throws_ok($$CALL moe_train('syn', lb_weight => -0.5)$$, '22023', NULL, 'negative lb_weight');
 SELECT throws_ok($$CALL moe_train('syn', epochs => NULL)$$, '22004', 'epochs must not be NULL', 'NULL option');

@@ -1,7 +1,7 @@
 -- The routing and balancing catalogue, schedules, cross-validation, sweeps
 -- and the comparison views.  Small networks on synthetic data keep it quick.
 BEGIN;
-SELECT plan(79);
+SELECT plan(81);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(40, 40, 4, seed => 21);
@@ -21,7 +21,8 @@ BEGIN
                    'syn', 'lb_' || m, m, w, (SELECT o FROM tiny));
 END $$;
 SELECT pg_temp.train_lb(m, w) FROM (VALUES ('none', 0), ('entropy', 1), ('cv', 1), ('importance', 1),
-    ('importance_e', 1), ('switch', 1), ('zloss', 0.1), ('router_entropy', 1), ('aux_free', 0.01)) v(m, w);
+    ('importance_e', 1), ('switch', 1), ('zloss', 0.1), ('router_entropy', 1), ('aux_free', 0.01),
+    ('sinkhorn', 1)) v(m, w);
 CREATE TEMP VIEW lb_last AS
 SELECT substr(r.model_name, 4) AS method, h.aux_terms,
        (SELECT array_agg(x.bias ORDER BY x.expert) FROM moe.expert_history x
@@ -49,6 +50,11 @@ SELECT cmp_ok(pg_temp.measure('router_entropy', 'router_entropy'), '<', pg_temp.
 SELECT cmp_ok((SELECT count_cv FROM lb_last WHERE method = 'aux_free'), '<',
               (SELECT count_cv FROM lb_last WHERE method = 'none'),
               'aux_free: the selection counts even out');
+SELECT cmp_ok(pg_temp.measure('sinkhorn', 'sinkhorn'), '<', pg_temp.measure('none', 'sinkhorn'),
+              'sinkhorn: the rows'' gates come closer to a balanced assignment of the batch');
+SELECT cmp_ok((SELECT count_cv FROM lb_last WHERE method = 'sinkhorn'), '<',
+              (SELECT count_cv FROM lb_last WHERE method = 'none'),
+              'sinkhorn: the selection counts even out');
 SELECT ok((SELECT bool_or(b <> 0) FROM lb_last, unnest(expert_bias) b WHERE method = 'aux_free'),
           'aux_free: the selection bias moved');
 SELECT ok((SELECT bool_and(b = 0) FROM lb_last, unnest(expert_bias) b WHERE method = 'none'),

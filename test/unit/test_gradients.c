@@ -408,6 +408,86 @@ test_balance_losses(void)
 	CHECK(strstr(err.message, "entropy") != NULL);
 }
 
+/* The balanced assignment keeps each row a distribution, gives every
+ * expert about its share of a collapsed batch, and leaves a batch that is
+ * already balanced and confident where it was. */
+static void
+test_balanced_assignment(void)
+{
+	enum {M = 64, E = 4};
+	float		p[M * E], q[M * E];
+	double		work[M * E], col[E] = {0}, ce;
+
+	/* collapsed: every row gives expert 0 about 0.9, a little preference
+	 * among the others that varies by row */
+	for (int r = 0; r < M; r++)
+	{
+		double		rest[E - 1], sum = 0;
+
+		for (int e = 0; e < E - 1; e++)
+			sum += rest[e] = 1.0 + ((r + e) % (E - 1) == 0 ? 1.0 : 0.0) + 0.01 * ((r * 7 + e) % 5);
+		p[r * E] = 0.9f;
+		for (int e = 1; e < E; e++)
+			p[r * E + e] = (float) (0.1 * rest[e - 1] / sum);
+	}
+	ce = moe_balanced_assignment(p, M, E, q, work);
+	CHECK(isfinite(ce) && ce > 0.0);
+	for (int r = 0; r < M; r++)
+	{
+		double		row = 0;
+
+		for (int e = 0; e < E; e++)
+		{
+			row += q[r * E + e];
+			col[e] += q[r * E + e];
+			CHECK(q[r * E + e] >= 0.0f);
+		}
+		CHECK_NEAR(row, 1.0, 1e-5);
+	}
+	for (int e = 0; e < E; e++)
+		CHECK_NEAR(col[e], (double) M / E, 0.1 * M / E);
+	/* the assignment follows the rows' preferences among the others */
+	for (int r = 0; r < M; r++)
+	{
+		int			best = 1;
+
+		for (int e = 2; e < E; e++)
+			if (p[r * E + e] > p[r * E + best])
+				best = e;
+		for (int e = 1; e < E; e++)
+			if (e != best)
+				CHECK(q[r * E + best] > q[r * E + e]);
+	}
+
+	/* balanced and confident: q keeps the rows' own choices, first choice
+	 * capped at MOE_ASSIGN_MAX_SHARE, the rest shared by the others */
+	for (int r = 0; r < M; r++)
+		for (int e = 0; e < E; e++)
+			p[r * E + e] = e == r % E ? 0.97f : 0.01f;
+	moe_balanced_assignment(p, M, E, q, work);
+	for (int r = 0; r < M; r++)
+		for (int e = 0; e < E; e++)
+			CHECK_NEAR(q[r * E + e], e == r % E ? MOE_ASSIGN_MAX_SHARE : (1.0 - MOE_ASSIGN_MAX_SHARE) / (E - 1),
+					   1e-6);
+
+	/* one-hot rows: the cap's excess follows the probabilities, which are
+	 * all zero but one, so it is shared evenly */
+	for (int r = 0; r < M; r++)
+		for (int e = 0; e < E; e++)
+			p[r * E + e] = e == r % E ? 1.0f : 0.0f;
+	ce = moe_balanced_assignment(p, M, E, q, work);
+	CHECK(isfinite(ce));
+	for (int r = 0; r < M; r++)
+	{
+		double		row = 0;
+
+		for (int e = 0; e < E; e++)
+			row += q[r * E + e];
+		CHECK_NEAR(row, 1.0, 1e-6);
+		CHECK_NEAR(q[r * E + r % E], MOE_ASSIGN_MAX_SHARE, 1e-6);
+	}
+}
+
 /* ---- the whole model ---------------------------------------------------- */
 
 typedef struct
@@ -422,9 +502,25 @@ typedef struct
 	moe_lb_method method;
 	float		zloss_weight;
 	float		row_entropy_weight;
+	float		assign_weight;	/* of the cross-entropy to assign_q, held fixed */
+	const float *assign_q;
 	int32_t    *ref_sel;		/* selection of the unperturbed model */
 	int			flipped;		/* evaluations whose selection changed */
 } model_case;
+
+/* -1/M sum q log p over the gate probabilities, q the fixed target */
+static double
+assignment_loss(const model_case *t)
+{
+	const int	E = t->model->cfg.n_experts;
+	double		ce = 0.0;
+
+	if (t->assign_q == NULL)
+		return 0.0;
+	for (int i = 0; i < t->M * E; i++)
+		ce -= t->assign_q[i] * log(t->ws->probs[i]);
+	return ce / t->M;
+}
 
 static double
 model_loss(void *ctx)
@@ -438,7 +534,8 @@ model_loss(void *ctx)
 		t->flipped++;
 	return dot(t->ws->pred, t->c, t->M) +
 		t->lambda * moe_balance_loss(t->method, t->ws->host_pbar, NULL, cfg->n_experts, NULL) +
-		t->zloss_weight * t->ws->zloss - t->row_entropy_weight * t->ws->row_entropy;
+		t->zloss_weight * t->ws->zloss - t->row_entropy_weight * t->ws->row_entropy +
+		t->assign_weight * assignment_loss(t);
 }
 
 /*
@@ -460,7 +557,8 @@ sparsify(float *x, int n, int dim, int dense_row, int zero_row, moe_rng *rng)
 }
 
 static void
-check_model(bool noisy, float temperature, float zloss_weight, float row_entropy_weight, bool sparse)
+check_model(bool noisy, float temperature, float zloss_weight, float row_entropy_weight,
+			float assign_weight, bool sparse)
 {
 	moe_config	cfg;
 	moe_model  *model;
@@ -533,6 +631,7 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	t.method = MOE_LB_ENTROPY;
 	t.zloss_weight = zloss_weight;
 	t.row_entropy_weight = row_entropy_weight;
+	t.assign_weight = assign_weight;
 
 	size_t		np = model->layout.n_params,
 				off = model->layout.trainable_offset;
@@ -547,6 +646,19 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 	router.d_pbar = d_pbar;
 	router.zloss_weight = zloss_weight;
 	router.row_entropy_weight = row_entropy_weight;
+	/* the balanced assignment's target at this point, and its gradient */
+	float		q[6 * MOE_MAX_EXPERTS],
+				d_logits[6 * MOE_MAX_EXPERTS];
+	double		work[6 * MOE_MAX_EXPERTS];
+
+	if (assign_weight != 0.0f)
+	{
+		moe_balanced_assignment(ws->probs, M, cfg.n_experts, q, work);
+		for (int i = 0; i < M * cfg.n_experts; i++)
+			d_logits[i] = assign_weight * (ws->probs[i] - q[i]) / (M * temperature);
+		t.assign_q = q;
+		router.d_logits_extra = d_logits;
+	}
 	CHECK_INT(moe_backward(model, ws, grads, c, &router, &err), MOE_OK);
 
 	int			bad = 0,
@@ -591,7 +703,7 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 		}
 	}
 	printf("  model gradient check%s%s: %d parameters checked, %d skipped (selection flip or kink), %d bad\n",
-		   noisy ? " (noisy gating, z-loss, row entropy)" : "", sparse ? " (sparse first layers)" : "",
+		   noisy ? " (noisy gating, z-loss, row entropy, assignment)" : "", sparse ? " (sparse first layers)" : "",
 		   checked, skipped, bad);
 	CHECK_INT(bad, 0);
 	CHECK(skipped * 20 < checked);
@@ -625,13 +737,13 @@ check_model(bool noisy, float temperature, float zloss_weight, float row_entropy
 static void
 test_model_backward(void)
 {
-	check_model(false, 0.7f, 0.0f, 0.0f, false);
+	check_model(false, 0.7f, 0.0f, 0.0f, 0.0f, false);
 }
 
 static void
 test_model_backward_router_terms(void)
 {
-	check_model(true, 1.3f, 0.3f, 0.4f, false);
+	check_model(true, 1.3f, 0.3f, 0.4f, 0.6f, false);
 }
 
 /* The sparse first layers against finite differences, standardisation on,
@@ -639,7 +751,7 @@ test_model_backward_router_terms(void)
 static void
 test_model_backward_sparse(void)
 {
-	check_model(false, 0.9f, 0.0f, 0.0f, true);
+	check_model(false, 0.9f, 0.0f, 0.0f, 0.0f, true);
 }
 
 /*
@@ -820,6 +932,7 @@ main(void)
 	RUN(test_combine_backward);
 	RUN(test_mse_backward);
 	RUN(test_balance_losses);
+	RUN(test_balanced_assignment);
 	RUN(test_zloss_and_row_entropy);
 	RUN(test_model_backward);
 	RUN(test_model_backward_router_terms);
