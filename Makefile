@@ -18,6 +18,8 @@ OBJS        = $(ENGINE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
 # area (schema, featurizers, datasets, training, scoring, models, ...).
 SQL_PARTS   = $(sort $(wildcard sql/[0-9]*.sql))
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
+# earlier versions' install scripts, frozen, and the upgrade scripts
+DATA        = $(sort $(wildcard sql/versions/*.sql))
 DOCS        = README.md
 
 PG_CPPFLAGS = -I$(srcdir)/src/engine

@@ -39,7 +39,7 @@ q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP
 q -c "CREATE EXTENSION moe_pg" -c "SELECT moe_load_dta('$DATA/davis', 'davis')" >/dev/null
 for device in cpu cuda; do
     q -c "CALL moe_train('davis', model_name => 'bench_$device', epochs => $epochs, patience => 0,
-                         deploy => false, device => '$device')" >/dev/null
+                         deploy => 'never', device => '$device')" >/dev/null
     q -c "SELECT format('sql_train_seconds_per_epoch %s %s (Davis fold 0, %s epochs, default model)', '$device',
                         round(avg(h.seconds)::numeric, 3), count(*))
             FROM moe.training_history h JOIN moe.training_runs r ON r.id = h.run_id

@@ -84,7 +84,7 @@ for ds in $DATASETS; do
         config val_best val_final degr test_mse ci status test_status bal_ent min_sel min_lead w2 nmi seconds params
     while IFS='|' read -r name opts; do
         model="rs_${ds}_${name}"
-        q -c "CALL moe_train('$ds', fold => 0, model_name => '$model', deploy => false, options => '$opts')" >/dev/null
+        q -c "CALL moe_train('$ds', fold => 0, model_name => '$model', deploy => 'never', options => '$opts')" >/dev/null
         nmi=NULL
         [ "$ds" = syn ] && nmi="(SELECT round(nmi::numeric, 3) FROM moe_cluster_recovery(m.id, split => 'test'))"
         q -F ' ' -c "

@@ -221,3 +221,36 @@ awk -v a="$w1" -v b="$w16" 'BEGIN { printf "weights_memory_16_over_1 %.3f   (tar
 echo "pss_total_growth_1_backend_kb $m1   (includes the loader's transient copy of the checkpoint)"
 echo "pss_total_growth_16_backends_kb $m16"
 awk -v a="$m1" -v b="$m16" -v n="$n16" 'BEGIN { printf "total_memory_16_over_1 %.3f\nprivate_kb_per_extra_backend %.0f\n", b / a, (b - a) / (n - 1) }'
+
+# --- screening: the best 100 compounds of a library for one target, with
+# moe_screen (the bulk path) and with the query a user would otherwise
+# write (ORDER BY moe_predict ... LIMIT 100), second run of each (the
+# library's parts cached).  The library: every Davis and KIBA drug,
+# featurized as the model's drugs were, stored out of line.
+if [ -f "$DATA/kiba/drugs.csv" ]; then
+    q -c "CREATE TEMP TABLE kiba_drugs (drug_id text, smiles text)" \
+      -c "\\copy kiba_drugs FROM '$DATA/kiba/drugs.csv' WITH (FORMAT csv, HEADER true)" \
+      -c "CREATE TABLE library (drug_id text PRIMARY KEY, smiles text, vec real[])" \
+      -c "ALTER TABLE library ALTER COLUMN vec SET STORAGE EXTERNAL" \
+      -c "INSERT INTO library SELECT 'davis_' || drug_id, smiles, vec FROM davis.drugs" \
+      -c "INSERT INTO library SELECT 'kiba_' || drug_id, smiles, moe_featurize_smiles(smiles, 1024) FROM kiba_drugs" \
+      -c "ANALYZE library" >/dev/null
+    compounds=$(q -c "SELECT count(*) FROM library")
+    target="(SELECT vec FROM davis.targets ORDER BY target_id LIMIT 1)"
+    read -r screen_s query_s same < <(q -c "$timed" -c "
+        SELECT pg_temp.seconds(\$q\$SELECT * FROM moe_screen($model::bigint, $target, 'library', 100)\$q\$);
+        SELECT pg_temp.seconds(\$q\$SELECT l.drug_id FROM library l ORDER BY moe_predict(l.vec, $target, $model::bigint) DESC LIMIT 100\$q\$);
+        SELECT pg_temp.seconds(\$q\$SELECT * FROM moe_screen($model::bigint, $target, 'library', 100)\$q\$)
+               || ' ' || pg_temp.seconds(\$q\$SELECT l.drug_id FROM library l ORDER BY moe_predict(l.vec, $target, $model::bigint) DESC LIMIT 100\$q\$)
+               || ' ' || (SELECT count(*) FROM moe_screen($model::bigint, $target, 'library', 100) s
+                           JOIN (SELECT l.drug_id, moe_predict(l.vec, $target, $model::bigint) AS p FROM library l) x
+                             ON x.drug_id = s.key AND x.p = s.score)" | tail -1)
+    echo "screen_compounds $compounds"
+    echo "screen_top100_s $screen_s   (moe_screen, library parts cached)"
+    echo "screen_order_by_s $query_s   (ORDER BY moe_predict ... LIMIT 100, the same)"
+    awk -v a="$screen_s" -v n="$compounds" 'BEGIN { printf "screen_compounds_per_s %.0f\n", n / a }'
+    awk -v a="$query_s" -v b="$screen_s" 'BEGIN { printf "order_by_over_screen %.2f\n", a / b }'
+    echo "screen_scores_equal_moe_predict $same/100"
+else
+    echo "# screening: KIBA CSVs not found, skipped"
+fi

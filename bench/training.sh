@@ -46,7 +46,7 @@ done
 run() {   # dataset, sparse_inputs, threads
     local name="bench_$1_$2_t$3"
     EXTRA="-c moe_pg.threads=$3" q -c "CALL moe_train('$1', fold => 0, model_name => '$name', epochs => $EPOCHS,
-                                      patience => 0, sparse_inputs => '$2', deploy => false)" >/dev/null
+                                      patience => 0, sparse_inputs => '$2', deploy => 'never')" >/dev/null
     q -F ' ' -c "SELECT round(avg(h.seconds)::numeric, 2), round((m.metrics -> 'test' ->> 'mse')::numeric, 4),
                         (SELECT g.status FROM moe.router_history g WHERE g.run_id = r.id AND g.epoch = r.best_epoch)
                    FROM moe.training_runs r JOIN moe.training_history h ON h.run_id = r.id

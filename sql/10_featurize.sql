@@ -14,3 +14,10 @@ AS 'MODULE_PATHNAME', 'moe_featurize_protein_sql'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION moe_featurize_protein(text, integer) IS
     'Amino-acid 1..k-mer composition (20 + 400 + 8000 values for k = 3)';
+
+CREATE FUNCTION moe_featurizer_spec(spec jsonb, side text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'moe_featurizer_spec_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION moe_featurizer_spec(jsonb, text) IS
+    'A featurizer spec checked and written out in full, e.g. {"featurizer": "ecfp"} -> {"featurizer": "ecfp", "radius": 2, "dim": 2048, "counts": true}; side is drug or protein';

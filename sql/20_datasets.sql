@@ -11,7 +11,9 @@ CREATE FUNCTION moe_create_dataset(
     fold_column name DEFAULT NULL,
     drug_key_column name DEFAULT NULL,
     protein_key_column name DEFAULT NULL,
-    replace boolean DEFAULT false)
+    replace boolean DEFAULT false,
+    drug_featurizer jsonb DEFAULT NULL,
+    protein_featurizer jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -70,20 +72,25 @@ BEGIN
                 USING ERRCODE = 'datatype_mismatch';
         END IF;
     END LOOP;
+    -- checked and written out in full before anything is stored
+    drug_featurizer := @extschema@.moe_featurizer_spec(drug_featurizer, 'drug');
+    protein_featurizer := @extschema@.moe_featurizer_spec(protein_featurizer, 'protein');
     IF replace THEN
         DELETE FROM moe.datasets d WHERE d.name = moe_create_dataset.name;
     END IF;
     INSERT INTO moe.datasets (name, relation, drug_column, protein_column, label_column,
-                              split_column, fold_column, drug_key_column, protein_key_column)
+                              split_column, fold_column, drug_key_column, protein_key_column,
+                              drug_featurizer, protein_featurizer)
     VALUES (name, relation, drug_column, protein_column, label_column,
-            split_column, fold_column, drug_key_column, protein_key_column);
+            split_column, fold_column, drug_key_column, protein_key_column,
+            drug_featurizer, protein_featurizer);
 EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'dataset "%" already exists', name
         USING ERRCODE = 'duplicate_object', HINT = 'Pass replace => true to redefine it.';
 END;
 $$;
-COMMENT ON FUNCTION moe_create_dataset(text, regclass, name, name, name, name, name, name, name, boolean) IS
-    'Register a relation or view as a named dataset for moe_train and moe_evaluate';
+COMMENT ON FUNCTION moe_create_dataset(text, regclass, name, name, name, name, name, name, name, boolean, jsonb, jsonb) IS
+    'Register a relation or view as a named dataset for moe_train and moe_evaluate; the featurizer specs say how its vectors were made';
 
 CREATE FUNCTION moe_drop_dataset(name text)
 RETURNS void
@@ -250,7 +257,11 @@ BEGIN
 
     PERFORM @extschema@.moe_create_dataset(ds, format('%I.pairs', ds)::regclass, fold_column => 'fold',
                                drug_key_column => 'drug_id', protein_key_column => 'target_id',
-                               replace => replace);
+                               replace => replace,
+                               drug_featurizer => CASE drug_features
+                                   WHEN 'ecfp' THEN jsonb_build_object('featurizer', 'ecfp', 'dim', smiles_dim)
+                                   ELSE jsonb_build_object('featurizer', 'smiles', 'dim', smiles_dim) END,
+                               protein_featurizer => jsonb_build_object('featurizer', 'protein', 'k', protein_k));
     EXECUTE format('SELECT count(*) FROM %I.affinities', ds) INTO pairs;
     RETURN pairs;
 END;
@@ -276,3 +287,6 @@ AS 'MODULE_PATHNAME', 'moe_synthetic_dta_sql'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION moe_synthetic_dta(integer, integer, integer, bigint, integer, integer, real) IS
     'Synthetic drug-target pairs whose affinity follows a cluster-specific function; split 70/15/15';
+
+COMMENT ON FUNCTION moe_drop_dataset(text) IS
+    'Unregister a dataset (its relation is left as it is); only its owner may';

@@ -43,10 +43,11 @@ CREATE PROCEDURE moe_train(
     protein_hidden integer[] DEFAULT '{512}',
     gate_hidden integer[] DEFAULT '{512,256}',
     expert_hidden integer[] DEFAULT '{512,256}',
-    deploy boolean DEFAULT true,
+    deploy text DEFAULT 'if_better',
     device text DEFAULT NULL,
     refit boolean DEFAULT false,
     sparse_inputs text DEFAULT 'auto',
+    max_seconds real DEFAULT NULL,
     options jsonb DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'moe_train_sql'
 LANGUAGE C;
@@ -87,6 +88,7 @@ SELECT r.id AS run_id,
        r.dataset,
        r.fold,
        r.status,
+       r.params,
        r.config,
        r.epochs_run,
        r.best_epoch,
@@ -118,39 +120,48 @@ SELECT r.id AS run_id,
                       ORDER BY h.epoch DESC LIMIT 1) last ON true
   LEFT JOIN moe.models m ON m.id = r.model_id;
 COMMENT ON VIEW moe.experiment_comparison IS
-    'One row per training run: final and best loss, degradation, validation and test metrics, wall time';
+    'One row per training run: a sweep point''s options (params), final and best loss, degradation, validation and test metrics, wall time';
 
--- Per cross-validation: one row per fold, then 'mean' and 'std' rows over
--- the completed folds.  With refit => true a fold is two runs: the run
--- that chose the epoch count on the validation rows (its best_epoch is the
--- fold's) and the refit that made the fold's model (its test metrics); the
--- fold's epochs and seconds are those of both.
+-- Per cross-validation, one row per fold.  With refit => true a fold is
+-- two runs: the run that chose the epoch count on the validation rows (its
+-- best_epoch is the fold's) and the refit that made the fold's model (its
+-- test metrics); the fold's epochs and seconds are those of both.
 CREATE VIEW moe.cross_validation_results AS
-WITH folds AS (
-    SELECT c.experiment_id, c.fold, c.run_id, c.model_id, c.status,
-           (m.metrics -> 'test' ->> 'n')::bigint AS n,
-           c.test_mse AS mse, c.test_rmse AS rmse, c.test_ci AS ci, c.test_r2 AS r2,
-           c.test_pearson AS pearson, c.test_spearman AS spearman, c.test_rm2 AS rm2,
-           coalesce(s.best_epoch, c.best_epoch) AS best_epoch,
-           c.epochs_run + coalesce(s.epochs_run, 0) AS epochs_run,
-           c.train_seconds + coalesce(s.train_seconds, 0) AS train_seconds
-      FROM moe.experiment_comparison c
-      JOIN moe.experiments e ON e.id = c.experiment_id AND e.kind = 'cross_validation'
-      LEFT JOIN moe.experiment_comparison s ON s.run_id = c.refit_of
-      LEFT JOIN moe.models m ON m.id = c.model_id
-     WHERE NOT EXISTS (SELECT 1 FROM moe.training_runs x WHERE x.refit_of = c.run_id)
-)
-SELECT experiment_id, fold::text AS fold, run_id, model_id, status, n, mse, rmse, ci, r2, pearson,
-       spearman, rm2, best_epoch, epochs_run, train_seconds
-  FROM folds
-UNION ALL
-SELECT experiment_id, 'mean', NULL, NULL, NULL, sum(n)::bigint, avg(mse), avg(rmse), avg(ci), avg(r2),
-       avg(pearson), avg(spearman), avg(rm2), avg(best_epoch), avg(epochs_run), avg(train_seconds)
-  FROM folds WHERE status = 'completed' GROUP BY experiment_id
-UNION ALL
-SELECT experiment_id, 'std', NULL, NULL, NULL, NULL, stddev_samp(mse), stddev_samp(rmse),
-       stddev_samp(ci), stddev_samp(r2), stddev_samp(pearson), stddev_samp(spearman),
-       stddev_samp(rm2), stddev_samp(best_epoch), stddev_samp(epochs_run), stddev_samp(train_seconds)
-  FROM folds WHERE status = 'completed' GROUP BY experiment_id;
+SELECT c.experiment_id, c.fold, c.run_id, c.model_id, c.status,
+       (m.metrics -> 'test' ->> 'n')::bigint AS n,
+       c.test_mse AS mse, c.test_rmse AS rmse, c.test_ci AS ci, c.test_r2 AS r2,
+       c.test_pearson AS pearson, c.test_spearman AS spearman, c.test_rm2 AS rm2,
+       coalesce(s.best_epoch, c.best_epoch) AS best_epoch,
+       c.epochs_run + coalesce(s.epochs_run, 0) AS epochs_run,
+       c.train_seconds + coalesce(s.train_seconds, 0) AS train_seconds
+  FROM moe.experiment_comparison c
+  JOIN moe.experiments e ON e.id = c.experiment_id AND e.kind = 'cross_validation'
+  LEFT JOIN moe.experiment_comparison s ON s.run_id = c.refit_of
+  LEFT JOIN moe.models m ON m.id = c.model_id
+ WHERE NOT EXISTS (SELECT 1 FROM moe.training_runs x WHERE x.refit_of = c.run_id)
+ ORDER BY c.experiment_id, c.fold;
 COMMENT ON VIEW moe.cross_validation_results IS
-    'Cross-validation results: one row per fold, then the mean and the sample standard deviation';
+    'Cross-validation results: one row per fold (moe.cross_validation_summary: their mean and spread)';
+
+-- Per cross-validation: the mean and the sample standard deviation of
+-- every fold metric over the completed folds.
+CREATE VIEW moe.cross_validation_summary AS
+SELECT experiment_id,
+       count(*)::integer AS folds,
+       sum(n)::bigint AS n,
+       avg(mse) AS mse, stddev_samp(mse) AS mse_std,
+       avg(rmse) AS rmse, stddev_samp(rmse) AS rmse_std,
+       avg(ci) AS ci, stddev_samp(ci) AS ci_std,
+       avg(r2) AS r2, stddev_samp(r2) AS r2_std,
+       avg(pearson) AS pearson, stddev_samp(pearson) AS pearson_std,
+       avg(spearman) AS spearman, stddev_samp(spearman) AS spearman_std,
+       avg(rm2) AS rm2, stddev_samp(rm2) AS rm2_std,
+       avg(best_epoch) AS best_epoch, stddev_samp(best_epoch) AS best_epoch_std,
+       avg(epochs_run) AS epochs_run,
+       avg(train_seconds) AS train_seconds, stddev_samp(train_seconds) AS train_seconds_std
+  FROM moe.cross_validation_results
+ WHERE status = 'completed'
+ GROUP BY experiment_id
+ ORDER BY experiment_id;
+COMMENT ON VIEW moe.cross_validation_summary IS
+    'Per cross-validation: mean and sample standard deviation of each test metric over the completed folds';

@@ -2,6 +2,8 @@
 -- Looking inside a model's routing (docs/monitoring.md)
 
 CREATE TYPE moe.gate AS (prediction real, probs real[], selected integer[], weights real[]);
+COMMENT ON TYPE moe.gate IS
+    'What moe_gate returns for one pair: the prediction, every expert''s gate probability, the selected experts (best first) and their weights';
 
 CREATE FUNCTION moe_gate(drug real[], protein real[], model bigint)
 RETURNS moe.gate
@@ -141,6 +143,19 @@ SELECT coalesce(d.name, m.name) AS model, m.id AS model_id, d.name IS NOT NULL A
 COMMENT ON VIEW moe.expert_usage IS
     'Per model and expert at the kept epoch: mean gate probability, top-k selections and top-1 leads with their fractions, the status of each view on the training rows, and the same on the held-out rows';
 
+-- Every epoch of every run, per expert: a time series for dashboards
+-- (one row per run, epoch and expert, with the time it was recorded).
+CREATE VIEW moe.expert_usage_history AS
+SELECT r.model_name AS model, r.model_id, r.id AS run_id, x.epoch, h.recorded_at, x.expert,
+       x.mean_prob, x.selection_fraction, x.lead_fraction, x.bias, g.status AS router_status
+  FROM moe.training_runs r
+  JOIN moe.expert_history x ON x.run_id = r.id
+  JOIN moe.training_history h ON h.run_id = x.run_id AND h.epoch = x.epoch
+  LEFT JOIN moe.router_history g ON g.run_id = x.run_id AND g.epoch = x.epoch AND g.layer = x.layer
+ ORDER BY r.id, x.epoch, x.expert;
+COMMENT ON VIEW moe.expert_usage_history IS
+    'Per run, epoch and expert (a time series): mean gate probability, selection and lead fractions, selection bias, router status, and when the epoch was recorded';
+
 -- Training progress with the router's state, one row per run and epoch.
 CREATE VIEW moe.training_progress AS
 SELECT r.id AS run_id, r.model_name, r.dataset, r.fold, r.status AS run_status, h.epoch,
@@ -205,3 +220,22 @@ AS 'MODULE_PATHNAME', 'moe_report_sql'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION moe_report(text) IS
     'A self-contained XHTML page with SVG charts: training curves, expert usage over epochs, routing by target';
+
+COMMENT ON FUNCTION moe_cluster_recovery(bigint, text, text, integer, text, text) IS
+    'How well model id''s routing recovers planted clusters: NMI, adjusted Rand index and purity of expert vs cluster';
+COMMENT ON FUNCTION moe_expert_agreement(bigint, text, text, integer) IS
+    'How much model id''s experts agree with each other over a dataset split';
+COMMENT ON FUNCTION moe_expert_outputs(real[], real[], bigint) IS
+    'Every expert''s output for one pair with model id, selected or not';
+COMMENT ON FUNCTION moe_expert_profile(bigint, text, text, integer) IS
+    'Per expert of model id: the rows it leads and their labels over a dataset split';
+COMMENT ON FUNCTION moe_gate(real[], real[], bigint) IS
+    'Model id''s gate probabilities for one pair';
+COMMENT ON FUNCTION moe_report(bigint) IS
+    'A text report of model id: configuration, metrics and routing';
+COMMENT ON FUNCTION moe_routing(bigint, text, text, integer) IS
+    'Per-row routing of model id over a dataset: one row per pair and expert (rank: 1 = first choice; NULL = not selected)';
+COMMENT ON FUNCTION moe_specialization(bigint, text, text, integer, text) IS
+    'Per target (or drug): the expert of model id that takes most of its rows, and how many';
+COMMENT ON TABLE moe.specialization_snapshots IS
+    'Which expert each target and drug of a model''s fold went to, recorded when the model was trained';

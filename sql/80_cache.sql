@@ -25,3 +25,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION moe_cache_clear(text) IS
     'Empty caches: connection (this connection''s models and parts), database (also this database''s shared entries) or server (every shared entry)';
 REVOKE ALL ON FUNCTION moe_cache_clear(text) FROM PUBLIC;
+
+COMMENT ON FUNCTION moe.forget_cached_model() IS
+    'Trigger: a dropped model leaves every cache at commit';

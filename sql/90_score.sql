@@ -53,3 +53,49 @@ COMMENT ON PROCEDURE moe_score(text, regclass, text, name, name, text[], boolean
 -- large scoring queries get parallel plans.
 ALTER FUNCTION moe_predict(real[], real[], bigint) COST 5000;
 ALTER FUNCTION moe_predict(real[], real[], text) COST 5000;
+ALTER FUNCTION moe_predict(text, text, bigint) COST 5000;
+ALTER FUNCTION moe_predict(text, text, text) COST 5000;
+ALTER FUNCTION moe_predict(real[], real[]) COST 5000;
+ALTER FUNCTION moe_predict(text, text) COST 5000;
+
+-- ---------------------------------------------------------------------------
+-- Screening: the best n compounds of a library for one target
+
+CREATE FUNCTION moe_screen(model text, target real[], compounds regclass, n integer DEFAULT 100,
+                           drug_column name DEFAULT 'vec', key_column name DEFAULT 'drug_id')
+RETURNS TABLE (rank integer, key text, score real)
+AS 'MODULE_PATHNAME', 'moe_screen_sql'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION moe_screen(text, real[], regclass, integer, name, name) IS
+    'The n compounds of a table or view (vectors or SMILES in drug_column, named by key_column) that a deployed model scores highest against a target vector, best first';
+
+CREATE FUNCTION moe_screen(model bigint, target real[], compounds regclass, n integer DEFAULT 100,
+                           drug_column name DEFAULT 'vec', key_column name DEFAULT 'drug_id')
+RETURNS TABLE (rank integer, key text, score real)
+AS 'MODULE_PATHNAME', 'moe_screen_sql'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION moe_screen(bigint, real[], regclass, integer, name, name) IS
+    'The n compounds of a table or view that model id scores highest against a target vector, best first';
+
+CREATE FUNCTION moe_screen(model text, target text, compounds regclass, n integer DEFAULT 100,
+                           drug_column name DEFAULT 'vec', key_column name DEFAULT 'drug_id')
+RETURNS TABLE (rank integer, key text, score real)
+AS 'MODULE_PATHNAME', 'moe_screen_sql'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION moe_screen(text, text, regclass, integer, name, name) IS
+    'The n compounds of a table or view that a deployed model scores highest against a protein sequence (featurized as its training vectors were), best first';
+
+CREATE FUNCTION moe_screen(model bigint, target text, compounds regclass, n integer DEFAULT 100,
+                           drug_column name DEFAULT 'vec', key_column name DEFAULT 'drug_id')
+RETURNS TABLE (rank integer, key text, score real)
+AS 'MODULE_PATHNAME', 'moe_screen_sql'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION moe_screen(bigint, text, regclass, integer, name, name) IS
+    'The n compounds of a table or view that model id scores highest against a protein sequence, best first';
+
+COMMENT ON FUNCTION moe_predict_batch(real[], real[], bigint) IS
+    'Predicted affinities of pairs given as two matrices (row i with row i) with model id';
+COMMENT ON FUNCTION moe_predict_matrix(real[], real[], bigint) IS
+    'Predicted affinities of every drug row against every protein row with model id';
+COMMENT ON PROCEDURE moe_score(bigint, regclass, text, name, name, text[], boolean) IS
+    'Score every row of a table or view with model id into a new table, in bulk';

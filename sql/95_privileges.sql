@@ -52,7 +52,8 @@ DECLARE
         '@extschema@.moe_featurize_protein_cksaap(text, integer)',
         '@extschema@.moe_synthetic_dta(integer, integer, integer, bigint, integer, integer, real)',
         '@extschema@.moe_router_stats(double precision[], bigint[], double precision, bigint[])',
-        '@extschema@.moe_usage(real[], integer[])']::regprocedure[];
+        '@extschema@.moe_usage(real[], integer[])',
+        '@extschema@.moe_featurizer_spec(jsonb, text)']::regprocedure[];
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -78,6 +79,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA moe TO moe_reader;
 GRANT EXECUTE ON FUNCTION
     moe_predict(real[], real[], bigint), moe_predict(real[], real[], text),
     moe_route(real[], real[], bigint), moe_route(real[], real[], text),
+    moe_predict(text, text, bigint), moe_predict(text, text, text),
+    moe_route(text, text, bigint), moe_route(text, text, text),
+    moe_predict(real[], real[]), moe_predict(text, text),
+    moe_route(real[], real[]), moe_route(text, text),
     moe_evaluate(bigint, text, text, integer), moe_evaluate(text, text, text, integer),
     moe_gate(real[], real[], bigint), moe_gate(real[], real[], text),
     moe_expert_outputs(real[], real[], bigint), moe_expert_outputs(real[], real[], text),
@@ -91,7 +96,9 @@ GRANT EXECUTE ON FUNCTION
     moe_model_info(bigint), moe_model_info(text),
     moe_predict_batch(real[], real[], bigint), moe_predict_batch(real[], real[], text),
     moe_predict_matrix(real[], real[], bigint), moe_predict_matrix(real[], real[], text),
-    moe_cache()
+    moe_cache(),
+    moe_screen(text, real[], regclass, integer, name, name), moe_screen(bigint, real[], regclass, integer, name, name),
+    moe_screen(text, text, regclass, integer, name, name), moe_screen(bigint, text, regclass, integer, name, name)
 TO moe_reader;
 GRANT EXECUTE ON PROCEDURE
     moe_score(text, regclass, text, name, name, text[], boolean),
@@ -105,6 +112,7 @@ TO moe_reader;
 GRANT INSERT, DELETE ON moe.datasets TO moe_trainer;
 GRANT INSERT, DELETE ON moe.models TO moe_trainer;
 GRANT INSERT, UPDATE, DELETE ON moe.deployments TO moe_trainer;
+GRANT INSERT, UPDATE (action) ON moe.deployment_history TO moe_trainer;
 GRANT INSERT ON moe.experiments TO moe_trainer;
 GRANT INSERT, UPDATE ON moe.training_runs TO moe_trainer;
 GRANT INSERT ON moe.training_history, moe.expert_history, moe.router_history,
@@ -113,10 +121,11 @@ GRANT EXECUTE ON PROCEDURE
     moe_train, moe_cross_validate, moe_sweep
 TO moe_trainer;
 GRANT EXECUTE ON FUNCTION
-    moe_create_dataset(text, regclass, name, name, name, name, name, name, name, boolean),
+    moe_create_dataset(text, regclass, name, name, name, name, name, name, name, boolean, jsonb, jsonb),
     moe_drop_dataset(text),
     moe_load_dta(text, text, text, integer, integer, boolean, text),
     moe_deploy(text, bigint),
+    moe_rollback(text),
     moe_drop_model(bigint),
     moe_export_model(bigint, text), moe_export_model(text, text),
     moe_import_model(text, text, boolean)
@@ -124,4 +133,6 @@ TO moe_trainer;
 
 -- Superusers only (not granted to either role): moe_cache_clear(), which
 -- can empty the cache of every database, and the trigger functions
--- moe.models_are_immutable() and moe.forget_cached_model().
+-- moe.models_are_immutable(), moe.forget_cached_model(), moe.check_owner(),
+-- moe.guard_models() and moe.record_deployment() (a trigger runs whoever
+-- fires it, without EXECUTE).

@@ -8,6 +8,8 @@
  * caller says it holds none.
  */
 #include "entity_cache.h"
+
+#include "featurizer_spec.h"
 #include "shared_cache.h"
 
 #include "access/detoast.h"
@@ -174,12 +176,46 @@ hash_bytes64(const char *p, int len)
 	return h ^ (h >> 29);
 }
 
+/*
+ * A vector's length against the model, naming the featurizer the model's
+ * vectors came from when it does not fit, then (for a model that records
+ * its featurizers) whether the values can have come from it.
+ */
+static const float *
+checked_vector(moe_loaded_model *lm, moe_entity_kind kind, ArrayType *arr, const char *what)
+{
+	const moe_config *c = &lm->model->cfg;
+	int			expected = kind == MOE_DRUG ? c->drug_dim : c->protein_dim;
+	const char *side = kind == MOE_DRUG ? "drug" : "protein";
+	const moe_featurizer *f;
+	const float *v;
+	char		why[200];
+
+	moe_model_featurizers(lm);
+	f = kind == MOE_DRUG ? &lm->drug_featurizer : &lm->protein_featurizer;
+	if (ARR_NDIM(arr) == 1 && ARR_DIMS(arr)[0] != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s has %d elements, model %lld expects %d", what, ARR_DIMS(arr)[0],
+						(long long) lm->id, expected),
+				 errdetail("Its %s vectors come from %s.", side, moe_featurizer_text(f))));
+	v = moe_vector_arg(arr, what, expected, NULL);
+	if (!moe_featurizer_plausible(f, v, expected, why, sizeof(why)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s cannot come from the featurizer model %lld was trained with: %s", what,
+						(long long) lm->id, why),
+				 errdetail("Its %s vectors come from %s.", side, moe_featurizer_text(f)),
+				 errhint("Featurize with that call, or pass the %s text: moe_predict featurizes it.",
+						 kind == MOE_DRUG ? "SMILES" : "sequence")));
+	return v;
+}
+
 static float *
 compute_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what)
 {
-	const moe_config *c = &lm->model->cfg;
 	ArrayType  *arr = DatumGetArrayTypeP(arg);
-	const float *v = moe_vector_arg(arr, what, kind == MOE_DRUG ? c->drug_dim : c->protein_dim, NULL);
+	const float *v = checked_vector(lm, kind, arr, what);
 	int			pf = moe_entity_part_floats(lm->model);
 	int32_t		zero = 0;
 	float	   *part = MemoryContextAlloc(cache_cxt, sizeof(float) * pf);

@@ -536,7 +536,31 @@ moe_model_id_by_name(const char *name)
 		elog(ERROR, "could not read moe.deployments");
 	if (SPI_processed == 0)
 	{
+		int64		stored = 0,
+					count = 0;
+
+		/* a stored model of that name that no deployment points at (a
+		 * sweep's or a cross-validation's, or one that was not better) */
+		if (moe_spi_execute("SELECT max(m.id), count(*) FROM moe.models m WHERE m.name = $1",
+							1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+			{
+				stored = DatumGetInt64(v);
+				count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			}
+		}
 		SPI_finish();
+		if (stored > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" is not deployed", name),
+					 errdetail("moe.models holds %lld model%s of that name, the latest with id %lld.",
+							   (long long) count, count == 1 ? "" : "s", (long long) stored),
+					 errhint("Use the id (e.g. moe_predict(drug, protein, %lld)), or deploy it: SELECT moe_deploy(%s, %lld).",
+							 (long long) stored, quote_literal_cstr(name), (long long) stored)));
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist", name),

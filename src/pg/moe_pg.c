@@ -55,6 +55,8 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 	moe_entity_cache_init();
 	moe_memory_budget_init();
+	moe_predict_init();
+	moe_train_init();
 	moe_model_store_init();
 	DefineCustomIntVariable("moe_pg.shared_entity_mb",
 							"Shared memory per cached model for drug and protein parts that every backend reuses.",
@@ -276,7 +278,8 @@ moe_device_backend(int choice, const char *what)
 		char		desc[160];
 
 		moe_cuda_describe(&cuda_library, 0, desc, sizeof(desc));
-		ereport(NOTICE, (errmsg("%s on the GPU (%s)", what, desc)));
+		if (progress_at(MOE_PROGRESS_SUMMARY))
+			ereport(NOTICE, (errmsg("%s on the GPU (%s)", what, desc)));
 		return be;
 	}
 	if (choice == MOE_DEVICE_CUDA)
@@ -294,7 +297,7 @@ moe_device_backend(int choice, const char *what)
 				 errmsg("device cuda: %s", why.message),
 				 errhint("Use device 'cpu', or 'auto' to fall back to the CPU (moe_pg.device sets the default).")));
 	}
-	if (!auto_fallback_noticed)
+	if (!auto_fallback_noticed && progress_at(MOE_PROGRESS_SUMMARY))
 	{
 		ereport(NOTICE,
 				(errmsg("device auto: no usable GPU (%s); %s on the CPU", why.message, what)));

@@ -13,12 +13,31 @@
 #include "utils/array.h"
 
 #include "backend.h"
+#include "featurizer.h"
 #include "infer.h"
 #include "model.h"
 #include "moe_status.h"
 
 /* GUCs */
 extern int	moe_threads;
+extern char *moe_default_model;
+
+/* moe_pg.default_model (sql_predict.c), from _PG_init. */
+void		moe_predict_init(void);
+
+/* moe_pg.progress (sql_train.c), from _PG_init: how much training says. */
+typedef enum moe_progress_level
+{
+	MOE_PROGRESS_QUIET = 0,		/* nothing but warnings and errors */
+	MOE_PROGRESS_SUMMARY,		/* a run's start and end */
+	MOE_PROGRESS_EPOCH			/* and every epoch */
+} moe_progress_level;
+
+extern int	moe_progress;
+void		moe_train_init(void);
+
+/* Whether NOTICEs of this level are wanted. */
+bool		progress_at(moe_progress_level level);
 
 /* Raise an engine error as a PostgreSQL error with a matching SQLSTATE. */
 void		moe_raise(const moe_error *err) pg_attribute_noreturn();
@@ -94,6 +113,10 @@ typedef struct moe_loaded_model
 	bool		shared;			/* parameters live in the shared cache */
 	int			shared_slot;	/* there: its entry, for shared entity parts */
 	uint64		shared_generation;
+	/* how its inputs were made (featurizer_spec.h), read on first need */
+	bool		featurizers_read;
+	moe_featurizer drug_featurizer;
+	moe_featurizer protein_featurizer;
 } moe_loaded_model;
 
 #define MOE_INFER_BATCH 256

@@ -25,6 +25,7 @@
 #include "nodes/parsenodes.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -33,6 +34,7 @@
 
 #include "checkpoint.h"
 #include "dataset.h"
+#include "featurizer_spec.h"
 #include "memory_budget.h"
 #include "metrics.h"
 #include "router_stats.h"
@@ -50,6 +52,34 @@
 #define MOE_ROUTER_HINT_STRONGER \
 	"Give the balanced assignment more weight, balance => '{\"importance\": 0.1, \"aux_free\": 0.01, \"sinkhorn\": 0.3}', or use fewer experts (docs/training.md, \"Why these defaults\")."
 #define MAX_FOLDS 100
+
+static const struct config_enum_entry progress_options[] = {
+	{"epoch", MOE_PROGRESS_EPOCH, false},
+	{"summary", MOE_PROGRESS_SUMMARY, false},
+	{"quiet", MOE_PROGRESS_QUIET, false},
+	{NULL, 0, false}
+};
+
+int			moe_progress = MOE_PROGRESS_EPOCH;
+
+void
+moe_train_init(void)
+{
+	DefineCustomEnumVariable("moe_pg.progress",
+							 "How much training reports as it goes: epoch, summary or quiet.",
+							 "epoch: a NOTICE per epoch and at the start and end of a run; summary: only "
+							 "the start and end; quiet: none (warnings and errors always).",
+							 &moe_progress,
+							 MOE_PROGRESS_EPOCH, progress_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+}
+
+bool
+progress_at(moe_progress_level level)
+{
+	return moe_progress >= (int) level;
+}
 
 /* One training run in progress. */
 typedef struct train_run
@@ -72,6 +102,7 @@ typedef struct train_run
 	 * what it chose, kept for the model's metrics */
 	int64		refit_of;
 	moe_epoch_report selection;
+	const char *stop_message;	/* why training ended early (max_seconds), or NULL */
 } train_run;
 
 static bool
@@ -182,16 +213,18 @@ static int64
 insert_run(train_run *r)
 {
 	train_spec *s = r->spec;
-	Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID};
-	Datum		values[6] = {CStringGetTextDatum(s->model_name), CStringGetTextDatum(s->dataset),
+	Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[7] = {CStringGetTextDatum(s->model_name), CStringGetTextDatum(s->dataset),
 		Int32GetDatum(s->fold), CStringGetTextDatum(r->config_json), Int64GetDatum(s->experiment_id),
-	Int64GetDatum(r->refit_of)};
-	char		nulls[6] = {' ', ' ', ' ', ' ', s->experiment_id > 0 ? ' ' : 'n', r->refit_of > 0 ? ' ' : 'n'};
+		Int64GetDatum(r->refit_of),
+	s->params_json != NULL ? CStringGetTextDatum(s->params_json) : (Datum) 0};
+	char		nulls[7] = {' ', ' ', ' ', ' ', s->experiment_id > 0 ? ' ' : 'n', r->refit_of > 0 ? ' ' : 'n',
+	s->params_json != NULL ? ' ' : 'n'};
 
 	mark_abandoned_runs();
 	spi_exec("INSERT INTO moe.training_runs (model_name, dataset, fold, config, status, experiment_id, "
-			 "refit_of) VALUES ($1, $2, $3, $4::jsonb, 'running', $5, $6) RETURNING id",
-			 6, types, values, nulls, SPI_OK_INSERT_RETURNING);
+			 "refit_of, params) VALUES ($1, $2, $3, $4::jsonb, 'running', $5, $6, $7::jsonb) RETURNING id",
+			 7, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	return returned_id();
 }
 
@@ -429,15 +462,16 @@ step_prepare(train_run *r)
 				 errmsg("dataset \"%s\" has no training rows%s", s->dataset,
 						r->def->fold_col ? psprintf(" in fold %d", s->fold) : ""),
 				 errhint("Rows are used when their split is 'train', 'valid' or 'test'.")));
-	if (d->ignored_rows > 0)
+	if (d->ignored_rows > 0 && progress_at(MOE_PROGRESS_SUMMARY))
 		ereport(NOTICE,
 				(errmsg("%lld rows of dataset \"%s\" have a split other than train, valid or test and are ignored",
 						(long long) d->ignored_rows, s->dataset)));
-	if (d->split[MOE_SPLIT_VALID].n == 0)
+	if (d->split[MOE_SPLIT_VALID].n == 0 && progress_at(MOE_PROGRESS_SUMMARY))
 		ereport(NOTICE,
 				(errmsg("dataset \"%s\" has no validation rows: early stopping is off and the last epoch is kept",
 						s->dataset)));
-	ereport(NOTICE,
+	if (progress_at(MOE_PROGRESS_SUMMARY))
+		ereport(NOTICE,
 			(errmsg("training \"%s\" on %d rows (%d validation, %d test): %d drugs x %d values, %d proteins x %d values",
 					s->model_name, d->split[MOE_SPLIT_TRAIN].n, d->split[MOE_SPLIT_VALID].n,
 					d->split[MOE_SPLIT_TEST].n, d->n_drugs, d->drug_dim, d->n_proteins,
@@ -457,7 +491,8 @@ step_prepare(train_run *r)
 	{
 		td.train = refit_rows(r->cxt, &d->split[MOE_SPLIT_TRAIN], &d->split[MOE_SPLIT_VALID]);
 		td.valid.n = 0;
-		ereport(NOTICE,
+		if (progress_at(MOE_PROGRESS_SUMMARY))
+			ereport(NOTICE,
 				(errmsg("refit of run %lld: a fresh model on the %d training and validation rows for %d epochs",
 						(long long) r->refit_of, td.train.n, s->opt.epochs)));
 	}
@@ -476,7 +511,7 @@ step_prepare(train_run *r)
 		bool		sparse[2];
 
 		moe_trainer_inputs(r->trainer, density, sparse);
-		if (sparse[0] || sparse[1])
+		if ((sparse[0] || sparse[1]) && progress_at(MOE_PROGRESS_EPOCH))
 			ereport(NOTICE,
 					(errmsg("first layers read sparse inputs: drugs %.1f %% non-zero (%s), proteins %.1f %% (%s)",
 							100 * density[0], sparse[0] ? "sparse" : "dense", 100 * density[1],
@@ -503,7 +538,8 @@ step_epoch(train_run *r)
 		snprintf(val, sizeof(val), "n/a");
 	else
 		snprintf(val, sizeof(val), "%.4f", e.val_mse);
-	ereport(NOTICE,
+	if (progress_at(MOE_PROGRESS_EPOCH))
+		ereport(NOTICE,
 			(errmsg("epoch %d/%d: loss %.4f (mse %.4f, aux %.4f), val_mse %s, lr %.2g, %.1f s%s",
 					e.epoch, r->spec->opt.epochs, e.train_loss, e.train_mse, e.aux_loss, val, e.lr,
 					e.seconds, e.improved && !isnan(e.val_mse) ? " (best)" : "")));
@@ -572,7 +608,8 @@ json_heldout_routing(StringInfo s, const char *split, const moe_usage_acc *usage
 		for (int i = 0; i < st.n_experts; i++)
 			appendStringInfo(&shares, "%s%.2f/%.2f", i > 0 ? " " : "", st.selection_fraction[i],
 							 st.lead_fraction[i]);
-		ereport(NOTICE,
+		if (progress_at(MOE_PROGRESS_SUMMARY))
+			ereport(NOTICE,
 				(errmsg("routing of the %s rows: %s (probabilities %s, selections %s); per expert, share of selections / of leads: %s",
 						split, moe_router_status_name(st.status),
 						moe_router_status_name(st.probability_status),
@@ -639,7 +676,8 @@ final_metrics_json(train_run *r, moe_model *model)
 				appendStringInfoChar(&s, '{');
 				json_metrics(&s, &m);
 				appendStringInfoChar(&s, '}');
-				ereport(NOTICE,
+				if (progress_at(MOE_PROGRESS_SUMMARY))
+					ereport(NOTICE,
 						(errmsg("test (%lld rows): mse %.4f, rmse %.4f, ci %.4f, r2 %.4f, pearson %.4f, spearman %.4f, rm2 %.4f",
 								(long long) m.n, m.mse, m.rmse, m.ci, m.r2, m.pearson, m.spearman, m.rm2)));
 			}
@@ -693,8 +731,79 @@ host_model(train_run *r, moe_model *model)
 	return r->host_model;
 }
 
+/*
+ * Whether the new model takes its name (deploy option), and why, in words
+ * for the NOTICE.  'if_better' deploys when the name points at nothing, or
+ * at a model tested on the same dataset, fold and number of test rows with
+ * a higher test MSE; a model it cannot be compared with keeps the name.
+ */
+static bool
+deploy_decision(train_run *r, StringInfo why)
+{
+	train_spec *s = r->spec;
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2] = {CStringGetTextDatum(s->model_name), Int64GetDatum(r->model_id)};
+	bool		isnull[5];
+	int64		old_id;
+	double		old_mse,
+				new_mse;
+	bool		comparable;
+
+	initStringInfo(why);
+	if (s->deploy == MOE_DEPLOY_NEVER)
+	{
+		appendStringInfoString(why, "not deployed (deploy => 'never')");
+		return false;
+	}
+	if (s->deploy == MOE_DEPLOY_ALWAYS)
+	{
+		appendStringInfo(why, "deployed as \"%s\"", s->model_name);
+		return true;
+	}
+	/* the deployed model and the new one, side by side */
+	check_spi_result("deployment comparison",
+					 moe_spi_execute("SELECT o.id, (o.metrics -> 'test' ->> 'mse')::float8, "
+									 "(n.metrics -> 'test' ->> 'mse')::float8, "
+									 "o.dataset = n.dataset AND o.fold IS NOT DISTINCT FROM n.fold "
+									 "AND o.metrics -> 'test' -> 'n' = n.metrics -> 'test' -> 'n' "
+									 "AND o.metrics -> 'test' ? 'mse' AND n.metrics -> 'test' ? 'mse' "
+									 "FROM moe.deployments d JOIN moe.models o ON o.id = d.model_id, "
+									 "moe.models n WHERE d.name = $1 AND n.id = $2",
+									 /* not read-only: it must see the model row just written */
+									 2, types, values, NULL, false, 1), SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		appendStringInfo(why, "deployed as \"%s\" (the name pointed at no model)", s->model_name);
+		return true;
+	}
+	old_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull[0]));
+	old_mse = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull[1]));
+	new_mse = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull[2]));
+	comparable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull[3]));
+	if (isnull[3] || !comparable || isnull[1] || isnull[2])
+	{
+		appendStringInfo(why, "not deployed: \"%s\" keeps model %lld, which was not tested on the same dataset, fold and test rows (deploy => 'if_better')",
+						 s->model_name, (long long) old_id);
+		return false;
+	}
+	if (new_mse < old_mse)
+	{
+		appendStringInfo(why, "deployed as \"%s\": test MSE %.4f, better than %.4f of model %lld",
+						 s->model_name, new_mse, old_mse, (long long) old_id);
+		return true;
+	}
+	appendStringInfo(why, "not deployed: \"%s\" keeps model %lld, test MSE %.4f against %.4f for this one (deploy => 'if_better')",
+					 s->model_name, (long long) old_id, old_mse, new_mse);
+	return false;
+}
+
+/*
+ * The best epoch so far as a stored model, row and checkpoint.  metrics
+ * and specialisation snapshots come with it; the caller deploys and
+ * finishes the run.
+ */
 static void
-step_finish(train_run *r)
+store_best_model(train_run *r)
 {
 	train_spec *s = r->spec;
 	moe_model  *model = host_model(r, moe_trainer_best_model(r->trainer));
@@ -742,7 +851,19 @@ step_finish(train_run *r)
 		check_spi_result(sql, moe_models_write(sql, 6, types, values, NULL, 0), SPI_OK_INSERT_RETURNING);
 		r->model_id = returned_id();
 	}
-	if (s->deploy)
+	record_specialization(r);
+}
+
+static void
+step_finish(train_run *r)
+{
+	train_spec *s = r->spec;
+	StringInfoData why;
+	bool		deployed;
+
+	store_best_model(r);
+	deployed = deploy_decision(r, &why);
+	if (deployed)
 	{
 		Oid			types[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(s->model_name), Int64GetDatum(r->model_id)};
@@ -752,17 +873,61 @@ step_finish(train_run *r)
 				 "updated_at = now(), updated_by = current_user",
 				 2, types, values, NULL, SPI_OK_INSERT);
 	}
-	record_specialization(r);
-	finish_run(r->run_id, "completed", NULL, r->last.epoch, r->last.best_epoch, r->model_id);
-	ereport(NOTICE,
-			(errmsg("model %lld \"%s\" saved (best epoch %d of %d, %.1f s)%s",
+	finish_run(r->run_id, "completed", r->stop_message, r->last.epoch, r->last.best_epoch, r->model_id);
+	if (progress_at(MOE_PROGRESS_SUMMARY))
+		ereport(NOTICE,
+			(errmsg("model %lld \"%s\" saved (best epoch %d of %d, %.1f s); %s",
 					(long long) r->model_id, s->model_name, r->last.best_epoch, r->last.epoch,
-					r->seconds, s->deploy ? "" : "; not deployed")));
+					r->seconds, why.data),
+			 deployed || s->deploy == MOE_DEPLOY_NEVER ? 0 :
+			 errhint("Deploy it with SELECT moe_deploy(%s, %lld), or train with deploy => 'always'.",
+					 quote_literal_cstr(s->model_name), (long long) r->model_id)));
 }
 
 /*
  * Run step(r) in a subtransaction.  On error: roll it back, free the
  * trainer, mark the run (committed where possible) and raise again.
+ */
+/*
+ * After a cancel during an epoch: the best epoch so far as a stored model
+ * (not deployed), in a subtransaction of its own, so that it is written
+ * whole or not at all (a second cancel while it is written leaves none).
+ * Returns its id, or 0.
+ */
+static int64
+keep_best_after_cancel(train_run *r)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int64		kept = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		store_best_model(r);
+		kept = r->model_id;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		kept = 0;
+	}
+	PG_END_TRY();
+	return kept;
+}
+
+/*
+ * Run step(r) in a subtransaction.  On error: roll it back, free the
+ * trainer, mark the run (committed where possible) and raise again.  A
+ * cancel during an epoch first keeps the best epoch so far as a model.
  */
 static void
 in_subtransaction(train_run *r, void (*step) (train_run *))
@@ -782,7 +947,9 @@ in_subtransaction(train_run *r, void (*step) (train_run *))
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		const char *status;
+		bool		cancelled;
+		int64		kept = 0;
+		char	   *message;
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
@@ -790,10 +957,25 @@ in_subtransaction(train_run *r, void (*step) (train_run *))
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		release_trainer(r);
 
-		status = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed";
-		finish_run(r->run_id, status, edata->message, r->last.epoch, r->last.best_epoch, 0);
+		cancelled = edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
+		if (cancelled && step == step_epoch && r->trainer != NULL && r->last.best_epoch > 0)
+			kept = keep_best_after_cancel(r);
+		release_trainer(r);
+		message = edata->message;
+		if (kept > 0)
+		{
+			message = psprintf("%s; the best epoch (%d of %d) was kept as model %lld, not deployed",
+							   edata->message, r->last.best_epoch, r->last.epoch, (long long) kept);
+			ereport(NOTICE,
+					(errmsg("training of \"%s\" cancelled after epoch %d: the best epoch (%d, val_mse %.4f) was kept as model %lld, not deployed",
+							r->spec->model_name, r->last.epoch, r->last.best_epoch, r->last.best_val_mse,
+							(long long) kept),
+					 errhint("Deploy it with SELECT moe_deploy(%s, %lld).",
+							 quote_literal_cstr(r->spec->model_name), (long long) kept)));
+		}
+		finish_run(r->run_id, cancelled ? "cancelled" : "failed", message, r->last.epoch,
+				   r->last.best_epoch, kept);
 		if (r->nonatomic)
 			SPI_commit();
 		ReThrowError(edata);
@@ -810,7 +992,8 @@ step_finish_selection(train_run *r)
 {
 	finish_run(r->run_id, "completed", "selection run: a refit on the training and validation rows makes the model",
 			   r->last.epoch, r->last.best_epoch, 0);
-	ereport(NOTICE,
+	if (progress_at(MOE_PROGRESS_SUMMARY))
+		ereport(NOTICE,
 			(errmsg("run %lld chose %d epochs (val_mse %.4f at the best of %d epochs); refitting on training and validation rows",
 					(long long) r->run_id, r->last.best_epoch, r->last.best_val_mse, r->last.epoch)));
 }
@@ -822,6 +1005,57 @@ typedef struct run_outcome
 	int64		model_id;		/* 0: a selection run, to be refitted */
 	moe_epoch_report last;		/* its last completed epoch */
 } run_outcome;
+
+/* How the dataset's vectors were made (moe.datasets), into spec, to be
+ * recorded with the model; nothing when the dataset is not there (reading
+ * it raises the error). */
+static void
+dataset_featurizers(train_spec *spec)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(spec->dataset)};
+	MemoryContext outer = CurrentMemoryContext;
+
+	moe_featurizer_defaults(MOE_FZ_NONE, &spec->drug_featurizer);
+	moe_featurizer_defaults(MOE_FZ_NONE, &spec->protein_featurizer);
+	check_spi_result("dataset featurizers",
+					 moe_spi_execute("SELECT d.drug_featurizer, d.protein_featurizer FROM moe.datasets d "
+									 "WHERE d.name = $1", 1, types, values, NULL, true, 1), SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return;
+	for (int i = 0; i < 2; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+
+		if (!isnull)
+		{
+			MemoryContext spi = MemoryContextSwitchTo(outer);
+
+			moe_featurizer_from_jsonb(DatumGetJsonbPCopy(d), i == 0 ? "drug" : "protein",
+									  psprintf("dataset \"%s\"", spec->dataset),
+									  i == 0 ? &spec->drug_featurizer : &spec->protein_featurizer);
+			MemoryContextSwitchTo(spi);
+		}
+	}
+}
+
+/* max_seconds: whether the run's time is up after this epoch (its
+ * training seconds so far, validation included). */
+static bool
+out_of_time(train_run *r)
+{
+	if (r->spec->max_seconds <= 0.0 || r->seconds < r->spec->max_seconds)
+		return false;
+	r->stop_message = MemoryContextStrdup(r->cxt,
+										  psprintf("stopped by max_seconds (%g s) after epoch %d of %d",
+												   r->spec->max_seconds, r->last.epoch, r->spec->opt.epochs));
+	if (progress_at(MOE_PROGRESS_SUMMARY))
+		ereport(NOTICE,
+			(errmsg("max_seconds (%g s) reached after epoch %d (%.1f s): keeping the best epoch, %d",
+					r->spec->max_seconds, r->last.epoch, r->seconds, r->last.best_epoch)));
+	return true;
+}
 
 /*
  * One run from start to finish; the caller has an SPI connection
@@ -847,6 +1081,7 @@ train_one_run(train_spec *spec, bool nonatomic, int64 refit_of, const moe_epoch_
 		bool		choose_epochs = spec->refit && refit_of == 0;
 		bool		select_only;
 
+		dataset_featurizers(spec);
 		r.config_json = MemoryContextStrdup(r.cxt, train_spec_config_json(spec));
 		r.run_id = insert_run(&r);
 		if (nonatomic)
@@ -854,13 +1089,16 @@ train_one_run(train_spec *spec, bool nonatomic, int64 refit_of, const moe_epoch_
 		in_subtransaction(&r, step_prepare);
 		select_only = choose_epochs && r.data.split[MOE_SPLIT_VALID].n > 0;
 		if (choose_epochs && !select_only)
-			ereport(NOTICE,
+			if (progress_at(MOE_PROGRESS_SUMMARY))
+				ereport(NOTICE,
 					(errmsg("refit => true does nothing here: with no validation rows every training row is already used")));
 		while (!moe_trainer_done(r.trainer))
 		{
 			in_subtransaction(&r, step_epoch);
 			if (nonatomic)
 				SPI_commit();
+			if (out_of_time(&r))
+				break;
 		}
 		in_subtransaction(&r, select_only ? step_finish_selection : step_finish);
 		if (nonatomic)
@@ -909,6 +1147,7 @@ spec_in(MemoryContext cxt, const train_spec *spec)
 	copy->dataset = MemoryContextStrdup(cxt, spec->dataset);
 	copy->model_name = MemoryContextStrdup(cxt, spec->model_name);
 	copy->lb_method = spec->lb_method != NULL ? MemoryContextStrdup(cxt, spec->lb_method) : NULL;
+	copy->params_json = spec->params_json != NULL ? MemoryContextStrdup(cxt, spec->params_json) : NULL;
 	if (spec->balance != NULL)
 	{
 		copy->balance = MemoryContextAlloc(cxt, VARSIZE(spec->balance));
@@ -1000,18 +1239,18 @@ summarise_experiment(int64 experiment_id)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(experiment_id)};
 
-	spi_exec("SELECT fold, round(mse::numeric, 4), round(ci::numeric, 4) "
-			 "FROM moe.cross_validation_results WHERE experiment_id = $1 AND fold IN ('mean', 'std') "
-			 "ORDER BY fold", 1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 2)
+	spi_exec("SELECT round(mse::numeric, 4), round(mse_std::numeric, 4), round(ci::numeric, 4), "
+			 "round(ci_std::numeric, 4) FROM moe.cross_validation_summary WHERE experiment_id = $1",
+			 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1 && progress_at(MOE_PROGRESS_SUMMARY))
 	{
 		/* the standard deviation is NULL when only one fold completed */
-#define CELL(row, col) \
-	(SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col) ? \
-	 SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col) : "n/a")
+#define CELL(col) \
+	(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col) ? \
+	 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col) : "n/a")
 		ereport(NOTICE,
 				(errmsg("cross-validation %lld: test mse %s +- %s, ci %s +- %s",
-						(long long) experiment_id, CELL(0, 2), CELL(1, 2), CELL(0, 3), CELL(1, 3))));
+						(long long) experiment_id, CELL(1), CELL(2), CELL(3), CELL(4))));
 #undef CELL
 	}
 }
@@ -1051,7 +1290,7 @@ moe_cross_validate_sql(PG_FUNCTION_ARGS)
 			: text_to_cstring(PG_GETARG_TEXT_PP(2));
 		options = jsonb_arg_or_empty(fcinfo, 3);
 		train_spec_apply_json(&base, options, "options");
-		base.deploy = false;
+		base.deploy = MOE_DEPLOY_NEVER;
 		train_spec_finalize(&base);
 		/* the dataset must have folds when more than one is asked for */
 		if (folds > 1 && moe_dataset_lookup(base.dataset)->fold_col == NULL)
@@ -1167,6 +1406,57 @@ single_option(const char *name, JsonbValue *value)
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
+/* One grid value as text for a model name: strings bare, the rest as JSON. */
+static char *
+grid_value_text(JsonbValue *value)
+{
+	if (value->type == jbvString)
+		return pnstrdup(value->val.string.val, value->val.string.len);
+	if (value->type == jbvBinary)
+		return JsonbToCString(NULL, value->val.binary.data, value->val.binary.len);
+	{
+		Jsonb	   *j = JsonbValueToJsonb(value);
+
+		return JsonbToCString(NULL, &j->root, VARSIZE(j));
+	}
+}
+
+/*
+ * The point of a grid that p numbers (the last axis varies fastest): as
+ * jsonb text of just those options, as the user wrote them
+ * (moe.training_runs.params), and as "name=value,..." for the model name.
+ */
+static void
+grid_point(sweep_axis *axes, int n_axes, int p, char **json, char **label)
+{
+	StringInfoData j,
+				l;
+	int		   *pick = palloc(sizeof(int) * n_axes);
+	int			rest = p;
+
+	for (int a = n_axes - 1; a >= 0; a--)
+	{
+		pick[a] = rest % axes[a].n;
+		rest /= axes[a].n;
+	}
+	initStringInfo(&j);
+	initStringInfo(&l);
+	appendStringInfoChar(&j, '{');
+	for (int a = 0; a < n_axes; a++)
+	{
+		Jsonb	   *one = single_option(axes[a].name, &axes[a].values[pick[a]]);
+		char	   *text = JsonbToCString(NULL, &one->root, VARSIZE(one));
+
+		/* "{"name": value}" without its braces */
+		appendStringInfo(&j, "%s%.*s", a > 0 ? ", " : "", (int) strlen(text) - 2, text + 1);
+		appendStringInfo(&l, "%s%s=%s", a > 0 ? "," : "", axes[a].name,
+						 grid_value_text(&axes[a].values[pick[a]]));
+	}
+	appendStringInfoChar(&j, '}');
+	*json = j.data;
+	*label = l.data;
+}
+
 /*
  * CALL moe_sweep(dataset, grid, fold, model_name, options, INOUT experiment_id):
  * one run per point of the grid's cartesian product, each a model
@@ -1208,7 +1498,7 @@ moe_sweep_sql(PG_FUNCTION_ARGS)
 					 errmsg("model_name must not be empty")));
 		options = jsonb_arg_or_empty(fcinfo, 4);
 		train_spec_apply_json(&base, options, "options");
-		base.deploy = false;
+		base.deploy = MOE_DEPLOY_NEVER;
 
 		n_axes = read_grid(grid, &axes);
 		for (int a = 0; a < n_axes; a++)
@@ -1232,7 +1522,12 @@ moe_sweep_sql(PG_FUNCTION_ARGS)
 									  "grid");
 				rest /= axes[a].n;
 			}
-			spec.model_name = psprintf("%s_%d", base.model_name, p + 1);
+			{
+				char	   *label;
+
+				grid_point(axes, n_axes, p, &spec.params_json, &label);
+				spec.model_name = psprintf("%s_%d[%s]", base.model_name, p + 1, label);
+			}
 			train_spec_finalize(&spec);
 			specs[p] = spec_in(cxt, &spec);
 		}
@@ -1245,7 +1540,8 @@ moe_sweep_sql(PG_FUNCTION_ARGS)
 		for (int p = 0; p < points; p++)
 		{
 			specs[p]->experiment_id = experiment_id;
-			ereport(NOTICE, (errmsg("sweep %lld: point %d of %d", (long long) experiment_id, p + 1, (int) points)));
+			if (progress_at(MOE_PROGRESS_SUMMARY))
+				ereport(NOTICE, (errmsg("sweep %lld: point %d of %d", (long long) experiment_id, p + 1, (int) points)));
 			run_training(specs[p], nonatomic);
 		}
 		SPI_finish();

@@ -22,6 +22,8 @@
 
 #include "train_options.h"
 
+#include "featurizer_spec.h"
+
 typedef enum opt_type
 {
 	T_INT, T_BIGINT, T_REAL, T_TEXT, T_BOOL, T_WIDTHS, T_JSONB
@@ -36,7 +38,7 @@ typedef enum opt_id
 	O_GRAD_CLIP, O_EMA_DECAY, O_DROPOUT, O_TEMPERATURE, O_TEMPERATURE_SCHEDULE, O_TEMPERATURE_END,
 	O_TEMPERATURE_STEP_EPOCHS, O_NOISY_GATING, O_PATIENCE, O_MIN_DELTA, O_SEED, O_DRUG_HIDDEN,
 	O_PROTEIN_HIDDEN, O_GATE_HIDDEN, O_EXPERT_HIDDEN, O_DEPLOY, O_DEVICE, O_REFIT, O_SPARSE_INPUTS,
-	N_OPTIONS
+	O_MAX_SECONDS, N_OPTIONS
 } opt_id;
 
 /* The weight of an lb_method given without lb_weight (0.1.0's default). */
@@ -49,6 +51,7 @@ static const struct
 	const char *name;
 	opt_type	type;
 	bool		nullable;
+	bool		bool_alias;		/* text that a JSON true/false may stand for */
 }			options[N_OPTIONS] = {
 	[O_EXPERTS] = {"experts", T_INT},
 	[O_TOP_K] = {"top_k", T_INT},
@@ -84,11 +87,36 @@ static const struct
 	[O_PROTEIN_HIDDEN] = {"protein_hidden", T_WIDTHS},
 	[O_GATE_HIDDEN] = {"gate_hidden", T_WIDTHS},
 	[O_EXPERT_HIDDEN] = {"expert_hidden", T_WIDTHS},
-	[O_DEPLOY] = {"deploy", T_BOOL},
+	[O_DEPLOY] = {"deploy", T_TEXT, false, true},	/* true: always, false: never */
 	[O_DEVICE] = {"device", T_TEXT, true},	/* NULL: the moe_pg.device setting */
 	[O_REFIT] = {"refit", T_BOOL},
 	[O_SPARSE_INPUTS] = {"sparse_inputs", T_TEXT},
+	[O_MAX_SECONDS] = {"max_seconds", T_REAL, true},	/* NULL: no time limit */
 };
+
+static const char *const deploy_names[] = {"if_better", "always", "never"};
+
+const char *
+moe_deploy_mode_name(moe_deploy_mode mode)
+{
+	return (int) mode >= 0 && mode <= MOE_DEPLOY_NEVER ? deploy_names[mode] : "unknown";
+}
+
+static moe_deploy_mode
+deploy_mode_parse(const char *name)
+{
+	for (int i = 0; i <= MOE_DEPLOY_NEVER; i++)
+		if (strcmp(name, deploy_names[i]) == 0)
+			return (moe_deploy_mode) i;
+	if (strcmp(name, "true") == 0)
+		return MOE_DEPLOY_ALWAYS;
+	if (strcmp(name, "false") == 0)
+		return MOE_DEPLOY_NEVER;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown deploy \"%s\" (valid: %s)", name, MOE_DEPLOY_CHOICES)));
+	return MOE_DEPLOY_NEVER;	/* not reached */
+}
 
 /* One option's value, whatever its source. */
 typedef struct opt_value
@@ -294,7 +322,18 @@ apply_option(train_spec *s, int id, const opt_value *v)
 			set_widths(&s->arch.n_expert_layers, s->arch.expert_hidden, v, name);
 			break;
 		case O_DEPLOY:
-			s->deploy = v->b;
+			s->deploy = deploy_mode_parse(v->s);
+			break;
+		case O_MAX_SECONDS:
+			if (v->isnull)
+				s->max_seconds = 0.0;
+			else if (!(v->r > 0.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("max_seconds must be a positive number of seconds, or NULL for no limit, not %g",
+								v->r)));
+			else
+				s->max_seconds = v->r;
 			break;
 		case O_REFIT:
 			s->refit = v->b;
@@ -387,13 +426,60 @@ train_spec_defaults(train_spec *spec)
 	moe_train_options_defaults(&spec->opt);
 	spec->lb_method = NULL;
 	spec->lb_weight = NAN;
-	spec->deploy = true;
+	spec->deploy = MOE_DEPLOY_IF_BETTER;
+	spec->max_seconds = 0.0;
 	spec->device = -1;
+}
+
+/* The SQL type an option's argument must have. */
+static Oid
+option_sql_type(opt_type type)
+{
+	switch (type)
+	{
+		case T_INT:
+			return INT4OID;
+		case T_BIGINT:
+			return INT8OID;
+		case T_REAL:
+			return FLOAT4OID;
+		case T_TEXT:
+			return TEXTOID;
+		case T_BOOL:
+			return BOOLOID;
+		case T_WIDTHS:
+			return INT4ARRAYOID;
+		case T_JSONB:
+			return JSONBOID;
+	}
+	return InvalidOid;
+}
+
+/*
+ * The procedure's SQL signature against the option table: a library newer
+ * than the installed SQL (before ALTER EXTENSION ... UPDATE) would read the
+ * arguments at the wrong places and as the wrong types.
+ */
+static void
+check_signature(FunctionCallInfo fcinfo)
+{
+	bool		ok = PG_NARGS() == FIRST_OPTION_ARG + N_OPTIONS + 1;
+
+	for (int id = 0; ok && id < N_OPTIONS; id++)
+		ok = get_fn_expr_argtype(fcinfo->flinfo, FIRST_OPTION_ARG + id) == option_sql_type(options[id].type);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("moe_train's SQL definition does not match the moe_pg library"),
+				 errdetail("The library expects %d arguments in the order of its option table; the installed procedure has %d.",
+						   FIRST_OPTION_ARG + N_OPTIONS + 1, PG_NARGS()),
+				 errhint("Run ALTER EXTENSION moe_pg UPDATE to install the SQL of this library's version.")));
 }
 
 void
 train_spec_from_call(train_spec *spec, FunctionCallInfo fcinfo)
 {
+	check_signature(fcinfo);
 	train_spec_defaults(spec);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -537,7 +623,13 @@ train_spec_apply_json(train_spec *spec, Jsonb *jb, const char *what)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("%s: unknown training option \"%s\"", what, key),
 						 errhint("Valid options: %s.", train_option_names())));
-			value_from_json(&v, options[id].type, what, key, &val);
+			if (options[id].bool_alias && v.type == jbvBool)
+			{
+				memset(&val, 0, sizeof(val));
+				val.s = pstrdup(v.val.boolean ? "true" : "false");
+			}
+			else
+				value_from_json(&v, options[id].type, what, key, &val);
 			apply_option(spec, id, &val);
 		}
 	}
@@ -739,6 +831,12 @@ train_spec_config_json(const train_spec *spec)
 	json_key(&s, "refit");
 	appendStringInfoString(&s, spec->refit ? "true" : "false");
 	json_text(&s, "sparse_inputs", moe_sparse_inputs_name(o->sparse_inputs));
+	json_key(&s, "drug_featurizer");
+	appendStringInfoString(&s, moe_featurizer_json(&spec->drug_featurizer));
+	json_key(&s, "protein_featurizer");
+	appendStringInfoString(&s, moe_featurizer_json(&spec->protein_featurizer));
+	/* NULL: no limit */
+	json_real(&s, "max_seconds", spec->max_seconds > 0.0 ? spec->max_seconds : NAN);
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }

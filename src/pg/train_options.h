@@ -11,8 +11,21 @@
 #include "fmgr.h"
 #include "utils/jsonb.h"
 
+#include "featurizer.h"
 #include "model.h"
 #include "train.h"
+
+/* When a finished run points its name at the new model. */
+typedef enum moe_deploy_mode
+{
+	MOE_DEPLOY_IF_BETTER = 0,	/* no deployment yet, or a better test MSE on the same split */
+	MOE_DEPLOY_ALWAYS,
+	MOE_DEPLOY_NEVER
+} moe_deploy_mode;
+
+#define MOE_DEPLOY_CHOICES "always, if_better, never"
+
+const char *moe_deploy_mode_name(moe_deploy_mode mode);
 
 /* Everything one training run needs to know. */
 typedef struct train_spec
@@ -20,11 +33,16 @@ typedef struct train_spec
 	char	   *dataset;
 	int			fold;
 	char	   *model_name;
-	bool		deploy;
+	moe_deploy_mode deploy;
+	double		max_seconds;	/* stop after the epoch that passes this; 0 = no limit */
 	bool		refit;			/* after early stopping, retrain on train + valid */
 	int			device;			/* moe_device_choice; -1: the moe_pg.device setting */
 	int64		experiment_id;	/* 0 when the run belongs to no experiment */
+	char	   *params_json;	/* a sweep's grid point, as the user wrote it; else NULL */
 	moe_config	arch;			/* dimensions are filled from the data */
+	/* how the dataset's vectors were made (recorded with the model) */
+	moe_featurizer drug_featurizer;
+	moe_featurizer protein_featurizer;
 	moe_train_options opt;
 	/* kept apart until validation, where they become opt.balance */
 	char	   *lb_method;

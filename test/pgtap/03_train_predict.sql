@@ -86,7 +86,7 @@ CREATE FUNCTION pg_temp.train_twice(threads int, sparse text) RETURNS SETOF text
 BEGIN
     EXECUTE format('SET LOCAL moe_pg.threads = %s', threads);
     FOR i IN 1..2 LOOP
-        EXECUTE format('CALL moe_train(%L, model_name => %L, epochs => 2, batch_size => 32, seed => 5, deploy => false,
+        EXECUTE format('CALL moe_train(%L, model_name => %L, epochs => 2, batch_size => 32, seed => 5, deploy => ''never'',
                                        drug_hidden => ''{96}'', protein_hidden => ''{96}'', gate_hidden => ''{64}'',
                                        expert_hidden => ''{64}'', sparse_inputs => %L)',
                        'syn', format('det_%s_%s', threads, sparse), sparse);
@@ -113,7 +113,8 @@ SELECT throws_ok($$CALL moe_train('syn', fold => 3)$$, '22023', NULL, 'a fold on
 
 -- Bad inputs to scoring.
 SELECT throws_ok($$SELECT moe_predict('{1,2,3}'::real[], target_vec, 'syn_small') FROM syn LIMIT 1$$, '22000',
-                 'drug vector has 3 elements, the model expects 32', 'wrong dimension');
+                 format('drug vector has 3 elements, model %s expects 32', (SELECT model_id FROM moe.deployments WHERE name = 'syn_small')),
+                 'wrong dimension');
 SELECT throws_ok($$SELECT moe_predict(drug_vec[1:31] || 'NaN'::real, target_vec, 'syn_small') FROM syn LIMIT 1$$, '22000',
                  'drug vector element 32 is NaN', 'NaN');
 SELECT throws_ok($$SELECT moe_predict(drug_vec, target_vec[1:31] || '-Infinity'::real, 'syn_small') FROM syn LIMIT 1$$, '22000',

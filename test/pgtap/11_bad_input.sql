@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(612);
+SELECT plan(654);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -41,7 +41,7 @@ SELECT set_eq(
           'moe_routing', 'moe_specialization', 'moe_expert_profile', 'moe_expert_agreement',
           'moe_cluster_recovery', 'moe_report', 'moe_cache', 'moe_cache_clear', 'moe_predict_batch',
           'moe_predict_matrix', 'moe_score', 'models_are_immutable', 'forget_cached_model', 'check_owner',
-          'guard_models'],
+          'guard_models', 'record_deployment', 'moe_featurizer_spec', 'moe_rollback', 'moe_screen'],
     'every function, procedure and aggregate of the extension is exercised here');
 
 -- ---------------------------------------------------------------------------
@@ -260,7 +260,9 @@ SELECT throws_ok(format('CALL moe_train(%s)', args), code, msg, 'moe_train: ' ||
     ($$'bi', options => '{"drug_hidden": [4294967312]}'$$, '22023',
      'options: "drug_hidden" has a layer width out of range (4294967312)', 'a width that would wrap to 16'),
     ($$'bi', options => '{"drug_hidden": [16, "x"]}'$$, '22023', 'options: "drug_hidden" must be a number', 'a text width'),
-    ($$'bi', options => '{"deploy": "yes"}'$$, '22023', 'options: "deploy" must be true or false', 'a text boolean'),
+    ($$'bi', options => '{"deploy": "yes"}'$$, '22023', 'unknown deploy "yes" (valid: always, if_better, never)',
+     'a deploy mode that is not one'),
+    ($$'bi', options => '{"refit": "yes"}'$$, '22023', 'options: "refit" must be true or false', 'a text boolean'),
     ($$'bi', options => '{"experts": null}'$$, '22004', 'experts must not be NULL', 'a JSON null option'),
     ($$'bi', fold => 1$$, '22023', 'dataset "bi" has no fold column, so fold must be 0', 'a fold without a fold column')
 ) AS t(args, code, msg, descr);
@@ -312,17 +314,18 @@ INSERT INTO bad_pair VALUES
      'drug vector must be a one-dimensional array, not 3-dimensional', 'a 3-D array'),
     ($$'{1,2,3,4,5,6,7,8}'::real[]$$, $$'{1,2,3,NULL,5,6,7,8}'::real[]$$, '22004',
      'protein vector contains NULL elements', 'a NULL element'),
-    ($$'{1,2,3}'::real[]$$, $$'{1,2,3,4,5,6,7,8}'::real[]$$, '22000', 'drug vector has 3 elements, the model expects 8',
-     'a short drug vector'),
+    ($$'{1,2,3}'::real[]$$, $$'{1,2,3,4,5,6,7,8}'::real[]$$, '22000',
+     format('drug vector has 3 elements, model %s expects 8', (SELECT id FROM bi_id)), 'a short drug vector'),
     ($$'{1,2,3,4,5,6,7,8}'::real[]$$, $$'{1,2,3,4,5,6,7,8,9}'::real[]$$, '22000',
-     'protein vector has 9 elements, the model expects 8', 'a long protein vector beside a good drug vector'),
+     format('protein vector has 9 elements, model %s expects 8', (SELECT id FROM bi_id)),
+     'a long protein vector beside a good drug vector'),
     ($$'{1,NaN,3,4,5,6,7,8}'::real[]$$, $$'{1,2,3,4,5,6,7,8}'::real[]$$, '22000', 'drug vector element 2 is NaN', 'NaN'),
     ($$'{1,2,3,4,5,6,7,8}'::real[]$$, $$'{1,2,3,4,5,6,7,Infinity}'::real[]$$, '22000',
      'protein vector element 8 is infinite', 'Infinity'),
     ($$'{-Infinity,2,3,4,5,6,7,8}'::real[]$$, $$'{1,2,3,4,5,6,7,8}'::real[]$$, '22000',
      'drug vector element 1 is infinite', '-Infinity'),
     ($$'{1,2,3,4,5,6,7,8}'::int[]::real[]$$, $$'{1,2,3,4,5,6,7}'::real[]$$, '22000',
-     'protein vector has 7 elements, the model expects 8', 'mismatched lengths');
+     format('protein vector has 7 elements, model %s expects 8', (SELECT id FROM bi_id)), 'mismatched lengths');
 SELECT throws_ok(format(f.tmpl, b.drug, b.protein, m.ref), b.code, b.msg, format('%s %s: %s', f.fn, m.how, b.descr))
   FROM pair_fn f CROSS JOIN model_ref m CROSS JOIN bad_pair b ORDER BY f.fn, m.how, b.descr;
 
@@ -352,9 +355,11 @@ SELECT is(moe_expert_outputs('{1,2,3,4,5,6,7,8}', '{1,2,3,4,5,6,7,8}', NULL::tex
           'moe_expert_outputs(NULL name) is NULL');
 -- huge: ten million elements are refused by their length, at once
 SELECT throws_ok($$SELECT moe_predict(array_fill(1::real, ARRAY[10000000]), '{1,2,3,4,5,6,7,8}', 'bi_m')$$, '22000',
-                 'drug vector has 10000000 elements, the model expects 8', 'a ten-million-element drug vector');
+                 format('drug vector has 10000000 elements, model %s expects 8', (SELECT id FROM bi_id)),
+                 'a ten-million-element drug vector');
 SELECT throws_ok(format($$SELECT moe_predict('{1,2,3,4,5,6,7,8}', array_fill(1::real, ARRAY[10000000]), %s)$$,
-                        (SELECT id FROM bi_id)), '22000', 'protein vector has 10000000 elements, the model expects 8',
+                        (SELECT id FROM bi_id)), '22000',
+                 format('protein vector has 10000000 elements, model %s expects 8', (SELECT id FROM bi_id)),
                  'a ten-million-element protein vector, by id');
 -- finite but extreme values give an answer, and a finite one
 SELECT ok(moe_predict('{3e38,-3e38,3e38,-3e38,3e38,-3e38,3e38,-3e38}', '{1e-45,0,-0,1e-45,1,1,1,1}', 'bi_m')
@@ -535,6 +540,69 @@ SELECT lives_ok(format($$SELECT moe_deploy(n, %s) FROM (VALUES ('x''; DROP TABLE
 SELECT is((SELECT count(DISTINCT moe_predict('{1,2,3,4,5,6,7,8}', '{1,2,3,4,5,6,7,8}', n))
              FROM (VALUES ('x''; DROP TABLE bi; --'), ('pg_catalog.pg_class'), ('"quoted"'), ('public.evil'), ('bi_m')) v(n)),
           1::bigint, 'and each name finds that model');
+SELECT throws_ok(format('SELECT moe_rollback(%s)', args), code, msg, 'moe_rollback: ' || descr) FROM (VALUES
+    ('NULL', '22004', 'name must not be NULL', 'NULL name'),
+    ($$''$$, '42704', 'no deployment named ""', 'an empty name'),
+    ($$'x''; DROP TABLE bi; --x'$$, '42704', 'no deployment named "x''; DROP TABLE bi; --x"', 'SQL as a name'),
+    ($$(SELECT plain10k FROM long_name)$$, '42704', NULL, 'a 10,000-character name'),
+    ($$'bi_m'$$, '55000', 'deployment "bi_m" has no earlier model to roll back to', 'a name with one model only')
+) AS t(args, code, msg, descr);
+SELECT is((SELECT count(*) FROM pg_temp.bi), 128::bigint, 'and nothing was dropped');
+
+-- featurizer specs and text scoring
+SELECT throws_ok(format('SELECT moe_featurizer_spec(%s)', args), code, msg, 'moe_featurizer_spec: ' || descr) FROM (VALUES
+    ($$'{"featurizer": "ecfp"}', NULL$$, '22004', 'side must be ''drug'' or ''protein''', 'NULL side'),
+    ($$'{"featurizer": "ecfp"}', 'x''; --'$$, '22023', 'side must be ''drug'' or ''protein'', not "x''; --"', 'a bad side'),
+    ($$'[1]', 'drug'$$, '22023', NULL, 'an array'),
+    ($$'"ecfp"', 'drug'$$, '22023', NULL, 'a bare string'),
+    ($$'{}', 'drug'$$, '22023', 'drug featurizer: the spec names no "featurizer"', 'no featurizer key'),
+    ($$'{"featurizer": 1}', 'drug'$$, '22023', 'drug featurizer: the spec names no "featurizer"', 'a numeric featurizer'),
+    ($$'{"featurizer": "ecfp", "dim": 0}', 'drug'$$, '22023', 'drug featurizer: ecfp: dim must be between 1 and 1048576, not 0', 'zero buckets'),
+    ($$'{"featurizer": "ecfp", "dim": 2.5}', 'drug'$$, '22023', 'drug featurizer: parameter "dim" must be an integer', 'a fractional dim'),
+    ($$'{"featurizer": "ecfp", "dim": 1e300}', 'drug'$$, '22023', 'drug featurizer: parameter "dim" must be an integer', 'a huge dim'),
+    ($$'{"featurizer": "ecfp", "counts": "yes"}', 'drug'$$, '22023', 'drug featurizer: parameter "counts" must be true or false', 'a text boolean'),
+    ($$'{"featurizer": "protein", "k": 9}', 'protein'$$, '22023', 'protein featurizer: protein: k must be between 1 and 3, not 9', 'k = 9'),
+    ($$'{"featurizer": "x''; DROP TABLE bi; --"}', 'drug'$$, '22023', 'drug featurizer: unknown featurizer "x''; DROP TABLE bi; --"', 'SQL as a featurizer')
+) AS t(args, code, msg, descr);
+SELECT is(moe_featurizer_spec('null', 'protein'), NULL, 'a JSON null spec: user vectors');
+SELECT throws_ok(format('SELECT moe_create_dataset(%s)', args), '22023', msg, 'moe_create_dataset: ' || descr) FROM (VALUES
+    ($$'d', 'bi', protein_column => 'target_vec', drug_featurizer => '{"featurizer": "protein"}'$$,
+     'drug featurizer: featurizer "protein" makes protein vectors, not drug vectors', 'a protein featurizer for drugs'),
+    ($$'d', 'bi', protein_column => 'target_vec', protein_featurizer => '{"featurizer": "nope"}'$$,
+     'protein featurizer: unknown featurizer "nope"', 'an unknown featurizer')
+) AS t(args, msg, descr);
+SELECT throws_ok(format('SELECT moe_predict(%s)', args), code, msg, 'text moe_predict: ' || descr) FROM (VALUES
+    ($$'CCO', 'MKT', 'bi_m'$$, '42809', format('model %s was trained on drug vectors supplied by the user: it cannot featurize SMILES text', (SELECT id FROM bi_id)),
+     'a user-vector model'),
+    ($$'{1,2,3}', '{1,2,3,4,5,6,7,8}', 'bi_m'$$, '22000', format('drug vector has 3 elements, model %s expects 8', (SELECT id FROM bi_id)),
+     'an untyped literal vector is still a vector'),
+    ($$'{1,2,x}', '{1,2,3,4,5,6,7,8}', 'bi_m'$$, '22P02', NULL, 'a literal that is no vector'),
+    ($$'{1,2,3,4,5,6,7,8}', '{1,2,3,4,5,6,7,8}'$$, '42704', 'no model given and moe_pg.default_model is not set', 'no model at all')
+) AS t(args, code, msg, descr);
+SELECT is(moe_predict('{1,2,3,4,5,6,7,8}', '{1,2,3,4,5,6,7,8}', 'bi_m'),
+          moe_predict('{1,2,3,4,5,6,7,8}'::real[], '{1,2,3,4,5,6,7,8}'::real[], 'bi_m'),
+          'untyped literal vectors score as vectors');
+
+-- screening
+CREATE TEMP TABLE lib AS SELECT DISTINCT drug_id, drug_vec AS vec FROM bi;
+SELECT throws_ok(format('SELECT * FROM moe_screen(%s)', args), code, msg, 'moe_screen: ' || descr) FROM (VALUES
+    ($$NULL::text, '{1,2,3,4,5,6,7,8}'::real[], 'lib'$$, '22004', NULL, 'NULL model'),
+    ($$'bi_m', NULL::real[], 'lib'$$, '22004', NULL, 'NULL target'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], NULL$$, '22004', NULL, 'NULL compounds'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'lib', -5$$, '22023', 'n must be between 1 and 1000000, not -5', 'a negative n'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'lib', 2000000$$, '22023', 'n must be between 1 and 1000000, not 2000000', 'a huge n'),
+    ($$'bi_m', '{1,2,3}'::real[], 'lib'$$, '22000', NULL, 'a short target'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'lib', drug_column => NULL$$, '22004', NULL, 'NULL drug_column'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'lib', drug_column => 'x''; DROP TABLE bi; --'$$, '42703', NULL, 'SQL as a column'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'lib', key_column => 'ctid'$$, '42703', NULL, 'a system column as the key'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'bi', drug_column => 'label'$$, '42804', NULL, 'a real column'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'pg_catalog.pg_class'$$, '42703', NULL, 'a catalog'),
+    ($$'bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'nope'$$, '42P01', NULL, 'an unknown relation'),
+    ($$'bi_m', 'MKT', 'lib'$$, '42809', NULL, 'a sequence for a user-vector model'),
+    ($$-1::bigint, '{1,2,3,4,5,6,7,8}'::real[], 'lib'$$, '42704', 'model -1 does not exist', 'an unknown id')
+) AS t(args, code, msg, descr);
+SELECT is((SELECT count(*) FROM moe_screen('bi_m', '{1,2,3,4,5,6,7,8}'::real[], 'lib', 3)), 3::bigint,
+          'a good screen after all of that');
 SELECT throws_ok($$SELECT moe_drop_model(NULL)$$, '22004', 'model_id must not be NULL', 'moe_drop_model(NULL)');
 SELECT throws_ok($$SELECT moe_drop_model(-1)$$, '42704', 'model -1 does not exist', 'moe_drop_model of an unknown id');
 SELECT is_empty($$SELECT * FROM moe_model_info(NULL::text)$$, 'moe_model_info(NULL) gives no rows');

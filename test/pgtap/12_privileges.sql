@@ -30,7 +30,7 @@ SELECT is((SELECT array_agg(signature ORDER BY signature) FROM ext_functions WHE
 SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
             WHERE has_function_privilege('public', oid, 'EXECUTE')),
           ARRAY['moe_featurize_ecfp', 'moe_featurize_protein', 'moe_featurize_protein_cksaap',
-                'moe_featurize_protein_triad', 'moe_featurize_smiles', 'moe_router_stats',
+                'moe_featurize_protein_triad', 'moe_featurize_smiles', 'moe_featurizer_spec', 'moe_router_stats',
                 'moe_synthetic_dta', 'moe_usage'],
           'PUBLIC may execute only the pure functions (no table, no model)');
 SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
@@ -39,13 +39,14 @@ SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
               AND NOT has_function_privilege('moe_trainer', oid, 'EXECUTE')),
           ARRAY['check_owner', 'forget_cached_model', 'guard_models', 'models_are_immutable', 'moe_cache_clear',
                 'moe_usage_combinefn',
-                'moe_usage_deserialfn', 'moe_usage_finalfn', 'moe_usage_serialfn', 'moe_usage_transfn'],
+                'moe_usage_deserialfn', 'moe_usage_finalfn', 'moe_usage_serialfn', 'moe_usage_transfn',
+                'record_deployment'],
           'every other function is granted to moe_reader or moe_trainer, or is for superusers (docs/security.md)');
 SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
             WHERE has_function_privilege('moe_trainer', oid, 'EXECUTE')
               AND NOT has_function_privilege('moe_reader', oid, 'EXECUTE')),
           ARRAY['moe_create_dataset', 'moe_cross_validate', 'moe_deploy', 'moe_drop_dataset', 'moe_drop_model',
-                'moe_export_model', 'moe_import_model', 'moe_load_dta', 'moe_sweep', 'moe_train'],
+                'moe_export_model', 'moe_import_model', 'moe_load_dta', 'moe_rollback', 'moe_sweep', 'moe_train'],
           'training, datasets, deploying, dropping, import and export are for moe_trainer');
 SELECT ok(NOT has_schema_privilege('public', 'moe', 'USAGE') AND has_schema_privilege('moe_reader', 'moe', 'USAGE'),
           'schema moe is for moe_reader, not PUBLIC');

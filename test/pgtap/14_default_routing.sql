@@ -31,7 +31,7 @@ SELECT cmp_ok((SELECT (metrics -> 'test' ->> 'mse')::float8 FROM kept), '<', 0.0
               'and the predictions are good (test MSE)');
 
 -- what the other forms of the balancing options mean
-CALL moe_train('demo', model_name => 'one_term', lb_method => 'switch', epochs => 1, deploy => false,
+CALL moe_train('demo', model_name => 'one_term', lb_method => 'switch', epochs => 1, deploy => 'never',
                drug_hidden => '{8}', protein_hidden => '{8}', gate_hidden => '{8}', expert_hidden => '{8}');
 SELECT is((SELECT config -> 'balance' FROM moe.models WHERE name = 'one_term'), '{"switch": 0.001}'::jsonb,
           'lb_method alone: that term at 0.001');
@@ -39,7 +39,7 @@ SELECT throws_ok($$CALL moe_train('demo', lb_weight => 0.01)$$, '22023', 'lb_wei
                  'lb_weight alone is an error');
 SELECT throws_ok($$CALL moe_train('demo', lb_weight => 0.01, balance => '{"cv": 1}')$$, '22023',
                  'give either lb_method and lb_weight or balance, not both', 'lb_weight with balance is an error');
-CALL moe_train('demo', model_name => 'unbalanced', balance => '{}', epochs => 1, deploy => false,
+CALL moe_train('demo', model_name => 'unbalanced', balance => '{}', epochs => 1, deploy => 'never',
                drug_hidden => '{8}', protein_hidden => '{8}', gate_hidden => '{8}', expert_hidden => '{8}');
 SELECT is((SELECT config -> 'balance' FROM moe.models WHERE name = 'unbalanced'), '{}'::jsonb,
           'balance => {} trains without balancing');

@@ -82,7 +82,7 @@ SELECT throws_ok($$UPDATE moe.deployments SET model_id = (SELECT other FROM ids)
                  '42501', 'deployment "sec_prod" belongs to role moe_sec_alice', 'nor by updating the row');
 SELECT throws_ok($$DELETE FROM moe.deployments WHERE name = 'sec_prod'$$,
                  '42501', 'deployment "sec_prod" belongs to role moe_sec_alice', 'nor delete it');
-SELECT throws_ok($$CALL moe_train('sec_syn', model_name => 'sec_prod', epochs => 1, batch_size => 64,
+SELECT throws_ok($$CALL moe_train('sec_syn', model_name => 'sec_prod', epochs => 1, batch_size => 64, deploy => 'always',
                                   drug_hidden => '{8}', protein_hidden => '{8}', gate_hidden => '{8}',
                                   expert_hidden => '{8}')$$,
                  '42501', 'deployment "sec_prod" belongs to role moe_sec_alice',

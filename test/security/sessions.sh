@@ -87,7 +87,7 @@ q -c "DROP SCHEMA ss_evil CASCADE" >/dev/null
 echo "ok - a hostile search_path (=, a shadow moe.models, a temp deployments) in one session: every other session served as before"
 
 # --- 2. dropped while another session loads it ---------------------------------
-q -c "CALL moe_train('ss_pairs', model_name => 'ss_drop', epochs => 1, batch_size => 64, seed => 4, deploy => false, $small)" >/dev/null
+q -c "CALL moe_train('ss_pairs', model_name => 'ss_drop', epochs => 1, batch_size => 64, seed => 4, deploy => 'never', $small)" >/dev/null
 d=$(q -c "SELECT max(id) FROM moe.models WHERE name = 'ss_drop'")
 q -c "SELECT moe_cache_clear('server')" >/dev/null
 fifo_in="$work/drop.in"; mkfifo "$fifo_in"
@@ -108,7 +108,7 @@ err=$(q -c "SELECT moe_predict($pair, $d::bigint)" 2>&1 || true)
 echo "$err" | grep -q "model $d does not exist" || die "a model dropped while loading was served after the drop committed: $err"
 cached=$(q -c "SELECT count(*) FROM moe_cache() WHERE model_id = $d AND scope = 'shared'")
 [ "$cached" = 0 ] || die "the dropped model still holds a shared cache entry"
-q -c "CALL moe_train('ss_pairs', model_name => 'ss_keep', epochs => 1, batch_size => 64, seed => 5, deploy => false, $small)" >/dev/null
+q -c "CALL moe_train('ss_pairs', model_name => 'ss_keep', epochs => 1, batch_size => 64, seed => 5, deploy => 'never', $small)" >/dev/null
 k=$(q -c "SELECT max(id) FROM moe.models WHERE name = 'ss_keep'")
 pk=$(q -c "SELECT moe_predict($pair, $k::bigint)")
 q -c "BEGIN" -c "SELECT moe_drop_model($k)" -c "ROLLBACK" >/dev/null
@@ -233,7 +233,7 @@ pg_dump -Fc -d moe_sec_dumped -f "$work/dump" 2>"$work/dump.err" || die "pg_dump
 createdb moe_sec_restored
 pg_restore -d moe_sec_restored --exit-on-error "$work/dump" 2>"$work/restore.err" \
     || die "pg_restore failed: $(head -5 "$work/restore.err")"
-counts="SELECT (SELECT count(*) FROM moe.models) || ' ' || (SELECT count(*) FROM moe.deployments) || ' ' || (SELECT count(*) FROM moe.training_history) || ' ' || (SELECT count(*) FROM moe.expert_history) || ' ' || (SELECT count(*) FROM moe.datasets) || ' ' || (SELECT count(*) FROM moe.experiments)"
+counts="SELECT (SELECT count(*) FROM moe.models) || ' ' || (SELECT count(*) FROM moe.deployments) || ' ' || (SELECT count(*) FROM moe.training_history) || ' ' || (SELECT count(*) FROM moe.expert_history) || ' ' || (SELECT count(*) FROM moe.datasets) || ' ' || (SELECT count(*) FROM moe.experiments) || ' ' || (SELECT md5(string_agg(h.id || h.name || coalesce(h.model_id, 0) || h.action, ',' ORDER BY h.id)) FROM moe.deployment_history h)"
 every="SELECT md5(string_agg(d.name || ':' || moe_predict(p.drug_vec, p.target_vec, d.name)::text || ':' || moe_predict(p.drug_vec, p.target_vec, m.id)::text, ',' ORDER BY d.name, p.drug_id, p.target_id)) FROM moe.deployments d, moe.models m, pairs p WHERE m.id = d.model_id"
 by_id="SELECT md5(string_agg(m.id || ':' || moe_predict(p.drug_vec, p.target_vec, m.id)::text, ',' ORDER BY m.id, p.drug_id, p.target_id)) FROM moe.models m, pairs p"
 evaluated="SELECT round(mse::numeric, 9) FROM moe_evaluate('first', 'pairs', 'all')"
@@ -242,7 +242,7 @@ restored=$(QDB=moe_sec_restored q -c "$counts" -c "$every" -c "$by_id" -c "$eval
 [ "$restored" = "$before" ] || die "after pg_dump and pg_restore: $restored vs $before (models deployments history experts datasets experiments, predictions by name and by id, evaluation)"
 dropdb moe_sec_restored
 dropdb moe_sec_dumped
-echo "ok - pg_dump | pg_restore into a fresh database: the same models, deployments, history, experiments and datasets ($(echo "$before" | cut -d' ' -f1-6)); every prediction by name and by id bit for bit"
+echo "ok - pg_dump | pg_restore into a fresh database: the same models, deployments, history, experiments, datasets and deployment history ($(echo "$before" | cut -d' ' -f1-6)); every prediction by name and by id bit for bit"
 
 # --- 6. text from a checkpoint must be valid in the database encoding ---------------
 q -c "SELECT moe_export_model('ss_a', '$work/a.ckpt')" >/dev/null

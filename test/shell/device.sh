@@ -19,7 +19,7 @@ q -c "SET client_min_messages = warning" -c "
 CREATE TABLE IF NOT EXISTS dev_sh_syn AS SELECT * FROM moe_synthetic_dta(30, 20, 4, seed => 8);
 SELECT moe_create_dataset('dev_sh_syn', 'dev_sh_syn', protein_column => 'target_vec', replace => true);
 SELECT moe_drop_model(id) FROM moe.models WHERE name LIKE 'dev\_sh\_%';" >/dev/null
-tiny="drug_hidden => '{8}', protein_hidden => '{8}', gate_hidden => '{8}', expert_hidden => '{8}', batch_size => 64, epochs => 1, deploy => false"
+tiny="drug_hidden => '{8}', protein_hidden => '{8}', gate_hidden => '{8}', expert_hidden => '{8}', batch_size => 64, epochs => 1, deploy => 'never'"
 train() { echo "CALL moe_train('dev_sh_syn', model_name => '$1', $tiny$2);"; }
 models() { q -c "SELECT count(*) FROM moe.models WHERE name = '$1'"; }
 

@@ -1,6 +1,7 @@
--- moe_train outside a transaction block commits as it goes; a cancel or a
--- failure leaves the run marked and no model behind; inside a transaction
--- block everything rolls back together.
+-- moe_train outside a transaction block commits as it goes; a failure
+-- leaves the run marked and no model behind, a cancel the best epoch so far
+-- as a model that no name points at; inside a transaction block everything
+-- rolls back together.
 SET client_min_messages = error;  -- router-health warnings depend on the machine's arithmetic
 CREATE TABLE syn AS SELECT * FROM moe_synthetic_dta(40, 30, 3, seed => 2);
 SELECT moe_create_dataset('syn', 'syn', protein_column => 'target_vec');
@@ -22,11 +23,16 @@ CALL moe_train('big', model_name => 'cancelled', epochs => 100000, patience => 0
                protein_hidden => '{64}', gate_hidden => '{32}', expert_hidden => '{32}');
 RESET statement_timeout;
 \set VERBOSITY default
-SELECT status, message, model_id IS NULL AS no_model, epochs_run >= 1 AS some_epochs
+SELECT status, message ~ '^canceling statement due to statement timeout; the best epoch \(\d+ of \d+\) was kept as model \d+, not deployed$' AS says_kept,
+       model_id IS NOT NULL AS kept_best, epochs_run >= 1 AS some_epochs
   FROM moe.training_runs WHERE model_name = 'cancelled';
 SELECT count(*) > 0 AS history_committed
   FROM moe.training_history h JOIN moe.training_runs r ON r.id = h.run_id WHERE r.model_name = 'cancelled';
-SELECT count(*) AS cancelled_models FROM moe.models WHERE name = 'cancelled';
+SELECT count(*) AS cancelled_models,
+       bool_and(m.id = r.model_id) AS the_runs_model,
+       bool_and(m.metrics ->> 'best_epoch' = r.best_epoch::text) AS of_its_best_epoch
+  FROM moe.models m JOIN moe.training_runs r ON r.model_name = m.name WHERE m.name = 'cancelled';
+SELECT count(*) AS cancelled_deployments FROM moe.deployments WHERE name = 'cancelled';
 
 -- failed on bad data: the error names the pair, the run says why
 CREATE TABLE broken AS SELECT * FROM syn;

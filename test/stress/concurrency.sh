@@ -92,7 +92,7 @@ version_sql() {
 SET client_min_messages = warning;
 SET moe_pg.threads = 1;
 SET ROLE moe_stress_trainer;
-CALL moe_train('$name', model_name => '${name}_v', epochs => 1, batch_size => 128, seed => $1, deploy => false,
+CALL moe_train('$name', model_name => '${name}_v', epochs => 1, batch_size => 128, seed => $1, deploy => 'never',
                experts => 4, drug_hidden => '{32}', protein_hidden => '{32}', gate_hidden => '{32}',
                expert_hidden => '{32}');
 SELECT max(id) AS id FROM moe.models WHERE name = '${name}_v' \gset

@@ -1,4 +1,7 @@
+#include "ecfp.h"
 #include "featurize.h"
+#include "featurizer.h"
+#include "protein_features.h"
 #include "unit.h"
 
 #include <stdint.h>
@@ -760,6 +763,73 @@ test_davis_targets(void)
 	free_rows(rows, n);
 }
 
+/* Featurizers by name: each makes what its function makes, describes
+ * itself, checks its parameters, and recognises its own vectors. */
+static void
+test_featurizer_descriptors(void)
+{
+	moe_featurizer f;
+	moe_error	err;
+	float		a[2048], b[2048];
+	char		why[200], text[200];
+	const char *smiles = "CC(=O)Oc1ccccc1C(=O)O";
+	const char *seq = "MKTAYIAKQRQISFVKSHFSRQ";
+
+	CHECK_INT(moe_featurizer_kind_parse("ecfp"), MOE_FZ_ECFP);
+	CHECK_INT(moe_featurizer_kind_parse("morgan"), MOE_FZ_NONE);
+	CHECK(strcmp(moe_featurizer_name(MOE_FZ_PROTEIN_CKSAAP), "protein_cksaap") == 0);
+
+	/* ecfp with its defaults: the same vector as the function */
+	moe_featurizer_defaults(MOE_FZ_ECFP, &f);
+	CHECK_INT(moe_featurizer_dim(&f), 2048);
+	CHECK_INT(moe_featurizer_apply(&f, smiles, strlen(smiles), a, &err), MOE_OK);
+	CHECK_INT(moe_featurize_ecfp(smiles, strlen(smiles), 2, 2048, true, b, &err), MOE_OK);
+	CHECK(memcmp(a, b, sizeof(float) * 2048) == 0);
+	CHECK(moe_featurizer_plausible(&f, a, 2048, why, sizeof(why)));
+	moe_featurizer_describe(&f, text, sizeof(text));
+	CHECK(strcmp(text, "moe_featurize_ecfp(smiles, radius => 2, dim => 2048, counts => true)") == 0);
+
+	/* bits are not counts, counts are not bits */
+	CHECK_INT(moe_featurize_ecfp(smiles, strlen(smiles), 2, 2048, false, b, &err), MOE_OK);
+	CHECK(!moe_featurizer_plausible(&f, b, 2048, why, sizeof(why)));
+	CHECK(strstr(why, "log(1 + count)") != NULL);
+	f.counts = false;
+	CHECK(moe_featurizer_plausible(&f, b, 2048, why, sizeof(why)));
+	CHECK(!moe_featurizer_plausible(&f, a, 2048, why, sizeof(why)));
+
+	/* protein compositions: blocks of frequencies */
+	moe_featurizer_defaults(MOE_FZ_PROTEIN, &f);
+	f.k = 2;
+	CHECK_INT(moe_featurizer_dim(&f), 420);
+	CHECK_INT(moe_featurizer_apply(&f, seq, strlen(seq), a, &err), MOE_OK);
+	CHECK(moe_featurizer_plausible(&f, a, 420, why, sizeof(why)));
+	a[25] += 0.5f;
+	CHECK(!moe_featurizer_plausible(&f, a, 420, why, sizeof(why)));
+	CHECK(strstr(why, "sum to") != NULL);
+	CHECK(!moe_featurizer_plausible(&f, a, 419, why, sizeof(why)));	/* another length */
+	moe_featurizer_defaults(MOE_FZ_PROTEIN_TRIAD, &f);
+	CHECK_INT(moe_featurizer_apply(&f, seq, strlen(seq), a, &err), MOE_OK);
+	CHECK(moe_featurizer_plausible(&f, a, MOE_TRIAD_DIM, why, sizeof(why)));
+	moe_featurizer_defaults(MOE_FZ_PROTEIN_CKSAAP, &f);
+	CHECK_INT(moe_featurizer_apply(&f, seq, strlen(seq), a, &err), MOE_OK);
+	CHECK(moe_featurizer_plausible(&f, a, moe_featurizer_dim(&f), why, sizeof(why)));
+	moe_featurizer_defaults(MOE_FZ_SMILES, &f);
+	CHECK_INT(moe_featurizer_apply(&f, smiles, strlen(smiles), a, &err), MOE_OK);
+	CHECK(moe_featurizer_plausible(&f, a, 1024, why, sizeof(why)));
+
+	/* parameters out of range, and user vectors */
+	moe_featurizer_defaults(MOE_FZ_ECFP, &f);
+	f.radius = 9;
+	CHECK_INT(moe_featurizer_validate(&f, &err), MOE_ERR_INVALID);
+	CHECK_INT(moe_featurizer_apply(&f, smiles, strlen(smiles), a, &err), MOE_ERR_INVALID);
+	moe_featurizer_defaults(MOE_FZ_NONE, &f);
+	CHECK_INT(moe_featurizer_dim(&f), 0);
+	CHECK_INT(moe_featurizer_apply(&f, smiles, strlen(smiles), a, &err), MOE_ERR_INVALID);
+	CHECK(moe_featurizer_plausible(&f, a, 7, why, sizeof(why)));
+	moe_featurizer_describe(&f, text, sizeof(text));
+	CHECK(strcmp(text, "vectors supplied by the user") == 0);
+}
+
 int
 main(void)
 {
@@ -779,5 +849,6 @@ main(void)
 	RUN(test_protein_kinase);
 	RUN(test_davis_drugs);
 	RUN(test_davis_targets);
+	RUN(test_featurizer_descriptors);
 	return unit_summary("test_featurize");
 }
