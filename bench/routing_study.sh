@@ -23,7 +23,8 @@
 #
 #   bash bench/routing_study.sh > bench/results/routing_study.txt
 #       (about two hours on 2 cores; MOE_STUDY_DATASETS=syn for the
-#       synthetic half only, a few minutes)
+#       synthetic half only, a few minutes; MOE_STUDY_CONFIGS="defaults
+#       none" for some rows only)
 #
 # It starts its own throwaway cluster (moe_pg preloaded).  Davis needs the
 # CSVs (MOE_DATA_DIR, default ../shared/data) and is skipped without them.
@@ -31,6 +32,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 cd "$MOE_ROOT"
 DATA=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
 DATASETS=${MOE_STUDY_DATASETS:-syn davis}
+ONLY=${MOE_STUDY_CONFIGS:-}
 
 [ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
 trap moe_cluster_stop EXIT
@@ -63,6 +65,7 @@ EOF
 
 echo "# bench/routing_study.sh on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); fold 0 of each dataset, seed 42"
+[ -n "$ONLY" ] && echo "# configurations: $ONLY"
 
 for ds in $DATASETS; do
     case $ds in
@@ -83,6 +86,9 @@ for ds in $DATASETS; do
     printf '%-22s %8s %8s %7s %8s %6s %-11s %-11s %7s %7s %8s %6s %5s %7s %9s\n' \
         config val_best val_final degr test_mse ci status test_status bal_ent min_sel min_lead w2 nmi seconds params
     while IFS='|' read -r name opts; do
+        if [ -n "$ONLY" ] && ! [[ " $ONLY " == *" $name "* ]]; then
+            continue
+        fi
         model="rs_${ds}_${name}"
         q -c "CALL moe_train('$ds', fold => 0, model_name => '$model', deploy => 'never', options => '$opts')" >/dev/null
         nmi=NULL
