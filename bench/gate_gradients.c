@@ -16,8 +16,8 @@
  *   cc -O2 -Isrc/engine bench/gate_gradients.c src/engine/[a-z]*.c -lopenblas -lm -ldl -lpthread -o gate_gradients
  *   ./gate_gradients [epochs] [balance]      e.g.  ./gate_gradients 6 entropy:0.001
  *
- * bench/routing_study.sh runs it with the 0.1.0 default (entropy 0.001)
- * and with the current default.
+ * bench/gate_gradients.sh builds it and runs it with the 0.1.0 default
+ * (entropy 0.001) and with the current default.
  */
 #include <math.h>
 #include <stdio.h>

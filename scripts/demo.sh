@@ -6,6 +6,10 @@
 #   scripts/demo.sh --davis DIR          the Davis CSVs in DIR (e.g. ../shared/data/davis)
 #   scripts/demo.sh --keep ...           leave the cluster running afterwards
 #
+# What it prints (not the per-epoch NOTICEs) is also written to
+# bench/results/demo.txt, or bench/results/demo_davis.txt with --davis: the
+# README quotes those files.
+#
 # Training arguments can be passed through MOE_TRAIN_ARGS, e.g.
 #   MOE_TRAIN_ARGS="epochs => 5" scripts/demo.sh --davis ../shared/data/davis
 source "$(dirname "$0")/lib.sh"
@@ -16,13 +20,20 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --davis) davis=$(cd "$2" && pwd); shift 2 ;;
         --keep) export MOE_KEEP_CLUSTER=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 
 moe_install_deps
 moe_build_install
+started=$(date +%s)
+results=bench/results/$([ -n "$davis" ] && echo demo_davis || echo demo).txt
+mkdir -p bench/results
+# from here on, what the demo prints goes to the terminal and to $results
+exec > >(tee "$results")
+log() { printf '\n== %s\n' "$*"; }
+echo "# scripts/demo.sh${davis:+ --davis} at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 trap moe_cluster_stop EXIT
 # preloaded, as in production: models load once per server into shared memory
 moe_cluster_start "shared_preload_libraries = 'moe_pg'"
@@ -111,4 +122,4 @@ if [ -z "$davis" ]; then
                       round(purity::numeric, 3) AS purity
                  FROM moe_cluster_recovery('demo', split => 'test')"
 fi
-log "done"
+log "done in $(( $(date +%s) - started )) s (after the build)"
