@@ -363,9 +363,12 @@ moe_checkpoint_read(const void *buf, size_t len, moe_checkpoint_view *view, moe_
 	n_tensors = get_u32(&r);
 	if (n_tensors != (uint32_t) layout.n_tensors)
 	{
+		/* the count is read before the layout is freed (freeing zeroes it) */
+		int			implied = layout.n_tensors;
+
 		moe_layout_free(&layout);
 		return moe_fail(err, MOE_ERR_CORRUPT, "checkpoint has %u tensors, its configuration implies %d",
-						n_tensors, layout.n_tensors);
+						n_tensors, implied);
 	}
 	for (uint32_t i = 0; i < n_tensors; i++)
 	{

@@ -36,8 +36,8 @@ describe_byte(unsigned char c, char *buf, size_t size)
 	return buf;
 }
 
-static moe_status
-bad_char(moe_error *err, unsigned char c, size_t pos0, const char *what)
+moe_status
+moe_invalid_char(moe_error *err, unsigned char c, size_t pos0, const char *what)
 {
 	char		buf[16];
 
@@ -46,10 +46,20 @@ bad_char(moe_error *err, unsigned char c, size_t pos0, const char *what)
 					   describe_byte(c, buf, sizeof(buf)), (int) pos0 + 1, what);
 }
 
-static inline int
-is_digit(unsigned char c)
+moe_status
+moe_check_protein_sequence(const unsigned char *s, size_t len, const float *out, moe_error *err)
 {
-	return c >= '0' && c <= '9';
+	if (s == NULL || len == 0)
+		return moe_fail(err, MOE_ERR_DATA, "protein sequence is empty");
+	if (len > (size_t) INT_MAX)
+		return moe_fail(err, MOE_ERR_DATA,
+						"protein sequence is too long (%zu bytes, at most %d)", len, INT_MAX);
+	if (out == NULL)
+		return moe_fail(err, MOE_ERR_INVALID, "protein output buffer is NULL");
+	for (size_t i = 0; i < len; i++)
+		if (aa_index(s[i]) == AA_INVALID)
+			return moe_invalid_char(err, s[i], i, "protein sequence");
+	return MOE_OK;
 }
 
 static inline int
@@ -107,9 +117,9 @@ smiles_tokenize(const char *smiles, size_t len, smiles_token *toks, size_t *ntok
 							return moe_fail_at(err, MOE_ERR_DATA, (int) j + 1,
 											   "nested \"[\" at position %d of SMILES string (bracket atom opened at position %d)",
 											   (int) j + 1, (int) i + 1);
-						if (!(is_letter(s[j]) || is_digit(s[j]) || s[j] == '+' ||
+						if (!(is_letter(s[j]) || moe_is_digit(s[j]) || s[j] == '+' ||
 							  s[j] == '-' || s[j] == '@' || s[j] == ':' || s[j] == '*'))
-							return bad_char(err, s[j], j, "SMILES string");
+							return moe_invalid_char(err, s[j], j, "SMILES string");
 						j++;
 					}
 					if (j == i + 1)
@@ -164,7 +174,7 @@ smiles_tokenize(const char *smiles, size_t len, smiles_token *toks, size_t *ntok
 				depth--;
 				break;
 			case '%':
-				if (!(i + 2 < len && is_digit(s[i + 1]) && is_digit(s[i + 2])))
+				if (!(i + 2 < len && moe_is_digit(s[i + 1]) && moe_is_digit(s[i + 2])))
 					return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
 									   "ring closure \"%%\" at position %d of SMILES string must be followed by two digits",
 									   (int) i + 1);
@@ -172,8 +182,8 @@ smiles_tokenize(const char *smiles, size_t len, smiles_token *toks, size_t *ntok
 				ring = 1;
 				break;
 			default:
-				if (!is_digit(c))
-					return bad_char(err, c, i, "SMILES string");
+				if (!moe_is_digit(c))
+					return moe_invalid_char(err, c, i, "SMILES string");
 				ring = 1;
 				break;
 		}
@@ -337,23 +347,15 @@ moe_featurize_protein(const char *seq, size_t len, int max_k,
 	size_t		total[MOE_PROTEIN_MAX_K];
 	size_t		prev[MOE_PROTEIN_MAX_K];	/* index of the k-mer ending at i-1 */
 	size_t		run = 0;		/* countable residues ending at i */
+	moe_status	st;
 
 	if (dim == 0)
 		return moe_fail(err, MOE_ERR_INVALID,
 						"protein max_k must be between 1 and %d, not %d",
 						MOE_PROTEIN_MAX_K, max_k);
-	if (seq == NULL || len == 0)
-		return moe_fail(err, MOE_ERR_DATA, "protein sequence is empty");
-	if (len > (size_t) INT_MAX)
-		return moe_fail(err, MOE_ERR_DATA,
-						"protein sequence is too long (%zu bytes, at most %d)", len, INT_MAX);
-	if (out == NULL)
-		return moe_fail(err, MOE_ERR_INVALID, "protein output buffer is NULL");
-
 	/* Validate everything before touching out. */
-	for (size_t i = 0; i < len; i++)
-		if (aa_index(s[i]) == AA_INVALID)
-			return bad_char(err, s[i], i, "protein sequence");
+	if ((st = moe_check_protein_sequence(s, len, out, err)) != MOE_OK)
+		return st;
 
 	for (int b = 0; b < dim; b++)
 		out[b] = 0.0f;

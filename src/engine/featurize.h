@@ -22,6 +22,27 @@
 #define MOE_PROTEIN_MAX_K			3
 
 /*
+ * The error of every featurizer for a byte it cannot read: "invalid
+ * character "&" at position 3 of SMILES string" (a printable byte quoted,
+ * any other as byte 0xNN), with the 1-based position in err->position;
+ * what names the input ("SMILES string", "protein sequence").
+ */
+moe_status	moe_invalid_char(moe_error *err, unsigned char c, size_t pos0, const char *what);
+
+/*
+ * The checks of every protein featurizer, in this order: not empty, at
+ * most INT_MAX bytes, an output buffer, every byte an amino-acid letter.
+ */
+moe_status	moe_check_protein_sequence(const unsigned char *s, size_t len, const float *out,
+									   moe_error *err);
+
+static inline int
+moe_is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
  * SMILES token n-grams hashed into dim buckets.
  *
  * The string is split into SMILES tokens (bracket atoms, organic-subset

@@ -225,15 +225,6 @@ moe_layout_free(moe_layout *layout)
 	layout->n_tensors = 0;
 }
 
-const moe_tensor_info *
-moe_layout_find(const moe_layout *layout, const char *name)
-{
-	for (int i = 0; i < layout->n_tensors; i++)
-		if (strcmp(layout->tensors[i].name, name) == 0)
-			return &layout->tensors[i];
-	return NULL;
-}
-
 /* ---- model ------------------------------------------------------------ */
 
 static moe_status

@@ -280,9 +280,6 @@ typedef struct moe_router_grad
 moe_status	moe_backward(moe_model *model, moe_workspace *ws, float *grads,
 						 const float *d_pred, const moe_router_grad *router, moe_error *err);
 
-/* Look a tensor up by name; NULL when absent. */
-const moe_tensor_info *moe_layout_find(const moe_layout *layout, const char *name);
-
 /*
  * Sort the M*k selections sel (row-major [M,k]) by expert, stably:
  * offset[e]..offset[e+1] are expert e's slots; slot s holds selection

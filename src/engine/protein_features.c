@@ -8,9 +8,9 @@
  */
 #include "protein_features.h"
 #include "amino_acids.h"
+#include "featurize.h"
 
 #include <limits.h>
-#include <stdio.h>
 
 
 /*
@@ -41,42 +41,11 @@ moe_cksaap_feature_dim(int max_gap)
 	return 400 * (max_gap + 1);
 }
 
-static moe_status
-bad_char(moe_error *err, unsigned char c, size_t pos0)
-{
-	char		buf[16];
-
-	if (c >= 0x20 && c <= 0x7e)
-		snprintf(buf, sizeof(buf), "\"%c\"", (char) c);
-	else
-		snprintf(buf, sizeof(buf), "byte 0x%02X", (unsigned) c);
-	return moe_fail_at(err, MOE_ERR_DATA, (int) pos0 + 1,
-					   "invalid character %s at position %d of protein sequence",
-					   buf, (int) pos0 + 1);
-}
-
-/* The checks both descriptors share, in moe_featurize_protein's order. */
-static moe_status
-check_sequence(const unsigned char *s, size_t len, const float *out, moe_error *err)
-{
-	if (s == NULL || len == 0)
-		return moe_fail(err, MOE_ERR_DATA, "protein sequence is empty");
-	if (len > (size_t) INT_MAX)
-		return moe_fail(err, MOE_ERR_DATA,
-						"protein sequence is too long (%zu bytes, at most %d)", len, INT_MAX);
-	if (out == NULL)
-		return moe_fail(err, MOE_ERR_INVALID, "protein output buffer is NULL");
-	for (size_t i = 0; i < len; i++)
-		if (aa_index(s[i]) == AA_INVALID)
-			return bad_char(err, s[i], i);
-	return MOE_OK;
-}
-
 moe_status
 moe_featurize_protein_triad(const char *seq, size_t len, float *out, moe_error *err)
 {
 	const unsigned char *s = (const unsigned char *) seq;
-	moe_status	st = check_sequence(s, len, out, err);
+	moe_status	st = moe_check_protein_sequence(s, len, out, err);
 	size_t		total = 0;
 
 	if (st != MOE_OK)
@@ -112,7 +81,7 @@ moe_featurize_protein_cksaap(const char *seq, size_t len, int max_gap, float *ou
 		return moe_fail(err, MOE_ERR_INVALID,
 						"CKSAAP max_gap must be between 0 and %d, not %d",
 						MOE_CKSAAP_MAX_GAP, max_gap);
-	st = check_sequence(s, len, out, err);
+	st = moe_check_protein_sequence(s, len, out, err);
 	if (st != MOE_OK)
 		return st;
 

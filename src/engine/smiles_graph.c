@@ -11,6 +11,7 @@
  * The grammar and the hydrogen rule are in docs/ecfp.md.
  */
 #include "smiles_graph.h"
+#include "featurize.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,34 +92,6 @@ default_valences(int z)
 		default:
 			return NULL;
 	}
-}
-
-/* ---- error helpers (same wording as featurize.c) ---------------------- */
-
-static const char *
-describe_byte(unsigned char c, char *buf, size_t size)
-{
-	if (c >= 0x20 && c <= 0x7e)
-		snprintf(buf, size, "\"%c\"", (char) c);
-	else
-		snprintf(buf, size, "byte 0x%02X", (unsigned) c);
-	return buf;
-}
-
-static moe_status
-bad_char(moe_error *err, unsigned char c, size_t pos0)
-{
-	char		buf[16];
-
-	return moe_fail_at(err, MOE_ERR_DATA, (int) pos0 + 1,
-					   "invalid character %s at position %d of SMILES string",
-					   describe_byte(c, buf, sizeof(buf)), (int) pos0 + 1);
-}
-
-static inline int
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
 }
 
 static inline int
@@ -290,10 +263,10 @@ parse_bracket(parser *p, size_t i, size_t *next, moe_mol_atom *atom)
 			return moe_fail_at(p->err, MOE_ERR_DATA, (int) close + 1,
 							   "nested \"[\" at position %d of SMILES string (bracket atom opened at position %d)",
 							   (int) close + 1, (int) i + 1);
-		if (!(is_upper(s[close]) || is_lower(s[close]) || is_digit(s[close]) ||
+		if (!(is_upper(s[close]) || is_lower(s[close]) || moe_is_digit(s[close]) ||
 			  s[close] == '+' || s[close] == '-' || s[close] == '@' || s[close] == ':' ||
 			  s[close] == '*'))
-			return bad_char(p->err, s[close], close);
+			return moe_invalid_char(p->err, s[close], close, "SMILES string");
 		close++;
 	}
 	if (close == i + 1)
@@ -307,7 +280,7 @@ parse_bracket(parser *p, size_t i, size_t *next, moe_mol_atom *atom)
 	j = i + 1;
 
 	/* isotope: ignored */
-	while (j < close && is_digit(s[j]))
+	while (j < close && moe_is_digit(s[j]))
 		j++;
 
 	/* element symbol */
@@ -399,7 +372,7 @@ parse_bracket(parser *p, size_t i, size_t *next, moe_mol_atom *atom)
 			if (known)
 			{
 				j += 2;
-				while (j < close && is_digit(s[j]))
+				while (j < close && moe_is_digit(s[j]))
 					j++;
 			}
 		}
@@ -410,7 +383,7 @@ parse_bracket(parser *p, size_t i, size_t *next, moe_mol_atom *atom)
 	{
 		j++;
 		atom->hcount = 1;
-		if (j < close && is_digit(s[j]))
+		if (j < close && moe_is_digit(s[j]))
 			atom->hcount = (uint8_t) (s[j++] - '0');
 	}
 
@@ -422,10 +395,10 @@ parse_bracket(parser *p, size_t i, size_t *next, moe_mol_atom *atom)
 		int			q = 1;
 
 		j++;
-		if (j < close && is_digit(s[j]))
+		if (j < close && moe_is_digit(s[j]))
 		{
 			q = s[j++] - '0';
-			if (j < close && is_digit(s[j]))
+			if (j < close && moe_is_digit(s[j]))
 				q = q * 10 + (s[j++] - '0');
 		}
 		else
@@ -445,16 +418,16 @@ parse_bracket(parser *p, size_t i, size_t *next, moe_mol_atom *atom)
 	if (j < close && s[j] == ':')
 	{
 		j++;
-		if (!(j < close && is_digit(s[j])))
+		if (!(j < close && moe_is_digit(s[j])))
 			return moe_fail_at(p->err, MOE_ERR_DATA, (int) j,
 							   "atom class \":\" at position %d of SMILES string must be followed by digits",
 							   (int) j);
-		while (j < close && is_digit(s[j]))
+		while (j < close && moe_is_digit(s[j]))
 			j++;
 	}
 
 	if (j < close)
-		return bad_char(p->err, s[j], j);
+		return moe_invalid_char(p->err, s[j], j, "SMILES string");
 	*next = close + 1;
 	return MOE_OK;
 }
@@ -669,7 +642,7 @@ parse_text(parser *p)
 				{
 					char		label[4];
 
-					if (!(i + 2 < p->len && is_digit(s[i + 1]) && is_digit(s[i + 2])))
+					if (!(i + 2 < p->len && moe_is_digit(s[i + 1]) && moe_is_digit(s[i + 2])))
 						return moe_fail_at(p->err, MOE_ERR_DATA, pos,
 										   "ring closure \"%%\" at position %d of SMILES string must be followed by two digits",
 										   pos);
@@ -684,7 +657,7 @@ parse_text(parser *p)
 					continue;
 				}
 			default:
-				if (is_digit(c))
+				if (moe_is_digit(c))
 				{
 					char		label[2] = {(char) c, '\0'};
 
@@ -693,7 +666,7 @@ parse_text(parser *p)
 						return st;
 					break;
 				}
-				return bad_char(p->err, c, i);
+				return moe_invalid_char(p->err, c, i, "SMILES string");
 		}
 		i++;
 	}

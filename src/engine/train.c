@@ -1116,7 +1116,12 @@ moe_trainer_epoch(moe_trainer *t, moe_epoch_report *rep, moe_error *err)
 		}
 		rep->val_mse = validation_mse(t, err, &st);
 		if (st != MOE_OK)
+		{
+			/* training goes on with its own weights, not the average */
+			if (t->ema != NULL)
+				swap_in_average(t, false);
 			return st;
+		}
 		rep->improved = rep->val_mse < t->best_val - t->opt.min_delta;
 	}
 	else

@@ -39,7 +39,7 @@ typedef enum moe_lr_schedule
 typedef enum moe_lb_schedule
 {
 	MOE_LBS_CONSTANT = 0,
-	MOE_LBS_WARMUP,				/* 0 -> 1 over lb_warmup_epochs */
+	MOE_LBS_WARMUP,				/* e / lb_warmup_epochs up to 1: 1/W in the first epoch */
 	MOE_LBS_INTERPOLATE,		/* lb_min_scale -> 1 over lb_warmup_epochs */
 	MOE_LBS_ADAPTIVE,			/* times lb_decay whenever validation improves, floor lb_min_scale */
 	MOE_LBS_N_SCHEDULES

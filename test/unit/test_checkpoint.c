@@ -174,6 +174,8 @@ test_future_version_is_refused(void)
 	moe_model_free(m);
 }
 
+static size_t unpadded_header(const moe_model *m, size_t meta_len);
+
 static void
 test_forged_fields_are_refused(void)
 {
@@ -202,6 +204,22 @@ test_forged_fields_are_refused(void)
 	copy[24] = 7;
 	reseal(copy, len);
 	CHECK_INT(moe_checkpoint_read(copy, len, &view, &err), MOE_ERR_CORRUPT);
+
+	/* a tensor count that the configuration does not imply: the message
+	 * names both counts */
+	{
+		size_t		count_at = unpadded_header(m, 2) - 8 - 4;
+		char		expected[64];
+
+		for (int i = 0; i < m->layout.n_tensors; i++)
+			count_at -= 2 + strlen(m->layout.tensors[i].name) + 4 + 8 * m->layout.tensors[i].ndim + 16;
+		memcpy(copy, buf, len);
+		copy[count_at] ^= 1;
+		reseal(copy, len);
+		CHECK_INT(moe_checkpoint_read(copy, len, &view, &err), MOE_ERR_CORRUPT);
+		snprintf(expected, sizeof(expected), "its configuration implies %d", m->layout.n_tensors);
+		CHECK(strstr(err.message, expected) != NULL);
+	}
 
 	/* a NaN parameter under a valid checksum */
 	memcpy(copy, buf, len);
