@@ -128,7 +128,7 @@ CUDA_BUILD   = build/cuda
 ifneq ($(NVCC_FOUND),)
 all: $(CUDA_LIB)
 
-cuda/backend_cuda.o: cuda/backend_cuda.cu $(wildcard cuda/*.h) src/engine/backend.h \
+cuda/backend_cuda.o: cuda/backend_cuda.cu $(wildcard cuda/*.h) src/engine/backend.h src/engine/row_ops.h \
                      src/engine/backend_loader.h src/engine/moe_status.h
 	$(NVCC_FOUND) $(NVCC_FLAGS) $(CUDA_ARCHS) -Isrc/engine -Icuda -c $< -o $@
 

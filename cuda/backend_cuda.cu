@@ -10,10 +10,12 @@
  *     the bias fills) are one thread per element with the twin's
  *     expression; this file is compiled with --fmad=false, so a*b+c is never
  *     contracted into an FMA that the CPU build does not do either;
- *   - per-row kernels (softmax, top-k, combine, route, z-loss, MSE) are one
- *     thread per row running the twin's loop; LayerNorm's forward keeps the
- *     twin's eight interleaved accumulators (eight lanes of a warp) and its
- *     reduction tree;
+ *   - per-row kernels (softmax, top-k, combine, route, z-loss, entropy,
+ *     MSE) are one thread per row calling the very function the twin's loop
+ *     calls (src/engine/row_ops.h, which also holds the per-element
+ *     bodies of Adam, the combine's backward and the noisy logits);
+ *     LayerNorm's forward keeps the twin's eight interleaved accumulators
+ *     (eight lanes of a warp) and its reduction tree;
  *   - column sums (bias gradients, LayerNorm's gamma/beta gradients, column
  *     means) are one thread per column adding the rows in order;
  *   - linear_infer is our own kernel with gemm_rows.c's exact sequence per
@@ -45,6 +47,7 @@
 
 #include "backend.h"
 #include "backend_loader.h"
+#include "row_ops.h"
 #include "backend_cuda.h"
 
 /* The entry points have exactly the types the loader looks them up as. */
@@ -1196,23 +1199,7 @@ __global__ void
 softmax_forward_kernel(float *probs, const float *logits, int M, int E, float inv_t)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		const float *z = logits + m * E;
-		float	   *p = probs + m * E;
-		float		zmax = z[0],
-					sum = 0.0f;
-
-		for (int e = 1; e < E; e++)
-			if (z[e] > zmax)
-				zmax = z[e];
-		for (int e = 0; e < E; e++)
-		{
-			p[e] = expf((z[e] - zmax) * inv_t);
-			sum += p[e];
-		}
-		for (int e = 0; e < E; e++)
-			p[e] /= sum;
-	}
+		moe_softmax_row(probs + m * E, logits + m * E, E, inv_t);
 }
 
 static void
@@ -1231,17 +1218,7 @@ softmax_backward_kernel(float *dlogits, const float *dprobs, const float *probs,
 						float inv_t)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		const float *p = probs + m * E;
-		const float *dp = dprobs + m * E;
-		float	   *dz = dlogits + m * E;
-		float		dot = 0.0f;
-
-		for (int e = 0; e < E; e++)
-			dot += p[e] * dp[e];
-		for (int e = 0; e < E; e++)
-			dz[e] = p[e] * (dp[e] - dot) * inv_t;
-	}
+		moe_softmax_backward_row(dlogits + m * E, probs + m * E, dprobs + m * E, E, inv_t);
 }
 
 static void
@@ -1261,39 +1238,7 @@ topk_route_kernel(int32_t *sel_idx, float *sel_w, const float *probs, const floa
 				  int E, int k)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		const float *p = probs + m * E;
-		int32_t    *idx = sel_idx + m * k;
-		float	   *w = sel_w + m * k;
-		float		sum = 0.0f;
-
-		for (int s = 0; s < k; s++)
-		{
-			int			best = -1;
-			float		best_score = 0.0f;
-
-			for (int e = 0; e < E; e++)
-			{
-				float		score = p[e] + (bias ? bias[e] : 0.0f);
-				bool		taken = false;
-
-				for (int t = 0; t < s; t++)
-					taken |= idx[t] == e;
-				if (taken)
-					continue;
-				if (best < 0 || score > best_score)
-				{
-					best = e;
-					best_score = score;
-				}
-			}
-			idx[s] = best;
-			w[s] = p[best];
-			sum += p[best];
-		}
-		for (int s = 0; s < k; s++)
-			w[s] = sum > 0.0f ? w[s] / sum : 1.0f / k;
-	}
+		moe_topk_route_row(sel_idx + m * k, sel_w + m * k, probs + m * E, bias, E, k);
 }
 
 static void
@@ -1311,13 +1256,7 @@ __global__ void
 combine_forward_kernel(float *out, const float *w, const float *y, int M, int k)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		float		acc = 0.0f;
-
-		for (int s = 0; s < k; s++)
-			acc += w[m * k + s] * y[m * k + s];
-		out[m] = acc;
-	}
+		out[m] = moe_combine_row(w + m * k, y + m * k, k);
 }
 
 static void
@@ -1334,12 +1273,7 @@ combine_backward_kernel(float *dw, float *dy, const float *dout, const float *w,
 						int M, int k)
 {
 	GRID_STRIDE(i, (size_t) M * k)
-	{
-		float		g = dout[i / k];
-
-		dw[i] = g * y[i];
-		dy[i] = g * w[i];
-	}
+		moe_combine_backward_at(dw, dy, dout[i / k], w, y, i);
 }
 
 static void
@@ -1358,26 +1292,8 @@ route_backward_kernel(float *dprobs, const float *dw, const float *sel_w, const 
 					  const float *probs, int M, int E, int k)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		const int32_t *idx = sel_idx + m * k;
-		const float *w = sel_w + m * k;
-		const float *g = dw + m * k;
-		float	   *dp = dprobs + m * E;
-		float		sum = 0.0f,
-					wg = 0.0f;
-
-		for (int s = 0; s < k; s++)
-		{
-			sum += probs[m * E + idx[s]];
-			wg += w[s] * g[s];
-		}
-		for (int e = 0; e < E; e++)
-			dp[e] = 0.0f;
-		if (sum <= 0.0f)
-			continue;
-		for (int s = 0; s < k; s++)
-			dp[idx[s]] = (g[s] - wg) / sum;
-	}
+		moe_route_backward_row(dprobs + m * E, dw + m * k, sel_w + m * k, sel_idx + m * k,
+							   probs + m * E, E, k);
 }
 
 static void
@@ -1391,12 +1307,6 @@ cu_route_backward(moe_backend *be, float *dprobs, const float *dw, const float *
 	LAUNCHED(be, "route_backward");
 }
 
-__device__ __forceinline__ float
-softplus(float x)
-{
-	return x > 20.0f ? x : log1pf(expf(x));
-}
-
 __global__ void
 noisy_logits_kernel(float *out, float *eps, const float *logits, const float *noise_pre, size_t n,
 					uint64_t key)
@@ -1406,7 +1316,7 @@ noisy_logits_kernel(float *out, float *eps, const float *logits, const float *no
 		float		e = moe_counter_normal(key, i);
 
 		eps[i] = e;
-		out[i] = logits[i] + e * softplus(noise_pre[i]);
+		out[i] = moe_noisy_logit(logits[i], e, noise_pre[i]);
 	}
 }
 
@@ -1426,7 +1336,7 @@ noisy_logits_backward_kernel(float *d_noise_pre, const float *d_out, const float
 							 const float *noise_pre, size_t n)
 {
 	GRID_STRIDE(i, n)
-		d_noise_pre[i] = d_out[i] * eps[i] / (1.0f + expf(-noise_pre[i]));
+		d_noise_pre[i] = moe_noisy_logit_grad(d_out[i], eps[i], noise_pre[i]);
 }
 
 static void
@@ -1446,21 +1356,10 @@ zloss_kernel(double *row_val, float *dlogits, const float *logits, int M, int E,
 {
 	GRID_STRIDE(m, (size_t) M)
 	{
-		const float *z = logits + m * E;
-		float		zmax = z[0];
-		double		se = 0.0,
-					lse;
+		double		lse = moe_zloss_row(dlogits != NULL ? dlogits + m * E : NULL,
+										logits + m * E, E, scale, M);
 
-		for (int e = 1; e < E; e++)
-			if (z[e] > zmax)
-				zmax = z[e];
-		for (int e = 0; e < E; e++)
-			se += exp((double) z[e] - zmax);
-		lse = zmax + log(se);
 		row_val[m] = lse * lse;
-		if (dlogits != NULL)
-			for (int e = 0; e < E; e++)
-				dlogits[m * E + e] += (float) (scale * 2.0 * lse * exp((double) z[e] - lse) / M);
 	}
 }
 
@@ -1481,26 +1380,15 @@ cu_zloss(moe_backend *be, float *dlogits, const float *logits, int M, int E, flo
 	return sum / M;
 }
 
-/* Per row: the row's sum of -q log q. */
+/* Per row: the row's sum of -q log q (the CPU keeps one running sum over
+ * all rows instead, so the total may differ in the last bits of a double). */
 __global__ void
 row_entropy_kernel(double *row_val, float *dprobs, const float *probs, int M, int E, float scale,
 				   double logE)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		const float *p = probs + m * E;
-		double		sum = 0.0;
-
-		for (int e = 0; e < E; e++)
-		{
-			double		q = p[e] > 1e-12f ? p[e] : 1e-12;
-
-			sum -= q * log(q);
-			if (dprobs != NULL)
-				dprobs[m * E + e] += (float) (-scale * (log(q) + 1.0) / (M * logE));
-		}
-		row_val[m] = sum;
-	}
+		row_val[m] = moe_entropy_row(0.0, dprobs != NULL ? dprobs + m * E : NULL, probs + m * E,
+									 E, scale, M, logE);
 }
 
 static double
@@ -1569,13 +1457,7 @@ __global__ void
 mse_kernel(double *row_val, float *dpred, const float *pred, const float *target, int M)
 {
 	GRID_STRIDE(m, (size_t) M)
-	{
-		float		d = pred[m] - target[m];
-
-		row_val[m] = (double) d * d;
-		if (dpred != NULL)
-			dpred[m] = 2.0f * d / M;
-	}
+		row_val[m] = moe_mse_at(dpred, pred, target, m, M);
 }
 
 static double
@@ -1671,17 +1553,7 @@ adam_kernel(float *param, const float *grad, float *m, float *v, size_t n, float
 			float beta2, float eps, float weight_decay, float bc1, float bc2)
 {
 	GRID_STRIDE(i, n)
-	{
-		float		g = grad[i];
-
-		m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-		v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-
-		float		mhat = m[i] / bc1;
-		float		vhat = v[i] / bc2;
-
-		param[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * param[i]);
-	}
+		moe_adam_at(param, grad, m, v, i, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
 }
 
 static void

@@ -7,6 +7,7 @@
  */
 #include "backend.h"
 #include "gemm_rows.h"
+#include "row_ops.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -765,23 +766,7 @@ cpu_softmax_forward(moe_backend *be, float *probs, const float *logits,
 	float		inv_t = 1.0f / temperature;
 
 	for (int m = 0; m < M; m++)
-	{
-		const float *z = logits + (size_t) m * E;
-		float	   *p = probs + (size_t) m * E;
-		float		zmax = z[0];
-		float		sum = 0.0f;
-
-		for (int e = 1; e < E; e++)
-			if (z[e] > zmax)
-				zmax = z[e];
-		for (int e = 0; e < E; e++)
-		{
-			p[e] = expf((z[e] - zmax) * inv_t);
-			sum += p[e];
-		}
-		for (int e = 0; e < E; e++)
-			p[e] /= sum;
-	}
+		moe_softmax_row(probs + (size_t) m * E, logits + (size_t) m * E, E, inv_t);
 }
 
 static void
@@ -791,17 +776,8 @@ cpu_softmax_backward(moe_backend *be, float *dlogits, const float *dprobs,
 	float		inv_t = 1.0f / temperature;
 
 	for (int m = 0; m < M; m++)
-	{
-		const float *p = probs + (size_t) m * E;
-		const float *dp = dprobs + (size_t) m * E;
-		float	   *dz = dlogits + (size_t) m * E;
-		float		dot = 0.0f;
-
-		for (int e = 0; e < E; e++)
-			dot += p[e] * dp[e];
-		for (int e = 0; e < E; e++)
-			dz[e] = p[e] * (dp[e] - dot) * inv_t;
-	}
+		moe_softmax_backward_row(dlogits + (size_t) m * E, probs + (size_t) m * E,
+								 dprobs + (size_t) m * E, E, inv_t);
 }
 
 static void
@@ -809,54 +785,15 @@ cpu_topk_route(moe_backend *be, int32_t *sel_idx, float *sel_w, const float *pro
 			   const float *bias, int M, int E, int k)
 {
 	for (int m = 0; m < M; m++)
-	{
-		const float *p = probs + (size_t) m * E;
-		int32_t    *idx = sel_idx + (size_t) m * k;
-		float	   *w = sel_w + (size_t) m * k;
-		float		sum = 0.0f;
-
-		/* Selection sort over E (small): the strict ">" keeps the lower
-		 * index on ties, and excluding chosen experts keeps them distinct. */
-		for (int s = 0; s < k; s++)
-		{
-			int			best = -1;
-			float		best_score = 0.0f;
-
-			for (int e = 0; e < E; e++)
-			{
-				float		score = p[e] + (bias ? bias[e] : 0.0f);
-				bool		taken = false;
-
-				for (int t = 0; t < s; t++)
-					taken |= idx[t] == e;
-				if (taken)
-					continue;
-				if (best < 0 || score > best_score)
-				{
-					best = e;
-					best_score = score;
-				}
-			}
-			idx[s] = best;
-			w[s] = p[best];
-			sum += p[best];
-		}
-		for (int s = 0; s < k; s++)
-			w[s] = sum > 0.0f ? w[s] / sum : 1.0f / k;
-	}
+		moe_topk_route_row(sel_idx + (size_t) m * k, sel_w + (size_t) m * k,
+						   probs + (size_t) m * E, bias, E, k);
 }
 
 static void
 cpu_combine_forward(moe_backend *be, float *out, const float *w, const float *y, int M, int k)
 {
 	for (int m = 0; m < M; m++)
-	{
-		float		acc = 0.0f;
-
-		for (int s = 0; s < k; s++)
-			acc += w[(size_t) m * k + s] * y[(size_t) m * k + s];
-		out[m] = acc;
-	}
+		out[m] = moe_combine_row(w + (size_t) m * k, y + (size_t) m * k, k);
 }
 
 static void
@@ -865,12 +802,7 @@ cpu_combine_backward(moe_backend *be, float *dw, float *dy, const float *dout,
 {
 	for (int m = 0; m < M; m++)
 		for (int s = 0; s < k; s++)
-		{
-			size_t		i = (size_t) m * k + s;
-
-			dw[i] = dout[m] * y[i];
-			dy[i] = dout[m] * w[i];
-		}
+			moe_combine_backward_at(dw, dy, dout[m], w, y, (size_t) m * k + s);
 }
 
 static void
@@ -878,33 +810,9 @@ cpu_route_backward(moe_backend *be, float *dprobs, const float *dw, const float 
 				   const int32_t *sel_idx, const float *probs, int M, int E, int k)
 {
 	for (int m = 0; m < M; m++)
-	{
-		const int32_t *idx = sel_idx + (size_t) m * k;
-		const float *w = sel_w + (size_t) m * k;
-		const float *g = dw + (size_t) m * k;
-		float	   *dp = dprobs + (size_t) m * E;
-		float		sum = 0.0f,
-					wg = 0.0f;
-
-		for (int s = 0; s < k; s++)
-		{
-			sum += probs[(size_t) m * E + idx[s]];
-			wg += w[s] * g[s];
-		}
-		for (int e = 0; e < E; e++)
-			dp[e] = 0.0f;
-		if (sum <= 0.0f)
-			continue;
-		for (int s = 0; s < k; s++)
-			dp[idx[s]] = (g[s] - wg) / sum;
-	}
-}
-
-static inline float
-softplus(float x)
-{
-	/* log(1 + e^x) without overflow */
-	return x > 20.0f ? x : log1pf(expf(x));
+		moe_route_backward_row(dprobs + (size_t) m * E, dw + (size_t) m * k,
+							   sel_w + (size_t) m * k, sel_idx + (size_t) m * k,
+							   probs + (size_t) m * E, E, k);
 }
 
 static void
@@ -914,7 +822,7 @@ cpu_noisy_logits(moe_backend *be, float *out, float *eps, const float *logits,
 	for (size_t i = 0; i < n; i++)
 	{
 		eps[i] = moe_counter_normal(key, i);
-		out[i] = logits[i] + eps[i] * softplus(noise_pre[i]);
+		out[i] = moe_noisy_logit(logits[i], eps[i], noise_pre[i]);
 	}
 }
 
@@ -923,7 +831,7 @@ cpu_noisy_logits_backward(moe_backend *be, float *d_noise_pre, const float *d_ou
 						  const float *eps, const float *noise_pre, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		d_noise_pre[i] = d_out[i] * eps[i] / (1.0f + expf(-noise_pre[i]));
+		d_noise_pre[i] = moe_noisy_logit_grad(d_out[i], eps[i], noise_pre[i]);
 }
 
 static double
@@ -933,23 +841,10 @@ cpu_zloss(moe_backend *be, float *dlogits, const float *logits, int M, int E, fl
 
 	for (int m = 0; m < M; m++)
 	{
-		const float *z = logits + (size_t) m * E;
-		float		zmax = z[0];
-		double		se = 0.0,
-					lse;
+		double		lse = moe_zloss_row(dlogits != NULL ? dlogits + (size_t) m * E : NULL,
+										logits + (size_t) m * E, E, scale, M);
 
-		for (int e = 1; e < E; e++)
-			if (z[e] > zmax)
-				zmax = z[e];
-		for (int e = 0; e < E; e++)
-			se += exp((double) z[e] - zmax);
-		lse = zmax + log(se);
 		sum += lse * lse;
-		/* d(lse^2)/dz_e = 2 lse softmax(z)_e, averaged over rows */
-		if (dlogits != NULL)
-			for (int e = 0; e < E; e++)
-				dlogits[(size_t) m * E + e] +=
-					(float) (scale * 2.0 * lse * exp((double) z[e] - lse) / M);
 	}
 	return M > 0 ? sum / M : 0.0;
 }
@@ -962,20 +857,10 @@ cpu_row_entropy(moe_backend *be, float *dprobs, const float *probs, int M, int E
 
 	if (E < 2)
 		return 0.0;
+	/* one running sum over all rows, term by term */
 	for (int m = 0; m < M; m++)
-	{
-		const float *p = probs + (size_t) m * E;
-
-		for (int e = 0; e < E; e++)
-		{
-			/* p log p -> 0 as p -> 0; the clamp keeps the gradient finite */
-			double		q = p[e] > 1e-12f ? p[e] : 1e-12;
-
-			sum -= q * log(q);
-			if (dprobs != NULL)
-				dprobs[(size_t) m * E + e] += (float) (-scale * (log(q) + 1.0) / (M * logE));
-		}
-	}
+		sum = moe_entropy_row(sum, dprobs != NULL ? dprobs + (size_t) m * E : NULL,
+							  probs + (size_t) m * E, E, scale, M, logE);
 	return sum / (M * logE);
 }
 
@@ -1008,13 +893,7 @@ cpu_mse_forward_backward(moe_backend *be, float *dpred, const float *pred,
 	double		sum = 0.0;
 
 	for (int m = 0; m < M; m++)
-	{
-		float		d = pred[m] - target[m];
-
-		sum += (double) d * d;
-		if (dpred != NULL)
-			dpred[m] = 2.0f * d / M;
-	}
+		sum += moe_mse_at(dpred, pred, target, m, M);
 	return M > 0 ? sum / M : 0.0;
 }
 
@@ -1060,18 +939,8 @@ adam_part(void *arg, int t, int T)
 				i1 = j->n * (t + 1) / T;
 
 	for (size_t i = i0; i < i1; i++)
-	{
-		float		g = j->grad[i];
-
-		j->m[i] = j->beta1 * j->m[i] + (1.0f - j->beta1) * g;
-		j->v[i] = j->beta2 * j->v[i] + (1.0f - j->beta2) * g * g;
-
-		float		mhat = j->m[i] / j->bc1;
-		float		vhat = j->v[i] / j->bc2;
-
-		/* decoupled weight decay (AdamW); 0 gives plain Adam */
-		j->param[i] -= j->lr * (mhat / (sqrtf(vhat) + j->eps) + j->weight_decay * j->param[i]);
-	}
+		moe_adam_at(j->param, j->grad, j->m, j->v, i, j->lr, j->beta1, j->beta2, j->eps,
+					j->weight_decay, j->bc1, j->bc2);
 }
 
 static void
