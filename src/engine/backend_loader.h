@@ -4,7 +4,7 @@
  *
  * The extension is built and runs with no CUDA toolkit and no GPU: the CUDA
  * code lives in its own shared object, which only this loader touches, and
- * only when a GPU is asked for (ARCHITECTURE.md section 4).  Nothing here
+ * only when a GPU is asked for (docs/architecture.md, "GPU").  Nothing here
  * runs at load time of moe_pg.so, so the postmaster never initialises CUDA.
  *
  * The caller names the file (the SQL layer passes $libdir/moe_pg_cuda.so;

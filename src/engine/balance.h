@@ -6,7 +6,7 @@
  * fraction of the T*k selections that went to expert i.  Each loss is a
  * function of P (f enters as a constant), so its gradient is returned with
  * respect to P; the model spreads it over the rows (dp[t,i] = dP[i] / T).
- * Formulas: docs/training.md ("Balancing terms") and ARCHITECTURE.md section 6.
+ * Formulas: docs/training.md ("Balancing terms").
  */
 #ifndef MOE_BALANCE_H
 #define MOE_BALANCE_H

@@ -4,7 +4,7 @@
  *
  * OpenBLAS picks kernels and blockings by the number of rows, so a row
  * scored alone and the same row scored in a batch of 500 can differ in the
- * last bits.  Inference must not (ARCHITECTURE.md section 5: a row's
+ * last bits.  Inference must not (docs/architecture.md, "Serving": a row's
  * prediction never depends on the other rows in its batch), so the
  * inference path uses this product instead: each C[m][n] is computed by the
  * same fixed sequence of operations whatever M is and wherever row m sits.

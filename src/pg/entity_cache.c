@@ -121,6 +121,8 @@ moe_entity_cache_init(void)
 							PGC_USERSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
 	RegisterXactCallback(xact_callback, NULL);
+	/* a model's parts go when the model store forgets it */
+	moe_model_store_on_forget(moe_entity_cache_forget);
 }
 
 void

@@ -23,7 +23,7 @@
 #ifndef MOE_PG_ENTITY_CACHE_H
 #define MOE_PG_ENTITY_CACHE_H
 
-#include "moe_pg.h"
+#include "model_store.h"
 
 #include "infer.h"
 #include "predict.h"

@@ -9,7 +9,7 @@
 #ifndef MOE_PG_FEATURIZER_SPEC_H
 #define MOE_PG_FEATURIZER_SPEC_H
 
-#include "moe_pg.h"
+#include "model_store.h"
 
 #include "utils/jsonb.h"
 

@@ -5,7 +5,7 @@
 #ifndef MOE_PG_MODEL_ROWS_H
 #define MOE_PG_MODEL_ROWS_H
 
-#include "moe_pg.h"
+#include "model_store.h"
 
 #include "dataset.h"
 

@@ -19,7 +19,9 @@
  * hold it while other models are loaded, evicted or forgotten); wrappers
  * dropped while in use are freed at the end of the transaction.
  */
-#include "moe_pg.h"
+#include "model_store.h"
+#include "checkpoint_rows.h"
+#include "device.h"
 #include "gemm_rows.h"
 
 #include "access/htup_details.h"
@@ -42,7 +44,6 @@
 #include "utils/timestamp.h"
 
 #include "checkpoint.h"
-#include "entity_cache.h"
 #include "memory_budget.h"
 #include "privileges.h"
 #include "shared_cache.h"
@@ -138,13 +139,27 @@ make_room(void)
 	}
 }
 
+/* What others keep per model, forgotten with it (moe_model_store_on_forget). */
+#define MAX_FORGET_HOOKS 4
+static void (*forget_hooks[MAX_FORGET_HOOKS]) (int64 id);
+static int	n_forget_hooks = 0;
+
+void
+moe_model_store_on_forget(void (*fn) (int64 id))
+{
+	if (n_forget_hooks >= MAX_FORGET_HOOKS)
+		elog(ERROR, "moe_pg: too many model forget hooks");
+	forget_hooks[n_forget_hooks++] = fn;
+}
+
 void
 moe_model_cache_forget(int64 id)
 {
 	HASH_SEQ_STATUS seq;
 	cache_entry *e;
 
-	moe_entity_cache_forget(id);
+	for (int i = 0; i < n_forget_hooks; i++)
+		forget_hooks[i] (id);
 	if (model_cache == NULL)
 		return;
 	hash_seq_init(&seq, model_cache);
@@ -265,42 +280,6 @@ model_row_version(int64 id, TransactionId *xmin)
 													&isnull));
 	SPI_finish();
 	return exists;
-}
-
-bytea *
-moe_checkpoint_row(int64 id, TransactionId xmin, TransactionId *xmin_out)
-{
-	Oid			argtypes[2] = {INT8OID, XIDOID};
-	Datum		args[2] = {Int64GetDatum(id), TransactionIdGetDatum(xmin)};
-	MemoryContext outer = CurrentMemoryContext;
-	bytea	   *blob = NULL;
-	bool		isnull;
-	int			rc;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (TransactionIdIsValid(xmin))
-		rc = moe_spi_execute("SELECT m.checkpoint, m.xmin FROM moe.models m "
-							 "WHERE m.id = $1 AND m.xmin = $2", 2, argtypes, args, NULL, true, 1);
-	else
-		rc = moe_spi_execute("SELECT m.checkpoint, m.xmin FROM moe.models m WHERE m.id = $1",
-							 1, argtypes, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read moe.models");
-	if (SPI_processed > 0)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext spi = MemoryContextSwitchTo(outer);
-
-		/* detoasted into the caller's memory, which outlives SPI_finish */
-		blob = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 1, &isnull));
-		if (xmin_out != NULL)
-			*xmin_out = DatumGetTransactionId(SPI_getbinval(tup, desc, 2, &isnull));
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
-	return blob;
 }
 
 /* ---- loading -------------------------------------------------------- */

@@ -16,7 +16,8 @@
  * parallel worker) ends, or when the process exits.  Eviction and freeing
  * happen under the exclusive lock and only when an entry has no pins.
  */
-#include "moe_pg.h"
+#include "checkpoint_rows.h"
+#include "device.h"
 
 #include "access/xact.h"
 #include "common/hashfn.h"
@@ -29,6 +30,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -195,6 +197,30 @@ startup_hook(void)
 void
 moe_shared_cache_init(void)
 {
+	DefineCustomIntVariable("moe_pg.shared_entity_mb",
+							"Shared memory per cached model for drug and protein parts that every backend reuses.",
+							"Taken from moe_pg.shared_cache_mb when a model's first part is shared; 0 shares none.",
+							&moe_shared_entity_mb,
+							16, 0, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		/*
+		 * Loaded into a running backend: PGC_POSTMASTER variables can no
+		 * longer be created, and there is no shared cache, which SHOW says
+		 * with a read-only 0.
+		 */
+		moe_shared_cache_mb = 0;
+		DefineCustomIntVariable("moe_pg.shared_cache_mb",
+								"Shared memory for models loaded once per server (needs shared_preload_libraries).",
+								"moe_pg was not preloaded, so there is no shared cache.",
+								&moe_shared_cache_mb,
+								0, 0, 0,
+								PGC_INTERNAL, GUC_UNIT_MB,
+								NULL, NULL, NULL);
+		return;
+	}
 	DefineCustomIntVariable("moe_pg.shared_cache_mb",
 							"Shared memory for models loaded once per server (needs shared_preload_libraries).",
 							"0 turns the shared cache off: every backend loads models itself.",

@@ -1,7 +1,7 @@
 /*
  * sql_featurize.c — moe_featurize_smiles() and moe_featurize_protein().
  */
-#include "moe_pg.h"
+#include "glue.h"
 
 #include "utils/builtins.h"
 

@@ -5,7 +5,7 @@
  * Same conventions as sql_featurize.c: parameters are checked here (22023),
  * the text by the engine, whose MOE_ERR_DATA becomes 22P02 with its message.
  */
-#include "moe_pg.h"
+#include "glue.h"
 
 #include "utils/builtins.h"
 

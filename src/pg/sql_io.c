@@ -3,7 +3,9 @@
  * from server files, for roles that may read or write server files anyway
  * (the same rule as COPY TO/FROM a file).
  */
-#include "moe_pg.h"
+#include "model_store.h"
+#include "checkpoint_rows.h"
+#include "device.h"
 
 #include <sys/stat.h>
 

@@ -1,7 +1,8 @@
 /*
  * sql_models.c — moe_model_info(): what a stored checkpoint holds.
  */
-#include "moe_pg.h"
+#include "model_store.h"
+#include "checkpoint_rows.h"
 
 #include "catalog/pg_type.h"
 #include "common/md5.h"

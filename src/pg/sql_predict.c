@@ -9,7 +9,7 @@
  * without a model the setting (STABLE), resolved once per query and
  * argument value through fn_extra.
  */
-#include "moe_pg.h"
+#include "sql_predict.h"
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"

@@ -5,7 +5,7 @@
  * The page is well-formed XML (tests parse it with PostgreSQL's xml type):
  * every chart is built from numbers read through SPI, nothing is fetched.
  */
-#include "moe_pg.h"
+#include "model_store.h"
 
 #include <math.h>
 

@@ -7,7 +7,7 @@
  * pairs in batches with the row-independent products, so every pair gets
  * the same bits as moe_predict would give it.
  */
-#include "moe_pg.h"
+#include "model_store.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"

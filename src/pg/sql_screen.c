@@ -9,7 +9,7 @@
  * the row-independent products: every score has the bits moe_predict would
  * give it.  Only the best n are kept, in a heap.
  */
-#include "moe_pg.h"
+#include "model_store.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"

@@ -2,7 +2,7 @@
  * sql_synthetic.c — moe_synthetic_dta(): the synthetic benchmark of
  * src/engine/synthetic.c as rows, one per drug-target pair.
  */
-#include "moe_pg.h"
+#include "glue.h"
 
 #include "funcapi.h"
 #include "miscadmin.h"

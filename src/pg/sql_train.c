@@ -12,7 +12,10 @@
  * Called inside a transaction block (or from a function) the procedures
  * cannot commit: they train in the caller's transaction and say so.
  */
-#include "moe_pg.h"
+#include "glue.h"
+#include "device.h"
+#include "model_store.h"
+#include "progress.h"
 
 #include <math.h>
 
@@ -52,34 +55,6 @@
 #define MOE_ROUTER_HINT_STRONGER \
 	"Give the balanced assignment more weight, balance => '{\"importance\": 0.1, \"aux_free\": 0.01, \"sinkhorn\": 0.3}', or use fewer experts (docs/training.md, \"Why these defaults\")."
 #define MAX_FOLDS 100
-
-static const struct config_enum_entry progress_options[] = {
-	{"epoch", MOE_PROGRESS_EPOCH, false},
-	{"summary", MOE_PROGRESS_SUMMARY, false},
-	{"quiet", MOE_PROGRESS_QUIET, false},
-	{NULL, 0, false}
-};
-
-int			moe_progress = MOE_PROGRESS_EPOCH;
-
-void
-moe_train_init(void)
-{
-	DefineCustomEnumVariable("moe_pg.progress",
-							 "How much training reports as it goes: epoch, summary or quiet.",
-							 "epoch: a NOTICE per epoch and at the start and end of a run; summary: only "
-							 "the start and end; quiet: none (warnings and errors always).",
-							 &moe_progress,
-							 MOE_PROGRESS_EPOCH, progress_options,
-							 PGC_USERSET, 0,
-							 NULL, NULL, NULL);
-}
-
-bool
-progress_at(moe_progress_level level)
-{
-	return moe_progress >= (int) level;
-}
 
 /* One training run in progress. */
 typedef struct train_run

@@ -5,7 +5,7 @@
  * deserialise).  The arithmetic, the checks and the serialised format are
  * the engine's (src/engine/router_stats.c); this is the glue.
  */
-#include "moe_pg.h"
+#include "glue.h"
 
 #include <math.h>
 

@@ -6,7 +6,8 @@
  * (moe_train's options argument, moe_cross_validate's options, each point
  * of moe_sweep's grid), so the three can never disagree.
  */
-#include "moe_pg.h"
+#include "glue.h"
+#include "device.h"
 
 #include <limits.h>
 #include <math.h>
