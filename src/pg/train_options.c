@@ -16,6 +16,8 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
+#include "funcapi.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -457,17 +459,58 @@ option_sql_type(opt_type type)
 }
 
 /*
- * The procedure's SQL signature against the option table: a library newer
- * than the installed SQL (before ALTER EXTENSION ... UPDATE) would read the
- * arguments at the wrong places and as the wrong types.
+ * The name of the argument at position i of the procedure being called
+ * (palloc'd), or NULL when it has none.
+ */
+static char *
+called_arg_name(FunctionCallInfo fcinfo, int i)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	Oid		   *types;
+	char	  **names;
+	char	   *modes;
+	char	   *name = NULL;
+	int			n;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for procedure %u", fcinfo->flinfo->fn_oid);
+	n = get_func_arg_info(tup, &types, &names, &modes);
+	if (names != NULL && i < n && names[i] != NULL && names[i][0] != '\0')
+		name = pstrdup(names[i]);
+	ReleaseSysCache(tup);
+	return name;
+}
+
+/*
+ * The procedure's SQL signature against the option table, by position,
+ * type and name: a library newer than the installed SQL (before ALTER
+ * EXTENSION ... UPDATE), or a procedure declared by hand, would otherwise
+ * read the arguments at the wrong places, as the wrong types or under the
+ * wrong names.
  */
 static void
 check_signature(FunctionCallInfo fcinfo)
 {
 	bool		ok = PG_NARGS() == FIRST_OPTION_ARG + N_OPTIONS + 1;
+	int			bad = -1;
 
 	for (int id = 0; ok && id < N_OPTIONS; id++)
 		ok = get_fn_expr_argtype(fcinfo->flinfo, FIRST_OPTION_ARG + id) == option_sql_type(options[id].type);
+	for (int id = 0; ok && id < N_OPTIONS; id++)
+	{
+		char	   *name = called_arg_name(fcinfo, FIRST_OPTION_ARG + id);
+
+		ok = name != NULL && strcmp(name, options[id].name) == 0;
+		if (!ok)
+			bad = id;
+	}
+	if (!ok && bad >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("moe_train's SQL definition does not match the moe_pg library"),
+				 errdetail("The library expects argument %d to be %s.",
+						   FIRST_OPTION_ARG + bad + 1, options[bad].name),
+				 errhint("Run ALTER EXTENSION moe_pg UPDATE to install the SQL of this library's version.")));
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(654);
+SELECT plan(658);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -813,6 +813,37 @@ SELECT throws_ok($$SELECT moe.check_owner()$$, '0A000', 'trigger functions can o
                  'moe.check_owner() is a trigger only');
 SELECT throws_ok($$SELECT moe.guard_models()$$, '39P01', 'moe.guard_models() must be called as a BEFORE trigger',
                  'moe.guard_models() is a trigger only');
+
+-- ---------------------------------------------------------------------------
+-- moe_train's SQL signature against the library's option table: copies of
+-- the procedure with two same-typed arguments swapped, with an argument
+-- left out and with a renamed one are refused (0A000), never read at the
+-- wrong places; the same copy with the installed names trains.
+CREATE SCHEMA drift;
+CREATE FUNCTION pg_temp.train_copy(args text, name text) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE format('CREATE PROCEDURE drift.%I(%s) AS %L, %L LANGUAGE C',
+                   name, args, (SELECT probin FROM pg_proc WHERE oid = 'moe_train'::regproc), 'moe_train_sql');
+END $f$;
+CREATE TEMP TABLE sig AS SELECT pg_get_function_arguments('moe_train'::regproc) AS args;
+SELECT pg_temp.train_copy(args, 'same') FROM sig;
+SELECT pg_temp.train_copy(replace(replace(replace(args, 'experts integer', 'x_tmp integer'),
+                                          'top_k integer', 'experts integer'), 'x_tmp integer', 'top_k integer'),
+                          'swapped') FROM sig;
+SELECT pg_temp.train_copy(replace(args, 'IN max_seconds real DEFAULT NULL::real, ', ''), 'shorter') FROM sig;
+SELECT pg_temp.train_copy(replace(args, 'patience integer', 'patient integer'), 'renamed') FROM sig;
+SELECT lives_ok($$CALL drift.same('bi', model_name => 'sig_same', epochs => 1, deploy => 'never',
+                                  drug_hidden => '{4}', protein_hidden => '{4}', gate_hidden => '{4}', expert_hidden => '{4}')$$,
+                'a copy of moe_train with the installed signature trains');
+SELECT throws_ok($$CALL drift.swapped('bi', epochs => 1, deploy => 'never')$$, '0A000',
+                 'moe_train''s SQL definition does not match the moe_pg library',
+                 'two same-typed arguments swapped: refused, not read at the wrong places');
+SELECT throws_ok($$CALL drift.shorter('bi', epochs => 1, deploy => 'never')$$, '0A000',
+                 'moe_train''s SQL definition does not match the moe_pg library',
+                 'an argument left out: refused');
+SELECT throws_ok($$CALL drift.renamed('bi', epochs => 1, deploy => 'never')$$, '0A000',
+                 'moe_train''s SQL definition does not match the moe_pg library',
+                 'an argument renamed: refused');
 
 -- ---------------------------------------------------------------------------
 SELECT ok(to_regclass('pg_temp.bi') IS NOT NULL AND (SELECT count(*) FROM bi) = 128, 'the fixture table survived everything');
