@@ -2,8 +2,8 @@
 # bench/report.sh — BENCHMARKS.md from the outputs of the bench/ scripts.
 #
 #   bash bench/report.sh            rebuild BENCHMARKS.md from bench/results/*.txt
-#   bash bench/report.sh --run      run every benchmark first (about an hour on
-#                                   2 cores; the Davis ones need MOE_DATA_DIR)
+#   bash bench/report.sh --run      run every benchmark first (about four hours
+#                                   on 2 cores; the Davis ones need MOE_DATA_DIR)
 #
 # Each benchmark's raw output is kept in bench/results/<name>.txt (the
 # figures, the machine, the load when it started), and BENCHMARKS.md quotes
@@ -14,15 +14,17 @@ RESULTS=bench/results
 mkdir -p "$RESULTS"
 
 if [ "${1:-}" = --run ]; then
-    for b in scoring parallel sharding gpu davis_cv; do
+    for b in scoring training parallel sharding gpu gate_gradients routing_study davis_cv; do
         echo "== bench/$b.sh" >&2
         bash "bench/$b.sh" >"$RESULTS/$b.txt"
     done
+    bash scripts/demo.sh >/dev/null          # writes $RESULTS/demo.txt
+    [ -z "${MOE_DATA_DIR:-}" ] || bash scripts/demo.sh --davis "$MOE_DATA_DIR/davis" >/dev/null   # demo_davis.txt
 fi
 
-section() {   # name, title, what it measures
-    local f=$RESULTS/$1.txt
-    printf '## %s\n\n%s\n\n```sh\nbash bench/%s.sh\n```\n\n' "$2" "$3" "$1"
+section() {   # name, title, what it measures[, the command]
+    local f=$RESULTS/$1.txt cmd=${4:-bash bench/$1.sh}
+    printf '## %s\n\n%s\n\n```sh\n%s\n```\n\n' "$2" "$3" "$cmd"
     if [ -s "$f" ]; then
         printf '```\n%s\n```\n\n' "$(cat "$f")"
     else
@@ -41,8 +43,20 @@ section() {   # name, title, what it measures
     echo
     section davis_cv "Accuracy and training time: Davis, 5-fold cross-validation" \
         "LLMDTA warm split, ECFP4 drug fingerprints and protein 1..3-mer composition, \`refit => true\` and every other \`moe_train\` option at its default (each fold chooses its epoch count on its validation rows, then a fresh model trains on training + validation rows); test metrics per fold, their mean and standard deviation, the chosen epoch count, the epochs and training seconds of both runs."
+    section routing_study "Routing: which balancing, and whether the mixture earns its keep" \
+        "A grid of balancing configurations and two dense baselines, trained on the synthetic planted-cluster data and on Davis warm fold 0 (ECFP), every other option at its default: validation and test MSE, router status at the kept epoch on training and test rows, balance entropy, the least-selected expert's share of the test rows, the least-leading expert's, the mean weight of the second selected expert, cluster-recovery NMI (synthetic), seconds, parameters (docs/training.md, \"Why these defaults\"). The Davis half ran with MOE_STUDY_CONFIGS (the whole grid takes about two hours there)."
+    section gate_gradients "Why routers collapsed: gradients at the gate" \
+        "The norm of the gradient that the prediction loss and each balancing term send into the gate, at initialisation and after the first epochs, with 0.1.0's balancing and with today's default, on the synthetic data; and the mean of each row's largest gate probability (engine only)."
+    section demo "The demo on synthetic data" \
+        "What scripts/demo.sh prints: evaluation, training history, sample predictions, expert usage, the router's health per epoch, planted cluster x top-1 expert and the cluster-recovery NMI." \
+        "scripts/demo.sh"
+    section demo_davis "The demo on Davis fold 0" \
+        "The same on Davis warm fold 0 with the n-gram drug features, no refit." \
+        "scripts/demo.sh --davis ../shared/data/davis"
+    section training "Training speed: sparse first layers" \
+        "Seconds per epoch with the encoders' first layers over the non-zeros of the inputs against the dense product, Davis and KIBA, one thread and the default threads; test MSE of each (docs/training.md, \"Sparse first layers\")."
     section scoring "Scoring: per row, bulk, FLOP limit, latency, memory" \
-        "All 30,056 Davis pairs scored per row and with \`moe_score\`, like for like (one process per row against one bulk thread; per row with the default parallel query against bulk with its default threads); per row as a new connection's first query, with nothing cached and with the parts in the shared cache; bulk scoring against the sgemm FLOP limit for the arithmetic it does; first calls cold and warm; single-row latency with pgbench and a prepared statement, interleaved with the same lookup without scoring; PSS of 1 and of 16 backends that scored (docs/scoring.md)."
+        "All 30,056 Davis pairs scored per row and with \`moe_score\`, like for like (one process per row against one bulk thread; per row with the default parallel query against bulk with its default threads); per row as a new connection's first query, with nothing cached and with the parts in the shared cache; bulk scoring against the sgemm FLOP limit for the arithmetic it does; first calls cold and warm; single-row latency with pgbench and a prepared statement, interleaved with the same lookup without scoring; PSS of 1 and of 16 backends that scored, and of 16 again after twelve models of mixed sizes went through the cache; screening a library of every Davis and KIBA compound for one target with moe_screen against ORDER BY moe_predict LIMIT 100 (docs/scoring.md)."
     section parallel "Parallel query on one server" \
         "One large scoring query with 0, 1 and 2 parallel workers (settings interleaved, best of 3), and the \`moe_usage\` aggregate with and without workers (docs/scale-out.md)."
     section sharding "Sharded scoring over postgres_fdw" \

@@ -222,6 +222,35 @@ echo "pss_total_growth_1_backend_kb $m1   (includes the loader's transient copy 
 echo "pss_total_growth_16_backends_kb $m16"
 awk -v a="$m1" -v b="$m16" -v n="$n16" 'BEGIN { printf "total_memory_16_over_1 %.3f\nprivate_kb_per_extra_backend %.0f\n", b / a, (b - a) / (n - 1) }'
 
+# --- the same after churn: twelve models of mixed sizes (about 13 and 52 MB
+# in the cache), each used by a new connection, then the 16 backends again,
+# without clearing the cache.  The scoring model and the churn models
+# (about 430 MB together) cannot all stay in the 256 MB cache, so each first
+# use evicts the least recently used; none may fall back to a copy of its
+# own ("does not fit") while an unpinned model could be evicted.
+q -c "CREATE TABLE churn_pairs AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3)" \
+  -c "SELECT moe_create_dataset('churn', 'churn_pairs', protein_column => 'target_vec',
+                                drug_key_column => 'drug_id', protein_key_column => 'target_id')" >/dev/null
+fallbacks=0
+for i in $(seq 12); do
+    width=$(( i % 2 == 0 ? 1024 : 512 ))
+    q -c "CALL moe_train('churn', model_name => 'churn_$i', epochs => 1, deploy => 'never',
+                         drug_hidden => '{$width}', protein_hidden => '{$width}',
+                         gate_hidden => '{$width,256}', expert_hidden => '{$width,256}')" >/dev/null
+    n=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -At -v ON_ERROR_STOP=1 \
+          -c "SELECT moe_predict(drug_vec, target_vec, (SELECT max(id) FROM moe.models WHERE name = 'churn_$i'))
+                FROM churn_pairs LIMIT 1" 2>&1 | grep -c 'does not fit' || true)
+    fallbacks=$((fallbacks + n))
+done
+churn_shared=$(q -c "SELECT count(*) FROM moe_cache() c JOIN moe.models m ON m.id = c.model_id
+                      WHERE c.scope = 'shared' AND m.name LIKE 'churn_%'")
+read -r cm16 cw16 cn16 < <(memory_for 16)
+echo "churn_models 12   (mixed sizes, one after another, each used by a new connection)"
+echo "churn_fallbacks_to_own_copy $fallbacks   (NOTICE \"does not fit\"; should be 0)"
+echo "churn_models_still_shared $churn_shared   (the rest were evicted, least recently used first)"
+echo "pss_shared_growth_16_backends_after_churn_kb $cw16   ($cn16 backends)"
+awk -v a="$w1" -v b="$cw16" 'BEGIN { printf "weights_memory_16_over_1_after_churn %.3f   (target < 1.05)\n", b / a }'
+
 # --- screening: the best 100 compounds of a library for one target, with
 # moe_screen (the bulk path) and with the query a user would otherwise
 # write (ORDER BY moe_predict ... LIMIT 100), second run of each (the
