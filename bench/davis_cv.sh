@@ -32,6 +32,7 @@ createdb cv
 q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 echo "# bench/davis_cv.sh on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# drug features: $FEATURES; options: $OPTIONS (everything else the moe_train defaults)"
+echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 q -c "CREATE EXTENSION moe_pg" -c "SET client_min_messages = warning" \
   -c "SELECT moe_load_dta('$DATA/davis', 'davis', drug_features => '$FEATURES')" >/dev/null
 start=$(date +%s)

@@ -47,6 +47,7 @@ q -c "CREATE VIEW all_pairs AS SELECT a.drug_id, a.target_id, d.vec AS drug_vec,
 pairs=$(q -c "SELECT count(*) FROM pair_ids")
 
 echo "# bench/scoring.sh on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "pairs $pairs"
 q -c "SELECT 'model_params ' || n_params || E'\nmodel_bytes ' || checkpoint_bytes FROM moe_model_info($model::bigint)"
 
