@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of moe_pg: engine unit tests (plain, under valgrind and under
-# ASan/UBSan), fuzzing of the engine's parsers, then
+# Every test of moe_pg: the figures quoted in README.md against
+# bench/results (scripts/check_figures.sh), engine unit tests (plain, under
+# valgrind and under ASan/UBSan), fuzzing of the engine's parsers, then
 # pgTAP (pg_prove), shell tests and pg_regress against a throwaway cluster.
 #
 #   scripts/test.sh            everything (installs what is missing when root)
@@ -12,6 +13,9 @@
 # and skip cleanly when it is absent.
 source "$(dirname "$0")/lib.sh"
 cd "$MOE_ROOT"
+
+log "figures quoted in README.md and docs/ against the results files they cite"
+bash scripts/check_figures.sh
 
 moe_install_deps
 moe_build_install
