@@ -19,6 +19,9 @@
  * points (one pair, or one chunk).  Forgetting a model (a dropped row, a
  * cache clear) hides its parts at once and frees them at the next safe
  * point.
+ *
+ * Owns moe_pg.entity_cache_mb.  Called by the scoring functions; calls the
+ * model store (whose forget hook it registers) and the shared cache.
  */
 #ifndef MOE_PG_ENTITY_CACHE_H
 #define MOE_PG_ENTITY_CACHE_H

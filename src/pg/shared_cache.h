@@ -10,6 +10,9 @@
  * committed rows are ever loaded here (the caller checks), so an entry can
  * never be served for a row that rolled back or was replaced; a deleted
  * row's entry is freed when the delete commits.
+ *
+ * Called by the model store (models) and the entity cache (shared parts);
+ * calls only checkpoint_rows.h and device.h of the SQL layer.
  */
 #ifndef MOE_PG_SHARED_CACHE_H
 #define MOE_PG_SHARED_CACHE_H
@@ -22,7 +25,12 @@
 
 extern int	moe_shared_cache_mb;
 
-/* Called from _PG_init while shared_preload_libraries is being processed. */
+/*
+ * Register moe_pg.shared_cache_mb and moe_pg.shared_entity_mb, and, while
+ * shared_preload_libraries is being processed, the shared-memory hooks;
+ * loaded later, there is no shared cache and shared_cache_mb reads 0.
+ * From _PG_init.
+ */
 void		moe_shared_cache_init(void);
 
 /* True when the server preloaded moe_pg and gave the cache some memory. */
