@@ -1,5 +1,5 @@
 /*
- * sql_featurize_more.c — moe_featurize_ecfp(), moe_featurize_protein_triad()
+ * sql_featurize_ecfp_triad_cksaap.c — moe_featurize_ecfp(), moe_featurize_protein_triad()
  * and moe_featurize_protein_cksaap().
  *
  * Same conventions as sql_featurize.c: parameters are checked here (22023),
