@@ -613,22 +613,16 @@ sparse_first_free(moe_backend *be, moe_sparse_first *sf)
 }
 
 size_t
-moe_sparse_first_bytes(const moe_model *model, int encoder, const moe_sparse_table *table,
+moe_sparse_first_bytes(const moe_model *model, int encoder, int n_rows, int64_t widest,
 					   int max_rows)
 {
 	const moe_mlp_layout *mlp = encoder_layout(&model->layout, encoder);
 	size_t		K = (size_t) mlp->in_dim,
 				N = (size_t) (mlp->n_blocks > 0 ? mlp->block[0].out : 0);
-	int64_t		widest = 0;
-	size_t		nnz;
-
-	for (int r = 0; r < table->n; r++)
-		if (table->row_ptr[r + 1] - table->row_ptr[r] > widest)
-			widest = table->row_ptr[r + 1] - table->row_ptr[r];
-	nnz = (size_t) widest * (size_t) (max_rows < table->n ? max_rows : table->n);
+	size_t		nnz = (size_t) widest * (size_t) (max_rows < n_rows ? max_rows : n_rows);
 	/* host and backend copies of the batch, the products' buffers */
 	return 2 * (sizeof(int32_t) * (K + 1 + 3 * (size_t) max_rows + 1) + (sizeof(int32_t) + sizeof(float)) * nnz) +
-		sizeof(int32_t) * ((size_t) table->n + K + (size_t) max_rows) +
+		sizeof(int32_t) * ((size_t) n_rows + K + (size_t) max_rows) +
 		sizeof(float) * (2 * K * N + 2 * (size_t) max_rows * N + K + N);
 }
 

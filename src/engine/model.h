@@ -245,7 +245,8 @@ size_t		moe_workspace_bytes(const moe_model *model, int max_rows);
  */
 moe_status	moe_workspace_use_sparse(const moe_model *model, moe_workspace *ws, int encoder,
 									 const moe_sparse_table *table, moe_error *err);
-size_t		moe_sparse_first_bytes(const moe_model *model, int encoder, const moe_sparse_table *table,
+/* ... for a table of n_rows vectors whose widest has widest non-zeros. */
+size_t		moe_sparse_first_bytes(const moe_model *model, int encoder, int n_rows, int64_t widest,
 								   int max_rows);
 void		moe_workspace_free(const moe_model *model, moe_workspace *ws);
 

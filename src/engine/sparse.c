@@ -18,6 +18,23 @@ moe_density(const float *x, int64_t n, int dim)
 }
 
 void
+moe_sparse_count(const float *x, int n, int dim, int64_t *nnz, int64_t *widest)
+{
+	*nnz = *widest = 0;
+	for (int r = 0; r < n; r++)
+	{
+		const float *row = x + (size_t) r * dim;
+		int64_t		k = 0;
+
+		for (int j = 0; j < dim; j++)
+			k += row[j] != 0.0f;
+		*nnz += k;
+		if (k > *widest)
+			*widest = k;
+	}
+}
+
+void
 moe_sparse_table_free(moe_sparse_table *t)
 {
 	if (t == NULL)

@@ -42,6 +42,10 @@
 /* Fraction of non-zero values of n vectors of dim values. */
 double		moe_density(const float *x, int64_t n, int dim);
 
+/* The non-zero values of n vectors of dim values, and of the vector with
+ * most: what a sparse table of them would hold, without building it. */
+void		moe_sparse_count(const float *x, int n, int dim, int64_t *nnz, int64_t *widest);
+
 /* A table of n vectors of dim values in compressed sparse rows (host). */
 typedef struct moe_sparse_table
 {

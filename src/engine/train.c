@@ -500,20 +500,17 @@ moe_trainer_bytes(const moe_config *arch, const moe_train_options *opt, const mo
 		const float *x = i == 0 ? data->drug_vec : data->protein_vec;
 		int			n = i == 0 ? data->n_drugs : data->n_proteins,
 					dim = i == 0 ? data->drug_dim : data->protein_dim;
+		int64_t		nnz,
+					widest,
+					total = (int64_t) n * dim;
 
-		if (x != NULL && use_sparse(opt, moe_density(x, n, dim)))
-		{
-			moe_sparse_table table;
-
-			if ((st = moe_sparse_table_build(x, n, dim, &table, err)) != MOE_OK)
-			{
-				moe_model_free(shape);
-				return st;
-			}
-			b += sizeof(int64_t) * ((size_t) n + 1) + (sizeof(int32_t) + sizeof(float)) * (size_t) table.nnz +
-				moe_sparse_first_bytes(shape, i, &table, bs > 0 ? bs : 1);
-			moe_sparse_table_free(&table);
-		}
+		if (x == NULL)
+			continue;
+		/* counted, not copied: the estimate allocates nothing of its size */
+		moe_sparse_count(x, n, dim, &nnz, &widest);
+		if (use_sparse(opt, total > 0 ? (double) nnz / (double) total : 1.0))
+			b += sizeof(int64_t) * ((size_t) n + 1) + (sizeof(int32_t) + sizeof(float)) * (size_t) nnz +
+				moe_sparse_first_bytes(shape, i, n, widest, bs > 0 ? bs : 1);
 	}
 	moe_model_free(shape);
 	*bytes = b;

@@ -796,6 +796,38 @@ test_trainer_bytes(void)
 	opt.ema_decay = 0.99f;
 	CHECK(moe_trainer_bytes(&arch, &opt, &d, &with_average, &err) == MOE_OK);
 	CHECK_INT(with_average - small, 2 * sizeof(float) * np);	/* the average and its spare */
+	/* sparse first layers: the tables (counted, not built, by the estimate)
+	 * and their workspaces, here against tables really built */
+	{
+		size_t		dense,
+					sparse,
+					expected = 0;
+		int			bs = opt.batch_size < d.train.n ? opt.batch_size : d.train.n;
+
+		opt.sparse_inputs = MOE_SPARSE_OFF;
+		CHECK(moe_trainer_bytes(&arch, &opt, &d, &dense, &err) == MOE_OK);
+		opt.sparse_inputs = MOE_SPARSE_ON;
+		CHECK(moe_trainer_bytes(&arch, &opt, &d, &sparse, &err) == MOE_OK);
+		CHECK(moe_model_wrap(&arch, be, NULL, &shape, &err) == MOE_OK);
+		for (int i = 0; i < 2; i++)
+		{
+			moe_sparse_table table;
+			int64_t		widest = 0;
+
+			CHECK_INT(moe_sparse_table_build(i == 0 ? d.drug_vec : d.protein_vec,
+											 i == 0 ? d.n_drugs : d.n_proteins,
+											 i == 0 ? d.drug_dim : d.protein_dim, &table, &err), MOE_OK);
+			for (int r = 0; r < table.n; r++)
+				if (table.row_ptr[r + 1] - table.row_ptr[r] > widest)
+					widest = table.row_ptr[r + 1] - table.row_ptr[r];
+			expected += sizeof(int64_t) * ((size_t) table.n + 1) + (sizeof(int32_t) + sizeof(float)) * (size_t) table.nnz +
+				moe_sparse_first_bytes(shape, i, table.n, widest, bs);
+			moe_sparse_table_free(&table);
+		}
+		moe_model_free(shape);
+		CHECK_INT(sparse - dense, expected);
+		opt.sparse_inputs = MOE_SPARSE_AUTO;
+	}
 	for (int i = 0; i < MOE_MAX_LAYERS; i++)
 		arch.drug_hidden[i] = arch.protein_hidden[i] = arch.gate_hidden[i] = MOE_MAX_WIDTH;
 	arch.n_drug_layers = arch.n_protein_layers = arch.n_gate_layers = MOE_MAX_LAYERS;
