@@ -612,7 +612,9 @@ COMMENT ON FUNCTION moe_drop_dataset(text) IS
 --
 -- The options after model_name are, in this order, the option table of
 -- src/pg/train_options.c; the same names are the keys that options jsonb
--- (here, in moe_cross_validate and in moe_sweep) accepts.
+-- (here, in moe_cross_validate and in moe_sweep) accepts.  The defaults
+-- are the library's (moe_config_defaults, moe_train_options_defaults),
+-- written out here for \df; every call checks that they still agree.
 
 CREATE OR REPLACE PROCEDURE moe_train(
     dataset text,

@@ -12,8 +12,11 @@
 #include <limits.h>
 #include <math.h>
 
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -363,36 +366,37 @@ apply_option(train_spec *s, int id, const opt_value *v)
 
 /* ---- values from a procedure's arguments ------------------------------ */
 
+/* An option's value from a datum of its SQL type (option_sql_type). */
 static void
-value_from_arg(FunctionCallInfo fcinfo, int argno, opt_type type, opt_value *v)
+value_from_datum(Datum d, bool isnull, opt_type type, opt_value *v)
 {
 	memset(v, 0, sizeof(*v));
-	v->isnull = PG_ARGISNULL(argno);
+	v->isnull = isnull;
 	if (v->isnull)
 		return;
 	switch (type)
 	{
 		case T_INT:
-			v->i = PG_GETARG_INT32(argno);
+			v->i = DatumGetInt32(d);
 			break;
 		case T_BIGINT:
-			v->i = PG_GETARG_INT64(argno);
+			v->i = DatumGetInt64(d);
 			break;
 		case T_REAL:
-			v->r = PG_GETARG_FLOAT4(argno);
+			v->r = DatumGetFloat4(d);
 			break;
 		case T_TEXT:
-			v->s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+			v->s = TextDatumGetCString(d);
 			break;
 		case T_BOOL:
-			v->b = PG_GETARG_BOOL(argno);
+			v->b = DatumGetBool(d);
 			break;
 		case T_JSONB:
-			v->j = PG_GETARG_JSONB_P_COPY(argno);
+			v->j = DatumGetJsonbPCopy(d);
 			break;
 		case T_WIDTHS:
 			{
-				ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(argno);
+				ArrayType  *arr = DatumGetArrayTypeP(d);
 				Datum	   *elems;
 				bool	   *nulls;
 				int			count;
@@ -520,10 +524,63 @@ check_signature(FunctionCallInfo fcinfo)
 				 errhint("Run ALTER EXTENSION moe_pg UPDATE to install the SQL of this library's version.")));
 }
 
+/*
+ * The procedure's SQL defaults against the library's (train_spec_defaults).
+ * moe_train's SQL spells its defaults out so that \df shows them, but
+ * moe_cross_validate, moe_sweep and the options argument take the
+ * library's: a default drifted in one place would make the same settings
+ * train differently by route.  Each SQL default, applied alone to the
+ * library's defaults, must leave them as they are (the spec is zeroed
+ * before it is filled, so comparing its bytes is exact).
+ */
+static void
+check_defaults(FunctionCallInfo fcinfo)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	List	   *defaults = NIL;
+	bool		isnull;
+	Datum		d;
+	int			first_default;
+	train_spec	library;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for procedure %u", fcinfo->flinfo->fn_oid);
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proargdefaults, &isnull);
+	if (!isnull)
+		defaults = castNode(List, stringToNode(TextDatumGetCString(d)));
+	first_default = ((Form_pg_proc) GETSTRUCT(tup))->pronargs - list_length(defaults);
+	ReleaseSysCache(tup);
+
+	train_spec_defaults(&library);
+	for (int id = 0; id < N_OPTIONS; id++)
+	{
+		int			at = FIRST_OPTION_ARG + id - first_default;
+		Node	   *expr = at >= 0 ? eval_const_expressions(NULL, list_nth(defaults, at)) : NULL;
+		train_spec	with_sql_default;
+		opt_value	v;
+
+		train_spec_defaults(&with_sql_default);
+		if (expr != NULL && IsA(expr, Const))
+		{
+			value_from_datum(((Const *) expr)->constvalue, ((Const *) expr)->constisnull,
+							 options[id].type, &v);
+			apply_option(&with_sql_default, id, &v);
+		}
+		if (expr == NULL || !IsA(expr, Const) ||
+			memcmp(&with_sql_default, &library, sizeof(library)) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("moe_train's SQL definition does not match the moe_pg library"),
+					 errdetail("The default of argument %s is not the library's.", options[id].name),
+					 errhint("Run ALTER EXTENSION moe_pg UPDATE to install the SQL of this library's version.")));
+	}
+}
+
 void
 train_spec_from_call(train_spec *spec, FunctionCallInfo fcinfo)
 {
 	check_signature(fcinfo);
+	check_defaults(fcinfo);
 	train_spec_defaults(spec);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -536,7 +593,8 @@ train_spec_from_call(train_spec *spec, FunctionCallInfo fcinfo)
 	{
 		opt_value	v;
 
-		value_from_arg(fcinfo, FIRST_OPTION_ARG + id, options[id].type, &v);
+		value_from_datum(PG_GETARG_DATUM(FIRST_OPTION_ARG + id), PG_ARGISNULL(FIRST_OPTION_ARG + id),
+						 options[id].type, &v);
 		apply_option(spec, id, &v);
 	}
 	if (!PG_ARGISNULL(FIRST_OPTION_ARG + N_OPTIONS))

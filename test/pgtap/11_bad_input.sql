@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(658);
+SELECT plan(666);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -832,6 +832,18 @@ SELECT pg_temp.train_copy(replace(replace(replace(args, 'experts integer', 'x_tm
                           'swapped') FROM sig;
 SELECT pg_temp.train_copy(replace(args, 'IN max_seconds real DEFAULT NULL::real, ', ''), 'shorter') FROM sig;
 SELECT pg_temp.train_copy(replace(args, 'patience integer', 'patient integer'), 'renamed') FROM sig;
+-- Defaults drifted from the library's (train_spec_defaults), one per type.
+CREATE TEMP TABLE drifted_default (name text, from_text text, to_text text);
+INSERT INTO drifted_default VALUES
+    ('epochs_50', 'epochs integer DEFAULT 100', 'epochs integer DEFAULT 50'),
+    ('lr_2e3', 'lr real DEFAULT 0.001', 'lr real DEFAULT 0.002'),
+    ('lb_weight_given', 'lb_weight real DEFAULT NULL::real', 'lb_weight real DEFAULT 0.001'),
+    ('deploy_always', $$deploy text DEFAULT 'if_better'::text$$, $$deploy text DEFAULT 'always'::text$$),
+    ('gate_one_layer', $$gate_hidden integer[] DEFAULT '{512,256}'::integer[]$$, $$gate_hidden integer[] DEFAULT '{512}'::integer[]$$),
+    ('seed_7', 'seed bigint DEFAULT 42', 'seed bigint DEFAULT 7'),
+    ('noisy', 'noisy_gating boolean DEFAULT false', 'noisy_gating boolean DEFAULT true');
+SELECT pg_temp.train_copy(replace(args, from_text, to_text), name) FROM sig, drifted_default
+ WHERE strpos(args, from_text) > 0;
 SELECT lives_ok($$CALL drift.same('bi', model_name => 'sig_same', epochs => 1, deploy => 'never',
                                   drug_hidden => '{4}', protein_hidden => '{4}', gate_hidden => '{4}', expert_hidden => '{4}')$$,
                 'a copy of moe_train with the installed signature trains');
@@ -844,6 +856,13 @@ SELECT throws_ok($$CALL drift.shorter('bi', epochs => 1, deploy => 'never')$$, '
 SELECT throws_ok($$CALL drift.renamed('bi', epochs => 1, deploy => 'never')$$, '0A000',
                  'moe_train''s SQL definition does not match the moe_pg library',
                  'an argument renamed: refused');
+SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'drift'::regnamespace
+                                          AND proname IN (SELECT name FROM drifted_default)),
+          (SELECT count(*) FROM drifted_default), 'every drifted copy was made (its default text was found)');
+SELECT throws_ok(format($$CALL drift.%I('bi', model_name => 'sig_drift', deploy => 'never')$$, name), '0A000',
+                 'moe_train''s SQL definition does not match the moe_pg library',
+                 format('a SQL default other than the library''s (%s): refused', to_text))
+  FROM drifted_default ORDER BY name;
 
 -- ---------------------------------------------------------------------------
 SELECT ok(to_regclass('pg_temp.bi') IS NOT NULL AND (SELECT count(*) FROM bi) = 128, 'the fixture table survived everything');
