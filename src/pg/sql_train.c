@@ -16,6 +16,7 @@
 #include "device.h"
 #include "model_store.h"
 #include "progress.h"
+#include "json_write.h"
 
 #include <math.h>
 
@@ -106,26 +107,6 @@ returned_id(void)
 	bool		isnull;
 
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/* "key": with a comma unless it opens an object. */
-static void
-json_key(StringInfo s, const char *key)
-{
-	if (s->len > 0 && s->data[s->len - 1] != '{')
-		appendStringInfoString(s, ", ");
-	escape_json(s, key);
-	appendStringInfoString(s, ": ");
-}
-
-static void
-json_real(StringInfo s, const char *key, double v)
-{
-	json_key(s, key);
-	if (isfinite(v))
-		appendStringInfo(s, "%.9g", v);
-	else
-		appendStringInfoString(s, "null");
 }
 
 /* ---- rows of moe.training_runs and moe.training_history ------------------ */
@@ -229,7 +210,7 @@ aux_terms_json(const moe_epoch_report *e)
 	appendStringInfoChar(&s, '{');
 	for (int m = MOE_LB_ENTROPY; m < MOE_LB_N_METHODS; m++)
 		if (m != MOE_LB_AUX_FREE)
-			json_real(&s, moe_lb_method_name((moe_lb_method) m), e->aux_value[m]);
+			moe_json_real(&s, moe_lb_method_name((moe_lb_method) m), e->aux_value[m]);
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }
@@ -524,25 +505,15 @@ step_epoch(train_run *r)
 static void
 json_metrics(StringInfo s, const moe_metrics *m)
 {
-	json_key(s, "n");
+	moe_json_key(s, "n");
 	appendStringInfo(s, "%lld", (long long) m->n);
-	json_real(s, "mse", m->mse);
-	json_real(s, "rmse", m->rmse);
-	json_real(s, "ci", m->ci);
-	json_real(s, "r2", m->r2);
-	json_real(s, "pearson", m->pearson);
-	json_real(s, "spearman", m->spearman);
-	json_real(s, "rm2", m->rm2);
-}
-
-static void
-json_real_array(StringInfo s, const char *key, const double *v, int n)
-{
-	json_key(s, key);
-	appendStringInfoChar(s, '[');
-	for (int i = 0; i < n; i++)
-		appendStringInfo(s, i > 0 ? ", %.6g" : "%.6g", v[i]);
-	appendStringInfoChar(s, ']');
+	moe_json_real(s, "mse", m->mse);
+	moe_json_real(s, "rmse", m->rmse);
+	moe_json_real(s, "ci", m->ci);
+	moe_json_real(s, "r2", m->r2);
+	moe_json_real(s, "pearson", m->pearson);
+	moe_json_real(s, "spearman", m->spearman);
+	moe_json_real(s, "rm2", m->rm2);
 }
 
 /*
@@ -558,23 +529,23 @@ json_heldout_routing(StringInfo s, const char *split, const moe_usage_acc *usage
 
 	if (!moe_usage_finish(usage, mean, &st))
 		return MOE_ROUTER_BALANCED;
-	json_key(s, "routing");
+	moe_json_key(s, "routing");
 	appendStringInfoChar(s, '{');
-	json_key(s, "split");
+	moe_json_key(s, "split");
 	escape_json(s, split);
-	json_key(s, "rows");
+	moe_json_key(s, "rows");
 	appendStringInfo(s, "%lld", (long long) usage->n);
-	json_key(s, "status");
+	moe_json_key(s, "status");
 	escape_json(s, moe_router_status_name(st.status));
-	json_key(s, "probability_status");
+	moe_json_key(s, "probability_status");
 	escape_json(s, moe_router_status_name(st.probability_status));
-	json_key(s, "selection_status");
+	moe_json_key(s, "selection_status");
 	escape_json(s, moe_router_status_name(st.selection_status));
-	json_key(s, "lead_status");
+	moe_json_key(s, "lead_status");
 	escape_json(s, moe_router_status_name(st.lead_status));
-	json_real_array(s, "mean_prob", mean, st.n_experts);
-	json_real_array(s, "selection_fraction", st.selection_fraction, st.n_experts);
-	json_real_array(s, "lead_fraction", st.lead_fraction, st.n_experts);
+	moe_json_real_array(s, "mean_prob", mean, st.n_experts);
+	moe_json_real_array(s, "selection_fraction", st.selection_fraction, st.n_experts);
+	moe_json_real_array(s, "lead_fraction", st.lead_fraction, st.n_experts);
 	appendStringInfoChar(s, '}');
 	{
 		StringInfoData shares;
@@ -602,26 +573,26 @@ final_metrics_json(train_run *r, moe_model *model)
 
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '{');
-	json_key(&s, "epochs_run");
+	moe_json_key(&s, "epochs_run");
 	appendStringInfo(&s, "%d", r->last.epoch);
-	json_key(&s, "best_epoch");
+	moe_json_key(&s, "best_epoch");
 	appendStringInfo(&s, "%d", r->last.best_epoch);
-	json_real(&s, "best_val_mse", r->last.best_val_mse);
-	json_real(&s, "temperature", model->cfg.temperature);
-	json_real(&s, "train_seconds", r->seconds);
-	json_key(&s, "n_train");
+	moe_json_real(&s, "best_val_mse", r->last.best_val_mse);
+	moe_json_real(&s, "temperature", model->cfg.temperature);
+	moe_json_real(&s, "train_seconds", r->seconds);
+	moe_json_key(&s, "n_train");
 	appendStringInfo(&s, "%d", r->data.split[MOE_SPLIT_TRAIN].n +
 					 (r->refit_of > 0 ? r->data.split[MOE_SPLIT_VALID].n : 0));
-	json_key(&s, "n_valid");
+	moe_json_key(&s, "n_valid");
 	appendStringInfo(&s, "%d", r->refit_of > 0 ? 0 : r->data.split[MOE_SPLIT_VALID].n);
 	if (r->refit_of > 0)
 	{
 		/* what the selection run chose, on the validation rows now trained on */
-		json_key(&s, "refit_of");
+		moe_json_key(&s, "refit_of");
 		appendStringInfo(&s, "%lld", (long long) r->refit_of);
-		json_key(&s, "selection_best_epoch");
+		moe_json_key(&s, "selection_best_epoch");
 		appendStringInfo(&s, "%d", r->selection.best_epoch);
-		json_real(&s, "selection_best_val_mse", r->selection.best_val_mse);
+		moe_json_real(&s, "selection_best_val_mse", r->selection.best_val_mse);
 	}
 	{
 		/* the held-out rows: test, or validation when there is no test split */
@@ -647,7 +618,7 @@ final_metrics_json(train_run *r, moe_model *model)
 				moe_metrics m;
 
 				moe_check(moe_compute_metrics(test->label, pred, test->n, &m, &err), &err);
-				json_key(&s, "test");
+				moe_json_key(&s, "test");
 				appendStringInfoChar(&s, '{');
 				json_metrics(&s, &m);
 				appendStringInfoChar(&s, '}');
@@ -792,15 +763,15 @@ store_best_model(train_run *r)
 	 * be imported elsewhere with nothing lost. */
 	initStringInfo(&meta);
 	appendStringInfoChar(&meta, '{');
-	json_key(&meta, "name");
+	moe_json_key(&meta, "name");
 	escape_json(&meta, s->model_name);
-	json_key(&meta, "dataset");
+	moe_json_key(&meta, "dataset");
 	escape_json(&meta, s->dataset);
-	json_key(&meta, "fold");
+	moe_json_key(&meta, "fold");
 	appendStringInfo(&meta, "%d", s->fold);
-	json_key(&meta, "config");
+	moe_json_key(&meta, "config");
 	appendStringInfoString(&meta, r->config_json);
-	json_key(&meta, "metrics");
+	moe_json_key(&meta, "metrics");
 	appendStringInfoString(&meta, metrics);
 	appendStringInfoChar(&meta, '}');
 

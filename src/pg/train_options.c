@@ -27,6 +27,7 @@
 #include "utils/numeric.h"
 
 #include "train_options.h"
+#include "json_write.h"
 
 #include "featurizer_spec.h"
 
@@ -826,58 +827,10 @@ train_spec_finalize(train_spec *spec)
 
 /* ---- the config as JSON ---------------------------------------------- */
 
-/* "key": with a comma unless it opens an object. */
-static void
-json_key(StringInfo s, const char *key)
-{
-	if (s->len > 0 && s->data[s->len - 1] != '{')
-		appendStringInfoString(s, ", ");
-	escape_json(s, key);
-	appendStringInfoString(s, ": ");
-}
-
-static void
-json_int(StringInfo s, const char *key, long long v)
-{
-	json_key(s, key);
-	appendStringInfo(s, "%lld", v);
-}
-
-/* The shortest decimal that reads back as the same float (0.1, not
- * 0.100000001), since options are floats. */
-static void
-json_real(StringInfo s, const char *key, double v)
-{
-	json_key(s, key);
-	if (!isfinite(v))
-	{
-		appendStringInfoString(s, "null");
-		return;
-	}
-	for (int digits = 6; digits <= 9; digits++)
-	{
-		char		buf[32];
-
-		snprintf(buf, sizeof(buf), "%.*g", digits, v);
-		if (strtof(buf, NULL) == (float) v || digits == 9)
-		{
-			appendStringInfoString(s, buf);
-			return;
-		}
-	}
-}
-
-static void
-json_text(StringInfo s, const char *key, const char *v)
-{
-	json_key(s, key);
-	escape_json(s, v);
-}
-
 static void
 json_widths(StringInfo s, const char *key, int n, const int32_t *w)
 {
-	json_key(s, key);
+	moe_json_key(s, key);
 	appendStringInfoChar(s, '[');
 	for (int i = 0; i < n; i++)
 		appendStringInfo(s, "%s%d", i ? ", " : "", w[i]);
@@ -893,52 +846,50 @@ train_spec_config_json(const train_spec *spec)
 
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '{');
-	json_int(&s, "experts", a->n_experts);
-	json_int(&s, "top_k", a->top_k);
-	json_key(&s, "balance");
+	moe_json_int(&s, "experts", a->n_experts);
+	moe_json_int(&s, "top_k", a->top_k);
+	moe_json_key(&s, "balance");
 	appendStringInfoChar(&s, '{');
 	for (int i = 0; i < o->n_balance; i++)
-		json_real(&s, moe_lb_method_name(o->balance[i].method), o->balance[i].weight);
+		moe_json_real(&s, moe_lb_method_name(o->balance[i].method), o->balance[i].weight);
 	appendStringInfoChar(&s, '}');
-	json_text(&s, "lb_schedule", moe_lb_schedule_name(o->lb_schedule));
-	json_int(&s, "lb_warmup_epochs", o->lb_warmup_epochs);
-	json_real(&s, "lb_min_scale", o->lb_min_scale);
-	json_real(&s, "lb_decay", o->lb_decay);
-	json_int(&s, "epochs", o->epochs);
-	json_int(&s, "batch_size", o->batch_size);
-	json_real(&s, "lr", o->lr);
-	json_real(&s, "lr_min", o->lr_min);
-	json_text(&s, "lr_schedule", moe_lr_schedule_name(o->lr_schedule));
-	json_int(&s, "lr_warmup_epochs", o->lr_warmup_epochs);
-	json_int(&s, "lr_step_epochs", o->lr_step_epochs);
-	json_real(&s, "lr_gamma", o->lr_gamma);
-	json_real(&s, "lr_decay_start", o->lr_decay_start);
-	json_real(&s, "weight_decay", o->weight_decay);
-	json_real(&s, "grad_clip", o->grad_clip);
-	json_real(&s, "ema_decay", o->ema_decay);
-	json_real(&s, "dropout", a->dropout);
-	json_real(&s, "temperature", a->temperature);
-	json_text(&s, "temperature_schedule", moe_temperature_schedule_name(o->temperature_schedule));
-	json_real(&s, "temperature_end", isnan(o->temperature_end) ? a->temperature : o->temperature_end);
-	json_int(&s, "temperature_step_epochs", o->temperature_step_epochs);
-	json_key(&s, "noisy_gating");
-	appendStringInfoString(&s, a->noisy_gating ? "true" : "false");
-	json_int(&s, "patience", o->patience);
-	json_real(&s, "min_delta", o->min_delta);
-	json_int(&s, "seed", (long long) o->seed);
+	moe_json_text(&s, "lb_schedule", moe_lb_schedule_name(o->lb_schedule));
+	moe_json_int(&s, "lb_warmup_epochs", o->lb_warmup_epochs);
+	moe_json_real(&s, "lb_min_scale", o->lb_min_scale);
+	moe_json_real(&s, "lb_decay", o->lb_decay);
+	moe_json_int(&s, "epochs", o->epochs);
+	moe_json_int(&s, "batch_size", o->batch_size);
+	moe_json_real(&s, "lr", o->lr);
+	moe_json_real(&s, "lr_min", o->lr_min);
+	moe_json_text(&s, "lr_schedule", moe_lr_schedule_name(o->lr_schedule));
+	moe_json_int(&s, "lr_warmup_epochs", o->lr_warmup_epochs);
+	moe_json_int(&s, "lr_step_epochs", o->lr_step_epochs);
+	moe_json_real(&s, "lr_gamma", o->lr_gamma);
+	moe_json_real(&s, "lr_decay_start", o->lr_decay_start);
+	moe_json_real(&s, "weight_decay", o->weight_decay);
+	moe_json_real(&s, "grad_clip", o->grad_clip);
+	moe_json_real(&s, "ema_decay", o->ema_decay);
+	moe_json_real(&s, "dropout", a->dropout);
+	moe_json_real(&s, "temperature", a->temperature);
+	moe_json_text(&s, "temperature_schedule", moe_temperature_schedule_name(o->temperature_schedule));
+	moe_json_real(&s, "temperature_end", isnan(o->temperature_end) ? a->temperature : o->temperature_end);
+	moe_json_int(&s, "temperature_step_epochs", o->temperature_step_epochs);
+	moe_json_bool(&s, "noisy_gating", a->noisy_gating);
+	moe_json_int(&s, "patience", o->patience);
+	moe_json_real(&s, "min_delta", o->min_delta);
+	moe_json_int(&s, "seed", (long long) o->seed);
 	json_widths(&s, "drug_hidden", a->n_drug_layers, a->drug_hidden);
 	json_widths(&s, "protein_hidden", a->n_protein_layers, a->protein_hidden);
 	json_widths(&s, "gate_hidden", a->n_gate_layers, a->gate_hidden);
 	json_widths(&s, "expert_hidden", a->n_expert_layers, a->expert_hidden);
-	json_key(&s, "refit");
-	appendStringInfoString(&s, spec->refit ? "true" : "false");
-	json_text(&s, "sparse_inputs", moe_sparse_inputs_name(o->sparse_inputs));
-	json_key(&s, "drug_featurizer");
+	moe_json_bool(&s, "refit", spec->refit);
+	moe_json_text(&s, "sparse_inputs", moe_sparse_inputs_name(o->sparse_inputs));
+	moe_json_key(&s, "drug_featurizer");
 	appendStringInfoString(&s, moe_featurizer_json(&spec->drug_featurizer));
-	json_key(&s, "protein_featurizer");
+	moe_json_key(&s, "protein_featurizer");
 	appendStringInfoString(&s, moe_featurizer_json(&spec->protein_featurizer));
 	/* NULL: no limit */
-	json_real(&s, "max_seconds", spec->max_seconds > 0.0 ? spec->max_seconds : NAN);
+	moe_json_real(&s, "max_seconds", spec->max_seconds > 0.0 ? spec->max_seconds : NAN);
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }
