@@ -14,6 +14,7 @@
 
 #include "access/detoast.h"
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -227,6 +228,34 @@ compute_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *
 	cache_bytes += sizeof(float) * pf;
 	stat_misses++;
 	return part;
+}
+
+/*
+ * Parts of the n rows of a matrix argument (moe_predict_matrix), a batch at
+ * a time: not cached, since such rows have no identity to key them by and
+ * each appears once in the matrix.
+ */
+void
+moe_entity_parts_of_matrix(moe_loaded_model *lm, moe_entity_kind kind, const float *rows, int n,
+						   float *parts)
+{
+	moe_infer_ws *ws = moe_loaded_batch_ws(lm);
+	int			dim = kind == MOE_DRUG ? lm->model->cfg.drug_dim : lm->model->cfg.protein_dim;
+	int			pf = moe_entity_part_floats(lm->model);
+	int32	   *idx = palloc(sizeof(int32) * MOE_INFER_BATCH);
+	moe_error	err;
+
+	for (int i = 0; i < MOE_INFER_BATCH; i++)
+		idx[i] = i;
+	for (int from = 0; from < n; from += MOE_INFER_BATCH)
+	{
+		int			m = n - from < MOE_INFER_BATCH ? n - from : MOE_INFER_BATCH;
+
+		CHECK_FOR_INTERRUPTS();
+		moe_check(moe_entity_parts(lm->model, ws, kind, rows + (size_t) from * dim, idx, m,
+								   parts + (size_t) from * pf, &err), &err);
+	}
+	pfree(idx);
 }
 
 /*

@@ -1,7 +1,11 @@
 /*
- * entity_cache.h — each drug's and protein's part (infer.h), computed once
- * per backend and model, so scoring a pairs table does per pair only the
- * work that depends on the pair.
+ * entity_cache.h — the one owner, on the PostgreSQL side, of each drug's
+ * and protein's part (infer.h): every part a scoring function uses comes
+ * from here, computed once per backend and model through the engine
+ * (moe_entity_parts), cached, and shared between backends through the
+ * shared cache's storage (shared_cache.h keeps the bytes; this module
+ * decides what to look up and publish).  Scoring a pairs table thus does
+ * per pair only the work that depends on the pair.
  *
  * A vector read from a table arrives as a TOAST pointer: it is keyed by
  * that pointer (no detoasting on a hit at all).  Any other vector is keyed
@@ -43,6 +47,14 @@ void		moe_entity_cache_init(void);
  * NaN, ...) and its part computed.  what names the argument in errors.
  */
 const float *moe_entity_part(moe_loaded_model *lm, moe_entity_kind kind, Datum arg, const char *what);
+
+/*
+ * Parts of the n rows of a matrix of drug or protein vectors (n x the
+ * model's input width, checked by the caller), into parts (n x
+ * moe_entity_part_floats): computed, not cached.
+ */
+void		moe_entity_parts_of_matrix(moe_loaded_model *lm, moe_entity_kind kind, const float *rows,
+									   int n, float *parts);
 
 /*
  * Free what the cache may free: everything forgotten, and everything when

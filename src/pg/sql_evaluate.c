@@ -1,7 +1,7 @@
 /*
  * sql_evaluate.c — moe_evaluate(model, dataset, split, fold).
  */
-#include "model_rows.h"
+#include "evaluation_rows.h"
 
 #include <math.h>
 
@@ -14,16 +14,16 @@ static void
 evaluate(FunctionCallInfo fcinfo, bool by_name)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	model_rows	mr;
+	evaluation_rows	mr;
 	float	   *pred;
 	moe_metrics m;
 	moe_error	err;
 	Datum		values[8];
 	bool		nulls[8] = {false};
 
-	model_rows_from_args(&mr, fcinfo, by_name, NULL);
+	evaluation_rows_from_args(&mr, fcinfo, by_name, NULL);
 	pred = palloc_extended(sizeof(float) * mr.rows.n, MCXT_ALLOC_HUGE);
-	model_rows_infer(&mr, pred, NULL, NULL, NULL, NULL);
+	evaluation_rows_infer(&mr, pred, NULL, NULL, NULL, NULL);
 	moe_check(moe_compute_metrics(mr.rows.label, pred, mr.rows.n, &m, &err), &err);
 
 	InitMaterializedSRF(fcinfo, 0);

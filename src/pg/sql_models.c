@@ -1,5 +1,9 @@
 /*
- * sql_models.c — moe_model_info(): what a stored checkpoint holds.
+ * sql_models.c — the SQL functions about stored models as objects:
+ * moe_model_info() (what a checkpoint holds), moe_drop_model(), and
+ * moe_cache() / moe_cache_clear() (what this backend and the server hold
+ * loaded).  Scoring is in sql_predict.c, sql_score.c and sql_screen.c,
+ * export and import in sql_io.c.
  */
 #include "model_store.h"
 #include "checkpoint_rows.h"

@@ -6,7 +6,7 @@
  * Each function takes the model by id or by name (two SQL overloads, one C
  * entry point that looks at the argument's type).
  */
-#include "model_rows.h"
+#include "evaluation_rows.h"
 
 #include <math.h>
 
@@ -103,7 +103,7 @@ moe_expert_outputs_sql(PG_FUNCTION_ARGS)
 /* A model run over a dataset's rows, with the top-1 expert of each row. */
 typedef struct routed
 {
-	model_rows	mr;
+	evaluation_rows	mr;
 	int			E;
 	int			k;
 	float	   *pred;
@@ -119,7 +119,7 @@ route_dataset(routed *r, FunctionCallInfo fcinfo, bool all_outputs, const char *
 	size_t		n;
 
 	memset(r, 0, sizeof(*r));
-	model_rows_from_args(&r->mr, fcinfo, model_arg_is_name(fcinfo, 0), extra_column);
+	evaluation_rows_from_args(&r->mr, fcinfo, model_arg_is_name(fcinfo, 0), extra_column);
 	r->E = r->mr.lm->model->cfg.n_experts;
 	r->k = r->mr.lm->model->cfg.top_k;
 	n = r->mr.rows.n;
@@ -129,7 +129,7 @@ route_dataset(routed *r, FunctionCallInfo fcinfo, bool all_outputs, const char *
 	r->weights = palloc_extended(sizeof(float) * n * r->k, MCXT_ALLOC_HUGE);
 	if (all_outputs)
 		r->outputs = palloc_extended(sizeof(float) * n * r->E, MCXT_ALLOC_HUGE);
-	model_rows_infer(&r->mr, r->pred, r->probs, r->selected, r->weights, r->outputs);
+	evaluation_rows_infer(&r->mr, r->pred, r->probs, r->selected, r->weights, r->outputs);
 }
 
 static inline int

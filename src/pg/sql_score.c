@@ -130,28 +130,6 @@ moe_predict_batch_sql(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Parts of rows [from, from + n) of a matrix of entities, into parts. */
-static void
-matrix_parts(moe_loaded_model *lm, moe_infer_ws *ws, moe_entity_kind kind, const float *rows,
-			 int dim, int n, float *parts)
-{
-	int			pf = moe_entity_part_floats(lm->model);
-	int32	   *idx = palloc(sizeof(int32) * MOE_INFER_BATCH);
-	moe_error	err;
-
-	for (int i = 0; i < MOE_INFER_BATCH; i++)
-		idx[i] = i;
-	for (int from = 0; from < n; from += MOE_INFER_BATCH)
-	{
-		int			m = n - from < MOE_INFER_BATCH ? n - from : MOE_INFER_BATCH;
-
-		CHECK_FOR_INTERRUPTS();
-		moe_check(moe_entity_parts(lm->model, ws, kind, rows + (size_t) from * dim, idx, m,
-								   parts + (size_t) from * pf, &err), &err);
-	}
-	pfree(idx);
-}
-
 /*
  * moe_predict_matrix(drugs real[][], proteins real[][], model): every drug
  * against every protein (a screen), drug-major.
@@ -186,8 +164,8 @@ moe_predict_matrix_sql(PG_FUNCTION_ARGS)
 							"Score fewer drugs or proteins per call");
 	dparts = palloc_extended(sizeof(float) * (size_t) nd * pf, MCXT_ALLOC_HUGE);
 	pparts = palloc_extended(sizeof(float) * (size_t) np * pf, MCXT_ALLOC_HUGE);
-	matrix_parts(lm, ws, MOE_DRUG, drugs, c->drug_dim, nd, dparts);
-	matrix_parts(lm, ws, MOE_PROTEIN, proteins, c->protein_dim, np, pparts);
+	moe_entity_parts_of_matrix(lm, MOE_DRUG, drugs, nd, dparts);
+	moe_entity_parts_of_matrix(lm, MOE_PROTEIN, proteins, np, pparts);
 
 	InitMaterializedSRF(fcinfo, 0);
 	total = (int64) nd * np;

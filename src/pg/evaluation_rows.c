@@ -1,7 +1,7 @@
 /*
- * model_rows.c — see model_rows.h.
+ * evaluation_rows.c — see evaluation_rows.h.
  */
-#include "model_rows.h"
+#include "evaluation_rows.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -44,7 +44,7 @@ model_origin(int64 id, char **dataset, int *fold, bool *has_fold)
 }
 
 void
-model_rows_read(model_rows *mr, int64 model_id, const char *dataset, const char *split,
+evaluation_rows_read(evaluation_rows *mr, int64 model_id, const char *dataset, const char *split,
 				bool fold_given, int fold, const char *extra_column)
 {
 	const moe_config *c;
@@ -132,7 +132,7 @@ model_rows_read(model_rows *mr, int64 model_id, const char *dataset, const char 
 }
 
 void
-model_rows_from_args(model_rows *mr, FunctionCallInfo fcinfo, bool by_name, const char *extra_column)
+evaluation_rows_from_args(evaluation_rows *mr, FunctionCallInfo fcinfo, bool by_name, const char *extra_column)
 {
 	int64		id;
 
@@ -141,14 +141,14 @@ model_rows_from_args(model_rows *mr, FunctionCallInfo fcinfo, bool by_name, cons
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model must not be NULL")));
 	id = by_name ? moe_model_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0))) : PG_GETARG_INT64(0);
-	model_rows_read(mr, id,
+	evaluation_rows_read(mr, id,
 					PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 					PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 					!PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3), extra_column);
 }
 
 void
-model_rows_infer(model_rows *mr, float *pred, float *probs, int32 *selected, float *weights,
+evaluation_rows_infer(evaluation_rows *mr, float *pred, float *probs, int32 *selected, float *weights,
 				 float *outputs)
 {
 	moe_model  *model = mr->lm->model;

@@ -1,15 +1,16 @@
 /*
- * model_rows.h — a model and the dataset rows it is to be run on, for the
- * functions that evaluate or inspect a model over a dataset.
+ * evaluation_rows.h — a model and the dataset rows it is to be run on, for
+ * the functions that evaluate or inspect a model over a dataset
+ * (sql_evaluate.c, sql_routing.c).
  */
-#ifndef MOE_PG_MODEL_ROWS_H
-#define MOE_PG_MODEL_ROWS_H
+#ifndef MOE_PG_EVALUATION_ROWS_H
+#define MOE_PG_EVALUATION_ROWS_H
 
 #include "model_store.h"
 
 #include "dataset.h"
 
-typedef struct model_rows
+typedef struct evaluation_rows
 {
 	int64		model_id;
 	moe_loaded_model *lm;
@@ -20,7 +21,7 @@ typedef struct model_rows
 	moe_rows	rows;			/* the chosen splits, concatenated */
 	int8	   *split;			/* per row: its moe_split */
 	char	  **extra;			/* per row: the extra column (or NULL) */
-} model_rows;
+} evaluation_rows;
 
 /*
  * Load model model_id and read its rows: dataset NULL means the model's
@@ -28,12 +29,12 @@ typedef struct model_rows
  * 'valid', 'test' or 'all'.  Errors for unknown splits, empty selections
  * and vectors of the wrong length.
  */
-void		model_rows_read(model_rows *mr, int64 model_id, const char *dataset, const char *split,
+void		evaluation_rows_read(evaluation_rows *mr, int64 model_id, const char *dataset, const char *split,
 							bool fold_given, int fold, const char *extra_column);
 
 /* The same with the model, dataset, split and fold from arguments 0..3
  * (model by id when by_name is false). */
-void		model_rows_from_args(model_rows *mr, FunctionCallInfo fcinfo, bool by_name,
+void		evaluation_rows_from_args(evaluation_rows *mr, FunctionCallInfo fcinfo, bool by_name,
 								 const char *extra_column);
 
 /*
@@ -42,7 +43,7 @@ void		model_rows_from_args(model_rows *mr, FunctionCallInfo fcinfo, bool by_name
  * probs [n, E], selected and weights [n, k], outputs [n, E] (every
  * expert's output in label units; costs every expert on every row).
  */
-void		model_rows_infer(model_rows *mr, float *pred, float *probs, int32 *selected,
+void		evaluation_rows_infer(evaluation_rows *mr, float *pred, float *probs, int32 *selected,
 							 float *weights, float *outputs);
 
 #endif
