@@ -274,4 +274,61 @@ moe_counter_normal(uint64_t key, uint64_t i)
 	return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
 }
 
+/*
+ * Fill a backend's table from functions named <prefix>_<op>, one for each
+ * op every backend implements (all but the host-memory-only
+ * linear_infer_row_sparse and linear_infer_sparse_input).  The CPU and
+ * CUDA backends fill theirs with this one list, so neither can leave an op
+ * out, or give it another name, without failing to compile.
+ */
+#define MOE_BACKEND_SET_OPS(be, prefix) \
+	do { \
+		(be)->alloc = prefix##_alloc; \
+		(be)->release = prefix##_release; \
+		(be)->upload = prefix##_upload; \
+		(be)->download = prefix##_download; \
+		(be)->copy = prefix##_copy; \
+		(be)->fill = prefix##_fill; \
+		(be)->check = prefix##_check; \
+		(be)->linear_forward = prefix##_linear_forward; \
+		(be)->linear_infer = prefix##_linear_infer; \
+		(be)->linear_backward = prefix##_linear_backward; \
+		(be)->layernorm_forward = prefix##_layernorm_forward; \
+		(be)->layernorm_backward = prefix##_layernorm_backward; \
+		(be)->relu_forward = prefix##_relu_forward; \
+		(be)->relu_backward = prefix##_relu_backward; \
+		(be)->dropout_forward = prefix##_dropout_forward; \
+		(be)->mul = prefix##_mul; \
+		(be)->add = prefix##_add; \
+		(be)->transpose_scaled = prefix##_transpose_scaled; \
+		(be)->sparse_linear_forward = prefix##_sparse_linear_forward; \
+		(be)->sparse_linear_backward = prefix##_sparse_linear_backward; \
+		(be)->transpose_scaled_back = prefix##_transpose_scaled_back; \
+		(be)->segment_sum_rows = prefix##_segment_sum_rows; \
+		(be)->gather_rows = prefix##_gather_rows; \
+		(be)->scatter_add_rows = prefix##_scatter_add_rows; \
+		(be)->concat_cols = prefix##_concat_cols; \
+		(be)->split_cols = prefix##_split_cols; \
+		(be)->sum_parts = prefix##_sum_parts; \
+		(be)->gather = prefix##_gather; \
+		(be)->scatter = prefix##_scatter; \
+		(be)->softmax_forward = prefix##_softmax_forward; \
+		(be)->softmax_backward = prefix##_softmax_backward; \
+		(be)->topk_route = prefix##_topk_route; \
+		(be)->combine_forward = prefix##_combine_forward; \
+		(be)->combine_backward = prefix##_combine_backward; \
+		(be)->route_backward = prefix##_route_backward; \
+		(be)->noisy_logits = prefix##_noisy_logits; \
+		(be)->noisy_logits_backward = prefix##_noisy_logits_backward; \
+		(be)->zloss = prefix##_zloss; \
+		(be)->row_entropy = prefix##_row_entropy; \
+		(be)->column_mean = prefix##_column_mean; \
+		(be)->add_row_vector = prefix##_add_row_vector; \
+		(be)->mse_forward_backward = prefix##_mse_forward_backward; \
+		(be)->sum_squares = prefix##_sum_squares; \
+		(be)->scale = prefix##_scale; \
+		(be)->adam_update = prefix##_adam_update; \
+		(be)->destroy = prefix##_destroy; \
+	} while (0)
+
 #endif

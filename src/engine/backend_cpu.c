@@ -53,6 +53,11 @@ cpu_memcpy(moe_backend *be, void *dst, const void *src, size_t bytes)
 		memmove(dst, src, bytes);
 }
 
+/* Host memory: uploading, downloading and copying are one copy. */
+#define cpu_upload cpu_memcpy
+#define cpu_download cpu_memcpy
+#define cpu_copy cpu_memcpy
+
 static void
 cpu_fill(moe_backend *be, float *x, size_t n, float value)
 {
@@ -972,53 +977,8 @@ moe_backend_cpu_create(int blas_threads)
 	moe_backend_cpu_set_threads(blas_threads);
 	be->name = "cpu";
 	be->host_memory = true;
-	be->alloc = cpu_alloc;
-	be->release = cpu_release;
-	be->upload = cpu_memcpy;
-	be->download = cpu_memcpy;
-	be->copy = cpu_memcpy;
-	be->fill = cpu_fill;
-	be->check = cpu_check;
-	be->linear_forward = cpu_linear_forward;
-	be->linear_infer = cpu_linear_infer;
+	MOE_BACKEND_SET_OPS(be, cpu);
 	be->linear_infer_row_sparse = cpu_linear_infer_row_sparse;
 	be->linear_infer_sparse_input = cpu_linear_infer_sparse_input;
-	be->linear_backward = cpu_linear_backward;
-	be->layernorm_forward = cpu_layernorm_forward;
-	be->layernorm_backward = cpu_layernorm_backward;
-	be->relu_forward = cpu_relu_forward;
-	be->relu_backward = cpu_relu_backward;
-	be->dropout_forward = cpu_dropout_forward;
-	be->mul = cpu_mul;
-	be->add = cpu_add;
-	be->transpose_scaled = cpu_transpose_scaled;
-	be->sparse_linear_forward = cpu_sparse_linear_forward;
-	be->sparse_linear_backward = cpu_sparse_linear_backward;
-	be->transpose_scaled_back = cpu_transpose_scaled_back;
-	be->segment_sum_rows = cpu_segment_sum_rows;
-	be->gather_rows = cpu_gather_rows;
-	be->scatter_add_rows = cpu_scatter_add_rows;
-	be->concat_cols = cpu_concat_cols;
-	be->split_cols = cpu_split_cols;
-	be->sum_parts = cpu_sum_parts;
-	be->gather = cpu_gather;
-	be->scatter = cpu_scatter;
-	be->softmax_forward = cpu_softmax_forward;
-	be->softmax_backward = cpu_softmax_backward;
-	be->topk_route = cpu_topk_route;
-	be->combine_forward = cpu_combine_forward;
-	be->combine_backward = cpu_combine_backward;
-	be->route_backward = cpu_route_backward;
-	be->noisy_logits = cpu_noisy_logits;
-	be->noisy_logits_backward = cpu_noisy_logits_backward;
-	be->zloss = cpu_zloss;
-	be->row_entropy = cpu_row_entropy;
-	be->column_mean = cpu_column_mean;
-	be->add_row_vector = cpu_add_row_vector;
-	be->mse_forward_backward = cpu_mse_forward_backward;
-	be->sum_squares = cpu_sum_squares;
-	be->scale = cpu_scale;
-	be->adam_update = cpu_adam_update;
-	be->destroy = cpu_destroy;
 	return be;
 }
