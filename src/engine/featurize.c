@@ -96,97 +96,73 @@ smiles_tokenize(const char *smiles, size_t len, smiles_token *toks, size_t *ntok
 	while (i < len)
 	{
 		unsigned char c = s[i];
+		size_t		atom = moe_smiles_organic_atom(s, len, i);
 		size_t		tlen = 1;
 		int			ring = 0;
 
-		switch (c)
-		{
-			case '[':
-				{
-					size_t		j = i + 1;
-
-					for (;;)
+		if (atom > 0)
+			tlen = atom;		/* an organic-subset atom, one token */
+		else if (moe_smiles_is_bond(c) || c == '.')
+			tlen = 1;			/* a bond or a dot, one byte */
+		else
+			switch (c)
+			{
+				case '[':
 					{
-						if (j >= len)
+						size_t		j = i + 1;
+
+						for (;;)
+						{
+							if (j >= len)
+								return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
+												   "unclosed bracket atom: \"[\" at position %d of SMILES string has no matching \"]\"",
+												   (int) i + 1);
+							if (s[j] == ']')
+								break;
+							if (s[j] == '[')
+								return moe_fail_at(err, MOE_ERR_DATA, (int) j + 1,
+												   "nested \"[\" at position %d of SMILES string (bracket atom opened at position %d)",
+												   (int) j + 1, (int) i + 1);
+							if (!(is_letter(s[j]) || moe_is_digit(s[j]) || s[j] == '+' ||
+								  s[j] == '-' || s[j] == '@' || s[j] == ':' || s[j] == '*'))
+								return moe_invalid_char(err, s[j], j, "SMILES string");
+							j++;
+						}
+						if (j == i + 1)
 							return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
-											   "unclosed bracket atom: \"[\" at position %d of SMILES string has no matching \"]\"",
+											   "empty bracket atom \"[]\" at position %d of SMILES string",
 											   (int) i + 1);
-						if (s[j] == ']')
-							break;
-						if (s[j] == '[')
-							return moe_fail_at(err, MOE_ERR_DATA, (int) j + 1,
-											   "nested \"[\" at position %d of SMILES string (bracket atom opened at position %d)",
-											   (int) j + 1, (int) i + 1);
-						if (!(is_letter(s[j]) || moe_is_digit(s[j]) || s[j] == '+' ||
-							  s[j] == '-' || s[j] == '@' || s[j] == ':' || s[j] == '*'))
-							return moe_invalid_char(err, s[j], j, "SMILES string");
-						j++;
+						tlen = j - i + 1;
+						break;
 					}
-					if (j == i + 1)
-						return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
-										   "empty bracket atom \"[]\" at position %d of SMILES string",
-										   (int) i + 1);
-					tlen = j - i + 1;
+				case ']':
+					return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
+									   "unmatched \"]\" at position %d of SMILES string",
+									   (int) i + 1);
+				case '(':
+					depth++;
 					break;
-				}
-			case ']':
-				return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
-								   "unmatched \"]\" at position %d of SMILES string",
-								   (int) i + 1);
-			case 'C':
-				if (i + 1 < len && s[i + 1] == 'l')
-					tlen = 2;
-				break;
-			case 'B':
-				if (i + 1 < len && s[i + 1] == 'r')
-					tlen = 2;
-				break;
-			case 'N':
-			case 'O':
-			case 'P':
-			case 'S':
-			case 'F':
-			case 'I':
-			case 'b':
-			case 'c':
-			case 'n':
-			case 'o':
-			case 'p':
-			case 's':
-			case '*':
-			case '-':
-			case '=':
-			case '#':
-			case '$':
-			case ':':
-			case '/':
-			case '\\':
-			case '.':
-				break;
-			case '(':
-				depth++;
-				break;
-			case ')':
-				if (depth == 0)
-					return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
-									   "unmatched \")\" at position %d of SMILES string",
-									   (int) i + 1);
-				depth--;
-				break;
-			case '%':
-				if (!(i + 2 < len && moe_is_digit(s[i + 1]) && moe_is_digit(s[i + 2])))
-					return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
-									   "ring closure \"%%\" at position %d of SMILES string must be followed by two digits",
-									   (int) i + 1);
-				tlen = 3;
-				ring = 1;
-				break;
-			default:
-				if (!moe_is_digit(c))
-					return moe_invalid_char(err, c, i, "SMILES string");
-				ring = 1;
-				break;
-		}
+				case ')':
+					if (depth == 0)
+						return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
+										   "unmatched \")\" at position %d of SMILES string",
+										   (int) i + 1);
+					depth--;
+					break;
+				case '%':
+					if (!(i + 2 < len && moe_is_digit(s[i + 1]) && moe_is_digit(s[i + 2])))
+						return moe_fail_at(err, MOE_ERR_DATA, (int) i + 1,
+										   "ring closure \"%%\" at position %d of SMILES string must be followed by two digits",
+										   (int) i + 1);
+					tlen = 3;
+					ring = 1;
+					break;
+				default:
+					if (!moe_is_digit(c))
+						return moe_invalid_char(err, c, i, "SMILES string");
+					ring = 1;
+					break;
+			}
 		toks[n].off = (uint32_t) i;
 		toks[n].len = ring ? 0 : (uint32_t) tlen;
 		n++;

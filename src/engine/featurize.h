@@ -42,6 +42,46 @@ moe_is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
+/* Whether c is a SMILES bond symbol (- = # $ : / \\). */
+static inline int
+moe_smiles_is_bond(unsigned char c)
+{
+	return c == '-' || c == '=' || c == '#' || c == '$' || c == ':' || c == '/' || c == '\\';
+}
+
+/*
+ * The length of the organic-subset atom of SMILES (B C N O P S F Cl Br I,
+ * aromatic b c n o p s, and the wildcard *) that starts at s[i], or 0 when
+ * none does: the one definition the tokenizer and the graph parser share.
+ */
+static inline size_t
+moe_smiles_organic_atom(const unsigned char *s, size_t len, size_t i)
+{
+	switch (s[i])
+	{
+		case 'C':
+			return i + 1 < len && s[i + 1] == 'l' ? 2 : 1;
+		case 'B':
+			return i + 1 < len && s[i + 1] == 'r' ? 2 : 1;
+		case 'N':
+		case 'O':
+		case 'P':
+		case 'S':
+		case 'F':
+		case 'I':
+		case 'b':
+		case 'c':
+		case 'n':
+		case 'o':
+		case 'p':
+		case 's':
+		case '*':
+			return 1;
+		default:
+			return 0;
+	}
+}
+
 /*
  * SMILES token n-grams hashed into dim buckets.
  *

@@ -72,28 +72,28 @@ moe_featurizer_validate(const moe_featurizer *f, moe_error *err)
 	{
 		case MOE_FZ_SMILES:
 			if (f->dim < 1 || f->dim > MOE_SMILES_MAX_DIM)
-				return moe_fail(err, MOE_ERR_INVALID, "smiles: dim must be between 1 and %d, not %d",
+				return moe_fail(err, MOE_ERR_INVALID, "dim must be between 1 and %d, not %d",
 								MOE_SMILES_MAX_DIM, f->dim);
 			if (f->max_n < 1 || f->max_n > MOE_SMILES_MAX_N)
-				return moe_fail(err, MOE_ERR_INVALID, "smiles: max_n must be between 1 and %d, not %d",
+				return moe_fail(err, MOE_ERR_INVALID, "max_n must be between 1 and %d, not %d",
 								MOE_SMILES_MAX_N, f->max_n);
 			return MOE_OK;
 		case MOE_FZ_ECFP:
 			if (f->dim < 1 || f->dim > MOE_ECFP_MAX_DIM)
-				return moe_fail(err, MOE_ERR_INVALID, "ecfp: dim must be between 1 and %d, not %d",
+				return moe_fail(err, MOE_ERR_INVALID, "dim must be between 1 and %d, not %d",
 								MOE_ECFP_MAX_DIM, f->dim);
 			if (f->radius < 0 || f->radius > MOE_ECFP_MAX_RADIUS)
-				return moe_fail(err, MOE_ERR_INVALID, "ecfp: radius must be between 0 and %d, not %d",
+				return moe_fail(err, MOE_ERR_INVALID, "radius must be between 0 and %d, not %d",
 								MOE_ECFP_MAX_RADIUS, f->radius);
 			return MOE_OK;
 		case MOE_FZ_PROTEIN:
 			if (moe_protein_feature_dim(f->k) == 0)
-				return moe_fail(err, MOE_ERR_INVALID, "protein: k must be between 1 and %d, not %d",
+				return moe_fail(err, MOE_ERR_INVALID, "k must be between 1 and %d, not %d",
 								MOE_PROTEIN_MAX_K, f->k);
 			return MOE_OK;
 		case MOE_FZ_PROTEIN_CKSAAP:
 			if (moe_cksaap_feature_dim(f->max_gap) == 0)
-				return moe_fail(err, MOE_ERR_INVALID, "protein_cksaap: max_gap must be between 0 and %d, not %d",
+				return moe_fail(err, MOE_ERR_INVALID, "max_gap must be between 0 and %d, not %d",
 								MOE_CKSAAP_MAX_GAP, f->max_gap);
 			return MOE_OK;
 		case MOE_FZ_PROTEIN_TRIAD:

@@ -499,6 +499,24 @@ ring_closure(parser *p, int ring, int32_t pos, const char *label)
 	return MOE_OK;
 }
 
+/* A bond symbol c at 1-based position pos: it must follow an atom. */
+static moe_status
+read_bond(parser *p, unsigned char c, int32_t pos)
+{
+	if (p->last == LAST_BOND)
+		return bond_without_atom(p);
+	if (p->last == LAST_NONE || p->last == LAST_DOT)
+		return moe_fail_at(p->err, MOE_ERR_DATA, pos,
+						   "bond \"%c\" at position %d of SMILES string does not follow an atom",
+						   (char) c, pos);
+	p->before_bond = p->last;
+	p->bond_char = c;
+	p->bond_pos = pos;
+	p->last = LAST_BOND;
+	p->last_pos = pos;
+	return MOE_OK;
+}
+
 /* The left-to-right pass. */
 static moe_status
 parse_text(parser *p)
@@ -512,7 +530,38 @@ parse_text(parser *p)
 		unsigned char c = s[i];
 		int32_t		pos = (int32_t) i + 1;
 		moe_mol_atom atom;
+		size_t		organic = moe_smiles_organic_atom(s, p->len, i);
 
+		if (moe_smiles_is_bond(c))
+		{
+			st = read_bond(p, c, pos);
+			if (st != MOE_OK)
+				return st;
+			i++;
+			continue;
+		}
+		if (organic > 0)
+		{
+			unsigned char sym[2] = {c, organic == 2 ? s[i + 1] : 0};
+
+			memset(&atom, 0, sizeof(atom));
+			atom.pos = pos;
+			if (c == '*')
+				atom.element = 0;
+			else if (is_lower(c))
+			{
+				sym[0] = (unsigned char) (c - 'a' + 'A');
+				atom.element = (uint8_t) element_lookup(sym, 1);
+				atom.aromatic = 1;
+			}
+			else
+				atom.element = (uint8_t) element_lookup(sym, organic);
+			st = push_atom(p, &atom);
+			if (st != MOE_OK)
+				return st;
+			i += organic;
+			continue;
+		}
 		switch (c)
 		{
 			case '[':
@@ -531,68 +580,6 @@ parse_text(parser *p)
 			case ']':
 				return moe_fail_at(p->err, MOE_ERR_DATA, pos,
 								   "unmatched \"]\" at position %d of SMILES string", pos);
-			case 'B':
-			case 'C':
-			case 'N':
-			case 'O':
-			case 'P':
-			case 'S':
-			case 'F':
-			case 'I':
-			case 'b':
-			case 'c':
-			case 'n':
-			case 'o':
-			case 'p':
-			case 's':
-			case '*':
-				{
-					size_t		n = 1;
-					unsigned char sym[2] = {c, 0};
-
-					memset(&atom, 0, sizeof(atom));
-					atom.pos = pos;
-					if ((c == 'C' && i + 1 < p->len && s[i + 1] == 'l') ||
-						(c == 'B' && i + 1 < p->len && s[i + 1] == 'r'))
-					{
-						sym[1] = s[i + 1];
-						n = 2;
-					}
-					if (c == '*')
-						atom.element = 0;
-					else if (is_lower(c))
-					{
-						sym[0] = (unsigned char) (c - 'a' + 'A');
-						atom.element = (uint8_t) element_lookup(sym, 1);
-						atom.aromatic = 1;
-					}
-					else
-						atom.element = (uint8_t) element_lookup(sym, n);
-					st = push_atom(p, &atom);
-					if (st != MOE_OK)
-						return st;
-					i += n;
-					continue;
-				}
-			case '-':
-			case '=':
-			case '#':
-			case '$':
-			case ':':
-			case '/':
-			case '\\':
-				if (p->last == LAST_BOND)
-					return bond_without_atom(p);
-				if (p->last == LAST_NONE || p->last == LAST_DOT)
-					return moe_fail_at(p->err, MOE_ERR_DATA, pos,
-									   "bond \"%c\" at position %d of SMILES string does not follow an atom",
-									   (char) c, pos);
-				p->before_bond = p->last;
-				p->bond_char = c;
-				p->bond_pos = pos;
-				p->last = LAST_BOND;
-				p->last_pos = pos;
-				break;
 			case '(':
 				if (p->last == LAST_BOND)
 					return bond_without_atom(p);

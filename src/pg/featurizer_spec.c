@@ -14,6 +14,7 @@
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 
+#include "json_write.h"
 #include "spi_safe.h"
 
 /* The parameters each featurizer takes, in the order they are written. */
@@ -126,7 +127,7 @@ moe_featurizer_from_jsonb(Jsonb *spec, const char *side, const char *what, moe_f
 	if (moe_featurizer_validate(f, &err) != MOE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: %s", what, err.message)));
+				 errmsg("%s: %s: %s", what, moe_featurizer_name(f->kind), err.message)));
 }
 
 char *
@@ -137,17 +138,18 @@ moe_featurizer_json(const moe_featurizer *f)
 	if (f->kind == MOE_FZ_NONE)
 		return pstrdup("null");
 	initStringInfo(&s);
-	appendStringInfo(&s, "{\"featurizer\": \"%s\"", moe_featurizer_name(f->kind));
+	appendStringInfoChar(&s, '{');
+	moe_json_text(&s, "featurizer", moe_featurizer_name(f->kind));
 	for (int i = 0; i < 4 && params_of[f->kind][i] != NULL; i++)
 	{
 		const char *p = params_of[f->kind][i];
 
 		if (strcmp(p, "counts") == 0)
-			appendStringInfo(&s, ", \"counts\": %s", f->counts ? "true" : "false");
+			moe_json_bool(&s, p, f->counts);
 		else
-			appendStringInfo(&s, ", \"%s\": %d", p,
-							 strcmp(p, "dim") == 0 ? f->dim : strcmp(p, "max_n") == 0 ? f->max_n :
-							 strcmp(p, "radius") == 0 ? f->radius : strcmp(p, "k") == 0 ? f->k : f->max_gap);
+			moe_json_int(&s, p,
+						 strcmp(p, "dim") == 0 ? f->dim : strcmp(p, "max_n") == 0 ? f->max_n :
+						 strcmp(p, "radius") == 0 ? f->radius : strcmp(p, "k") == 0 ? f->k : f->max_gap);
 	}
 	appendStringInfoChar(&s, '}');
 	return s.data;
@@ -236,9 +238,6 @@ Datum
 moe_featurize_for_model(moe_loaded_model *lm, bool drug, text *input)
 {
 	const moe_featurizer *f;
-	float	   *out;
-	int			dim;
-	moe_error	err;
 
 	/*
 	 * A text that opens with "{" is a real[] literal, not a SMILES string or
@@ -263,6 +262,18 @@ moe_featurize_for_model(moe_loaded_model *lm, bool drug, text *input)
 						(long long) lm->id, drug ? "drug" : "protein", drug ? "SMILES" : "sequence"),
 				 errhint("Give the %s as a real[] vector of %d values made the way its training vectors were.",
 						 drug ? "drug" : "protein", drug ? lm->model->cfg.drug_dim : lm->model->cfg.protein_dim)));
+	return moe_featurize_text(f, input);
+}
+
+Datum
+moe_featurize_text(const moe_featurizer *f, text *input)
+{
+	int			dim;
+	float	   *out;
+	moe_error	err;
+
+	if (moe_featurizer_validate(f, &err) != MOE_OK)
+		moe_raise(&err);
 	dim = moe_featurizer_dim(f);
 	out = palloc0(sizeof(float) * dim);
 	if (moe_featurizer_apply(f, VARDATA_ANY(input), VARSIZE_ANY_EXHDR(input), out, &err) != MOE_OK)

@@ -39,4 +39,12 @@ void		moe_model_featurizers(moe_loaded_model *lm);
  */
 Datum		moe_featurize_for_model(moe_loaded_model *lm, bool drug, text *input);
 
+/*
+ * input featurized by f as a real[] datum: the moe_featurize_* functions
+ * and text scoring both come here.  Parameters out of range are 22023
+ * naming the parameter, unreadable text 22P02 with the featurizer's
+ * message and position.
+ */
+Datum		moe_featurize_text(const moe_featurizer *f, text *input);
+
 #endif

@@ -13,6 +13,7 @@
 #include "protein_features.h"
 #include "smiles_graph.h"
 #include "unit.h"
+#include "unit_csv.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -1184,57 +1185,6 @@ test_ecfp_random_rewrites(void)
 
 /* ---- data sets, when present --------------------------------------------------- */
 
-/*
- * Column 2 of a two-column CSV with a header row.  Returns the number of
- * rows, or -1 when the file does not exist.  rows[i] are malloc'd.
- */
-static int
-read_column2(const char *path, char ***rows_out)
-{
-	FILE	   *f = fopen(path, "r");
-	char	  **rows = NULL;
-	int			n = 0,
-				cap = 0;
-	char	   *line = NULL;
-	size_t		lcap = 0;
-	ssize_t		got;
-	int			first = 1;
-
-	if (f == NULL)
-		return -1;
-	while ((got = getline(&line, &lcap, f)) >= 0)
-	{
-		while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
-			line[--got] = '\0';
-		if (first)
-		{
-			first = 0;
-			continue;
-		}
-		char	   *comma = strchr(line, ',');
-
-		if (got == 0 || comma == NULL)
-			continue;
-		if (n == cap)
-		{
-			cap = cap ? cap * 2 : 64;
-			rows = realloc(rows, sizeof(char *) * cap);
-		}
-		rows[n++] = strdup(comma + 1);
-	}
-	free(line);
-	fclose(f);
-	*rows_out = rows;
-	return n;
-}
-
-static void
-free_rows(char **rows, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(rows[i]);
-	free(rows);
-}
 
 /*
  * Every drug parses, fingerprints, and keeps its fingerprint when written
@@ -1244,7 +1194,7 @@ static int
 check_drugs(const char *path, const char *name, int rewrites)
 {
 	char	  **rows;
-	int			n = read_column2(path, &rows);
+	int			n = unit_read_column2(path, &rows);
 	const int	dim = MOE_ECFP_DEFAULT_DIM;
 
 	if (n < 0)
@@ -1310,7 +1260,7 @@ check_drugs(const char *path, const char *name, int rewrites)
 		   name, n, failed, distinct, rewrites, max_atoms);
 	free(vec);
 	free(tmp);
-	free_rows(rows, n);
+	unit_free_rows(rows, n);
 	return distinct;
 }
 
@@ -1587,7 +1537,7 @@ static void
 check_targets(const char *path, const char *name)
 {
 	char	  **rows;
-	int			n = read_column2(path, &rows);
+	int			n = unit_read_column2(path, &rows);
 
 	if (n < 0)
 		return;
@@ -1637,7 +1587,7 @@ check_targets(const char *path, const char *name)
 	CHECK_INT(failed, 0);
 	CHECK_INT(mismatch, 0);
 	CHECK_INT(bad_sum, 0);
-	free_rows(rows, n);
+	unit_free_rows(rows, n);
 }
 
 static void

@@ -3,6 +3,7 @@
 #include "featurizer.h"
 #include "protein_features.h"
 #include "unit.h"
+#include "unit_csv.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -604,65 +605,12 @@ test_protein_kinase(void)
 
 /* ---- the Davis data set, when present ------------------------------------------ */
 
-/*
- * Read column 2 of a two-column CSV with a header row.  Returns the number of
- * rows, or -1 when the file does not exist.  rows[i] are malloc'd.
- */
-static int
-read_column2(const char *path, char ***rows_out)
-{
-	FILE	   *f = fopen(path, "r");
-	char	  **rows = NULL;
-	int			n = 0,
-				cap = 0;
-	char	   *line = NULL;
-	size_t		lcap = 0;
-	ssize_t		got;
-	int			first = 1;
-
-	if (f == NULL)
-		return -1;
-	while ((got = getline(&line, &lcap, f)) >= 0)
-	{
-		while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
-			line[--got] = '\0';
-		if (first)
-		{
-			first = 0;
-			continue;
-		}
-		if (got == 0)
-			continue;
-		char	   *comma = strchr(line, ',');
-
-		if (comma == NULL)
-			continue;
-		if (n == cap)
-		{
-			cap = cap ? cap * 2 : 64;
-			rows = realloc(rows, sizeof(char *) * cap);
-		}
-		rows[n++] = strdup(comma + 1);
-	}
-	free(line);
-	fclose(f);
-	*rows_out = rows;
-	return n;
-}
-
-static void
-free_rows(char **rows, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(rows[i]);
-	free(rows);
-}
 
 static void
 test_davis_drugs(void)
 {
 	char	  **rows;
-	int			n = read_column2("/work/shared/data/davis/drugs.csv", &rows);
+	int			n = unit_read_column2("/work/shared/data/davis/drugs.csv", &rows);
 
 	if (n < 0)
 		return;
@@ -708,14 +656,14 @@ test_davis_drugs(void)
 		   n, distinct, dim, MOE_SMILES_DEFAULT_MAX_N);
 	CHECK_INT(distinct, n);
 	free(vec);
-	free_rows(rows, n);
+	unit_free_rows(rows, n);
 }
 
 static void
 test_davis_targets(void)
 {
 	char	  **rows;
-	int			n = read_column2("/work/shared/data/davis/targets.csv", &rows);
+	int			n = unit_read_column2("/work/shared/data/davis/targets.csv", &rows);
 
 	if (n < 0)
 		return;
@@ -760,7 +708,7 @@ test_davis_targets(void)
 	CHECK_INT(failed, 0);
 	CHECK_INT(bad_sum, 0);
 	free(v);
-	free_rows(rows, n);
+	unit_free_rows(rows, n);
 }
 
 /* Featurizers by name: each makes what its function makes, describes
