@@ -69,7 +69,7 @@ SELECT throws_ok(format('SELECT %s', sql), code, msg, 'featurizer: ' || descr) F
      'a ten-million-bucket fingerprint is refused at once'),
     ($$moe_featurize_smiles('CCO', 0)$$, '22023', 'dim must be between 1 and 1048576, not 0', 'zero buckets'),
     ($$moe_featurize_smiles('CCO', -1)$$, '22023', 'dim must be between 1 and 1048576, not -1', 'negative buckets'),
-    ($$moe_featurize_smiles('CCO', 16, 0)$$, '22023', 'SMILES max_n must be between 1 and 8, not 0', 'n-gram order 0'),
+    ($$moe_featurize_smiles('CCO', 16, 0)$$, '22023', 'max_n must be between 1 and 8, not 0', 'n-gram order 0'),
     ($$moe_featurize_ecfp('CCO', 2, 10000000)$$, '22023', 'dim must be between 1 and 1048576, not 10000000',
      'a ten-million-bit ECFP is refused at once'),
     ($$moe_featurize_ecfp('CCO', -1)$$, '22023', 'radius must be between 0 and 4, not -1', 'negative radius'),
