@@ -1,6 +1,8 @@
 /*
  * dataset.h — named datasets (moe.datasets) and reading them into the
- * contiguous arrays the engine trains and evaluates on.
+ * contiguous arrays the engine trains and evaluates on.  Owns the reading
+ * of a dataset's rows.  Called by training and by evaluation_rows.h;
+ * calls relation_read.h and spi_safe.h.
  */
 #ifndef MOE_PG_DATASET_H
 #define MOE_PG_DATASET_H

@@ -1,7 +1,8 @@
 /*
  * evaluation_rows.h — a model and the dataset rows it is to be run on, for
  * the functions that evaluate or inspect a model over a dataset
- * (sql_evaluate.c, sql_routing.c).
+ * (sql_evaluate.c, sql_routing.c), which are its only callers.  Calls the
+ * model store, dataset.h and spi_safe.h.
  */
 #ifndef MOE_PG_EVALUATION_ROWS_H
 #define MOE_PG_EVALUATION_ROWS_H

@@ -4,8 +4,8 @@
  * key and a number, so the same value reads the same wherever it was
  * stored.  Numbers are written as the shortest decimal that reads back as
  * the same float (0.1, not 0.100000001), the engine's precision; values
- * that are not finite as null.  Used by the training glue and the featurizer specs; uses
- * nothing of moe_pg.
+ * that are not finite as null.  Called by the training glue and the
+ * featurizer specs; calls nothing of moe_pg.
  */
 #ifndef MOE_PG_JSON_WRITE_H
 #define MOE_PG_JSON_WRITE_H

@@ -1,6 +1,8 @@
 /*
  * privileges.h — the privilege check that stands in for reading moe.models
- * when a model comes from a cache (docs/security.md).
+ * when a model comes from a cache (docs/security.md).  Owns the per-user
+ * answer it remembers.  Called by the model store; calls nothing of
+ * moe_pg.
  */
 #ifndef MOE_PRIVILEGES_H
 #define MOE_PRIVILEGES_H

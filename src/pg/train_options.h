@@ -1,7 +1,10 @@
 /*
  * train_options.h — the training options of moe_train, moe_cross_validate
  * and moe_sweep: one table of names and types, read from a procedure's
- * named arguments or from a jsonb object, validated together.
+ * named arguments or from a jsonb object, validated together.  Owns the
+ * option table, and checks moe_train's SQL signature (names, types,
+ * defaults) against it.  Called by sql_train.c; calls device.h,
+ * featurizer_spec.h and json_write.h.
  */
 #ifndef MOE_PG_TRAIN_OPTIONS_H
 #define MOE_PG_TRAIN_OPTIONS_H
