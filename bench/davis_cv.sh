@@ -14,21 +14,13 @@
 # (moe.cross_validation_summary).
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$MOE_ROOT"
-DATA=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
-if [ ! -f "$DATA/davis/affinities.csv" ]; then
-    echo "SKIP: Davis CSVs not found under $DATA (set MOE_DATA_DIR)"
-    exit 0
-fi
+moe_bench_davis_data
 FEATURES=${MOE_CV_DRUG_FEATURES:-ecfp}
 # refit: each fold chooses its epoch count on its validation rows, then
 # trains a fresh model on training + validation rows (docs/training.md)
 OPTIONS=${MOE_CV_OPTIONS:-'{"refit": true}'}
 
-[ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
-trap moe_cluster_stop EXIT
-moe_cluster_start "shared_preload_libraries = 'moe_pg'" 2>/dev/null
-export PGDATABASE=cv
-createdb cv
+moe_bench_cluster cv
 q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 echo "# bench/davis_cv.sh on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# drug features: $FEATURES; options: $OPTIONS (everything else the moe_train defaults)"

@@ -19,20 +19,12 @@
 #   bash bench/scoring.sh            (about 3 minutes on 2 cores)
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$MOE_ROOT"
-DATA=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
-if [ ! -f "$DATA/davis/affinities.csv" ]; then
-    echo "SKIP: Davis CSVs not found under $DATA (set MOE_DATA_DIR)"
-    exit 0
-fi
+moe_bench_davis_data
 REPS=${MOE_BENCH_REPS:-3}
 PGBENCH_SECONDS=${MOE_BENCH_PGBENCH_SECONDS:-10}
 
-[ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
-trap moe_cluster_stop EXIT
-moe_cluster_start "shared_preload_libraries = 'moe_pg'" "moe_pg.shared_cache_mb = 256" \
-    "max_parallel_workers_per_gather = 0" "max_connections = 40" 2>/dev/null
-export PGDATABASE=bench
-createdb bench
+moe_bench_cluster bench "moe_pg.shared_cache_mb = 256" "max_parallel_workers_per_gather = 0" \
+    "max_connections = 40"
 q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 q -c "CREATE EXTENSION moe_pg" -c "SET client_min_messages = warning" \
   -c "SELECT moe_load_dta('$DATA/davis', 'davis')" >/dev/null

@@ -15,18 +15,10 @@
 #   bash bench/training_floor.sh > bench/results/training_floor.txt   (about 4 minutes on 2 cores)
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$MOE_ROOT"
-DATA=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
+moe_bench_davis_data
 EPOCHS=${MOE_BENCH_EPOCHS:-3}
-if [ ! -f "$DATA/davis/affinities.csv" ]; then
-    echo "SKIP: Davis CSVs not found under $DATA (set MOE_DATA_DIR)"
-    exit 0
-fi
 
-[ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
-trap moe_cluster_stop EXIT
-moe_cluster_start "shared_preload_libraries = 'moe_pg'" 2>/dev/null
-export PGDATABASE=bench
-createdb bench
+moe_bench_cluster bench
 q() { PGOPTIONS="-c client_min_messages=warning -c moe_pg.threads=1" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 q -c "CREATE EXTENSION moe_pg" >/dev/null
 

@@ -70,6 +70,29 @@ moe_cluster_start() {
     export PGHOST=$MOE_CLUSTER_DIR PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 }
 
+# For the benchmarks on the Davis CSVs: DATA is MOE_DATA_DIR (default
+# ../shared/data); without the CSVs, SKIP and exit 0.
+moe_bench_davis_data() {
+    DATA=${MOE_DATA_DIR:-$(cd "$MOE_ROOT/.." && pwd)/shared/data}
+    if [ ! -f "$DATA/davis/affinities.csv" ]; then
+        echo "SKIP: Davis CSVs not found under $DATA (set MOE_DATA_DIR)"
+        exit 0
+    fi
+}
+
+# A benchmark's cluster: build and install (unless MOE_SKIP_BUILD=1), a
+# throwaway cluster with moe_pg preloaded and the given settings, stopped
+# on exit, and database $1 as PGDATABASE.
+moe_bench_cluster() {
+    local db=$1
+    shift
+    [ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
+    trap moe_cluster_stop EXIT
+    moe_cluster_start "shared_preload_libraries = 'moe_pg'" "$@" 2>/dev/null
+    export PGDATABASE=$db
+    createdb "$db"
+}
+
 # The lines of a cluster's server log that say a server process crashed,
 # less the kill -9s a test announced (one pid per line in expected_kills).
 moe_cluster_crashes() {
