@@ -11,6 +11,11 @@ RETURNS real
 AS 'MODULE_PATHNAME', 'moe_predict_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
+CREATE FUNCTION moe_predict(drug real[], protein real[], model bigint, params_md5 text)
+RETURNS real
+AS 'MODULE_PATHNAME', 'moe_predict_checked'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE FUNCTION moe_route(drug real[], protein real[], model bigint)
 RETURNS TABLE (expert integer, gate_prob real, selected boolean, weight real)
 AS 'MODULE_PATHNAME', 'moe_route_by_id'
@@ -23,6 +28,8 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 4;
 
 COMMENT ON FUNCTION moe_predict(real[], real[], bigint) IS
     'Predicted affinity of a drug vector and a protein vector with model id';
+COMMENT ON FUNCTION moe_predict(real[], real[], bigint, text) IS
+    'moe_predict by id, refused unless this server''s model id has the weights of params_md5 (moe_model_info): the same weights on every node of a cluster';
 COMMENT ON FUNCTION moe_predict(real[], real[], text) IS
     'Predicted affinity of a drug vector and a protein vector with the model a deployed name points at';
 COMMENT ON FUNCTION moe_route(real[], real[], bigint) IS

@@ -78,6 +78,7 @@ GRANT USAGE ON SCHEMA moe TO moe_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA moe TO moe_reader;
 GRANT EXECUTE ON FUNCTION
     moe_predict(real[], real[], bigint), moe_predict(real[], real[], text),
+    moe_predict(real[], real[], bigint, text),
     moe_route(real[], real[], bigint), moe_route(real[], real[], text),
     moe_predict(text, text, bigint), moe_predict(text, text, text),
     moe_route(text, text, bigint), moe_route(text, text, text),

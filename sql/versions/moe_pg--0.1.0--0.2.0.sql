@@ -796,6 +796,11 @@ RETURNS real
 AS 'MODULE_PATHNAME', 'moe_predict_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
+CREATE OR REPLACE FUNCTION moe_predict(drug real[], protein real[], model bigint, params_md5 text)
+RETURNS real
+AS 'MODULE_PATHNAME', 'moe_predict_checked'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE OR REPLACE FUNCTION moe_route(drug real[], protein real[], model bigint)
 RETURNS TABLE (expert integer, gate_prob real, selected boolean, weight real)
 AS 'MODULE_PATHNAME', 'moe_route_by_id'
@@ -808,6 +813,9 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 4;
 
 COMMENT ON FUNCTION moe_predict(real[], real[], bigint) IS
     'Predicted affinity of a drug vector and a protein vector with model id';
+
+COMMENT ON FUNCTION moe_predict(real[], real[], bigint, text) IS
+    'moe_predict by id, refused unless this server''s model id has the weights of params_md5 (moe_model_info): the same weights on every node of a cluster';
 
 COMMENT ON FUNCTION moe_predict(real[], real[], text) IS
     'Predicted affinity of a drug vector and a protein vector with the model a deployed name points at';
@@ -1570,6 +1578,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA moe TO moe_reader;
 
 GRANT EXECUTE ON FUNCTION
     moe_predict(real[], real[], bigint), moe_predict(real[], real[], text),
+    moe_predict(real[], real[], bigint, text),
     moe_route(real[], real[], bigint), moe_route(real[], real[], text),
     moe_predict(text, text, bigint), moe_predict(text, text, text),
     moe_route(text, text, bigint), moe_route(text, text, text),

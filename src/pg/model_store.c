@@ -37,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "common/md5.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -462,6 +463,31 @@ moe_model_by_id(int64 id)
 	e->last_use_time = GetCurrentTimestamp();
 	e->hits++;
 	return e->lm;
+}
+
+void
+moe_params_md5(const void *params, size_t n_params, char *out)
+{
+	const char *why = NULL;
+
+	if (!pg_md5_hash(params, n_params * sizeof(float), out, &why))
+		elog(ERROR, "could not compute MD5: %s", why ? why : "unknown error");
+}
+
+const char *
+moe_loaded_params_md5(moe_loaded_model *lm)
+{
+	if (lm->params_md5_known)
+		return lm->params_md5;
+	/* read in place from the shared cache: computed once for the server */
+	if (!(lm->shared && moe_shared_params_md5(lm->shared_slot, lm->shared_generation, lm->params_md5)))
+	{
+		moe_params_md5(lm->model->params, lm->model->layout.n_params, lm->params_md5);
+		if (lm->shared)
+			moe_shared_remember_params_md5(lm->shared_slot, lm->shared_generation, lm->params_md5);
+	}
+	lm->params_md5_known = true;
+	return lm->params_md5;
 }
 
 moe_infer_ws *

@@ -30,6 +30,9 @@ typedef struct moe_loaded_model
 	bool		featurizers_read;
 	moe_featurizer drug_featurizer;
 	moe_featurizer protein_featurizer;
+	/* the fingerprint of its weights (moe_loaded_params_md5), on first need */
+	bool		params_md5_known;
+	char		params_md5[33];
 } moe_loaded_model;
 
 #define MOE_INFER_BATCH 256
@@ -39,6 +42,17 @@ extern int	moe_local_cache_models;
 /* Model by id, from the shared cache or this backend's; ERROR if it does
  * not exist. */
 moe_loaded_model *moe_model_by_id(int64 id);
+
+/*
+ * The fingerprint of a model's weights alone: the MD5 of its parameters,
+ * as 32 lowercase hex digits and a NUL in out (moe_model_info's
+ * params_md5).
+ */
+void		moe_params_md5(const void *params, size_t n_params, char *out);
+
+/* The same for a loaded model: computed once per load, and once per
+ * server for a model read from the shared cache. */
+const char *moe_loaded_params_md5(moe_loaded_model *lm);
 
 /* The batch workspace of a loaded model. */
 moe_infer_ws *moe_loaded_batch_ws(moe_loaded_model *lm);

@@ -74,6 +74,8 @@ typedef struct shared_entry
 	pg_atomic_uint32 pins;
 	pg_atomic_uint64 hits;
 	pg_atomic_uint64 last_use;	/* TimestampTz */
+	bool		params_md5_known;	/* the weights' fingerprint, once a backend asked */
+	char		params_md5[33];
 } shared_entry;
 
 /* A run of free bytes in the area. */
@@ -507,6 +509,37 @@ find(Oid relid, int64 id, TransactionId xmin, bool ready_only)
 }
 
 bool
+moe_shared_params_md5(int slot, uint64 generation, char *out)
+{
+	bool		known;
+
+	if (!moe_shared_cache_enabled() || slot < 0 || slot >= SLOTS)
+		return false;
+	attach();
+	LWLockAcquire(control->lock, LW_SHARED);
+	known = control->slots[slot].generation == generation && control->slots[slot].params_md5_known;
+	if (known)
+		memcpy(out, control->slots[slot].params_md5, sizeof(control->slots[slot].params_md5));
+	LWLockRelease(control->lock);
+	return known;
+}
+
+void
+moe_shared_remember_params_md5(int slot, uint64 generation, const char *md5)
+{
+	if (!moe_shared_cache_enabled() || slot < 0 || slot >= SLOTS)
+		return;
+	attach();
+	LWLockAcquire(control->lock, LW_EXCLUSIVE);
+	if (control->slots[slot].generation == generation)
+	{
+		strlcpy(control->slots[slot].params_md5, md5, sizeof(control->slots[slot].params_md5));
+		control->slots[slot].params_md5_known = true;
+	}
+	LWLockRelease(control->lock);
+}
+
+bool
 moe_shared_repin(int slot, uint64 generation, Oid relid, int64 id)
 {
 	bool		ok;
@@ -730,6 +763,7 @@ load_into(int i, Oid relid, int64 id, TransactionId xmin, char **why)
 		 * (its snapshot still sees the row), then free it */
 		control->slots[i].state = control->slots[i].forget_when_loaded ? ENTRY_RETIRED : ENTRY_READY;
 		control->slots[i].generation = control->next_generation++;
+		control->slots[i].params_md5_known = false;
 		load_counter(relid, id)->loads++;
 		pin(i);
 	}

@@ -66,6 +66,14 @@ typedef struct moe_shared_model
 bool		moe_shared_acquire(Oid models_relid, int64 id, TransactionId xmin,
 							   moe_shared_model *out, char **why);
 
+/*
+ * The fingerprint of the weights of the entry at slot while it holds
+ * generation, when a backend computed and remembered it; false otherwise.
+ * out has room for 33 bytes.
+ */
+bool		moe_shared_params_md5(int slot, uint64 generation, char *out);
+void		moe_shared_remember_params_md5(int slot, uint64 generation, const char *md5);
+
 /* Re-pin an entry this backend used before, if it still holds the same
  * model (same generation); false when it was evicted or replaced. */
 bool		moe_shared_repin(int slot, uint64 generation, Oid models_relid, int64 id);

@@ -9,7 +9,6 @@
 #include "checkpoint_rows.h"
 
 #include "catalog/pg_type.h"
-#include "common/md5.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -31,7 +30,6 @@ model_info(FunctionCallInfo fcinfo, int64 id)
 	moe_checkpoint_view view;
 	moe_error	err;
 	char		md5[33];
-	const char *md5_error = NULL;
 	Datum		values[9];
 	bool		nulls[9] = {false};
 
@@ -46,8 +44,7 @@ model_info(FunctionCallInfo fcinfo, int64 id)
 				(errcode(err.status == MOE_ERR_VERSION ? ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_DATA_CORRUPTED),
 				 errmsg("cannot read model %lld: %s", (long long) id, err.message)));
 	/* A fingerprint of the weights alone, independent of names and metrics. */
-	if (!pg_md5_hash(view.data, view.n_params * sizeof(float), md5, &md5_error))
-		elog(ERROR, "could not compute MD5: %s", md5_error ? md5_error : "unknown error");
+	moe_params_md5(view.data, view.n_params, md5);
 
 	values[0] = Int64GetDatum(id);
 	values[1] = Int32GetDatum((int32) view.version);

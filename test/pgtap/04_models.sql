@@ -1,6 +1,6 @@
 -- Managing models: immutability, deployment, export and import, privileges.
 BEGIN;
-SELECT plan(22);
+SELECT plan(26);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3);
@@ -47,6 +47,25 @@ SELECT throws_ok(format('SELECT moe_import_model(%L, %L)', current_setting('data
 SELECT throws_ok($$SELECT moe_import_model('/nonexistent/m.ckpt', 'x')$$, '58P01', NULL, 'a missing file is an error');
 SELECT throws_ok($$SELECT moe_import_model('relative/m.ckpt', 'x')$$, '42602', NULL, 'relative paths are refused');
 SELECT throws_ok($$SELECT moe_export_model('nobody', '/tmp/x.ckpt')$$, '42704', NULL, 'exporting an unknown model');
+
+-- the same weights wherever the query runs: the by-id form with the
+-- weights' fingerprint answers only when the model has those weights
+CALL moe_train('syn', model_name => 'm_other', epochs => 1, batch_size => 64, seed => 9, drug_hidden => '{16}',
+               protein_hidden => '{16}', gate_hidden => '{16}', expert_hidden => '{16}');
+CREATE TEMP TABLE fp AS
+SELECT (SELECT id FROM ids) AS id, (SELECT params_md5 FROM moe_model_info((SELECT id FROM ids))) AS md5,
+       (SELECT params_md5 FROM moe_model_info('m_other')) AS other_md5;
+SELECT is((SELECT moe_predict(drug_vec, target_vec, fp.id, fp.md5) FROM probe, fp),
+          (SELECT moe_predict(drug_vec, target_vec, fp.id) FROM probe, fp),
+          'with its own params_md5 a model predicts as by id');
+SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s, %L) FROM probe', id, other_md5), '55000',
+                 format('model %s on this server has other weights than asked for', id),
+                 'with another model''s params_md5 it is refused, not answered') FROM fp;
+SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s, %L) FROM probe', id, upper(md5)), '22023',
+                 format('params_md5 must be 32 lowercase hexadecimal digits, not "%s"', upper(md5)),
+                 'a params_md5 that is not 32 lowercase hex digits is refused') FROM fp;
+SELECT is((SELECT count(*) FROM (SELECT moe_predict(drug_vec, target_vec, fp.id, fp.md5) FROM syn, fp) s),
+          (SELECT count(*) FROM syn), 'every row of a table scores through the check (the fingerprint is computed once)');
 
 -- deployment and dropping
 SELECT throws_ok(format('SELECT moe_drop_model(%s)', (SELECT id FROM ids)), '2BP01', NULL,
