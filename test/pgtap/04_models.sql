@@ -1,6 +1,6 @@
 -- Managing models: immutability, deployment, export and import, privileges.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3);
@@ -66,6 +66,11 @@ SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s, %L) FROM p
                  'a params_md5 that is not 32 lowercase hex digits is refused') FROM fp;
 SELECT is((SELECT count(*) FROM (SELECT moe_predict(drug_vec, target_vec, fp.id, fp.md5) FROM syn, fp) s),
           (SELECT count(*) FROM syn), 'every row of a table scores through the check (the fingerprint is computed once)');
+
+SELECT throws_ok($$SELECT * FROM moe_distribute()$$, '0A000', 'moe_distribute needs the citus extension in this database',
+                 'moe_distribute without Citus says what it needs');
+SELECT ok(NOT has_function_privilege('public', 'moe_distribute(bigint)', 'EXECUTE'),
+          'PUBLIC may not copy models to the workers');
 
 -- deployment and dropping
 SELECT throws_ok(format('SELECT moe_drop_model(%s)', (SELECT id FROM ids)), '2BP01', NULL,

@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(666);
+SELECT plan(668);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -41,7 +41,7 @@ SELECT set_eq(
           'moe_routing', 'moe_specialization', 'moe_expert_profile', 'moe_expert_agreement',
           'moe_cluster_recovery', 'moe_report', 'moe_cache', 'moe_cache_clear', 'moe_predict_batch',
           'moe_predict_matrix', 'moe_score', 'models_are_immutable', 'forget_cached_model', 'check_owner',
-          'guard_models', 'record_deployment', 'moe_featurizer_spec', 'moe_rollback', 'moe_screen'],
+          'guard_models', 'record_deployment', 'moe_featurizer_spec', 'moe_rollback', 'moe_screen', 'moe_distribute'],
     'every function, procedure and aggregate of the extension is exercised here');
 
 -- ---------------------------------------------------------------------------
@@ -612,6 +612,10 @@ SELECT throws_ok($$SELECT * FROM moe_model_info(0)$$, '42704', 'model 0 does not
 SELECT is(moe_report(NULL::text), NULL, 'moe_report(NULL) is NULL');
 SELECT throws_ok($$SELECT moe_report('public.evil2')$$, '42704', 'model "public.evil2" does not exist', 'moe_report of an unknown name');
 SELECT throws_ok($$SELECT moe_report(-1)$$, '42704', 'model -1 does not exist', 'moe_report of an unknown id');
+SELECT throws_ok($$SELECT * FROM moe_distribute(NULL)$$, '0A000', 'moe_distribute needs the citus extension in this database',
+                 'moe_distribute(NULL) (every model) without Citus: refused, nothing done');
+SELECT throws_ok($$SELECT * FROM moe_distribute(-1)$$, '0A000', 'moe_distribute needs the citus extension in this database',
+                 'moe_distribute of an unknown model without Citus: the missing Citus is said first');
 SELECT lives_ok($$SELECT moe_cache_clear(NULL)$$, 'moe_cache_clear(NULL) clears this connection''s caches');
 SELECT throws_ok($$SELECT moe_cache_clear('x''; DROP TABLE bi; --')$$, '22023',
                  'unknown scope "x''; DROP TABLE bi; --" (valid: connection, database, server)', 'an unknown cache scope');

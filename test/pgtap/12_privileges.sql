@@ -38,7 +38,7 @@ SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM ext_functions
               AND NOT has_function_privilege('moe_reader', oid, 'EXECUTE')
               AND NOT has_function_privilege('moe_trainer', oid, 'EXECUTE')),
           ARRAY['check_owner', 'forget_cached_model', 'guard_models', 'models_are_immutable', 'moe_cache_clear',
-                'moe_usage_combinefn',
+                'moe_distribute', 'moe_usage_combinefn',
                 'moe_usage_deserialfn', 'moe_usage_finalfn', 'moe_usage_serialfn', 'moe_usage_transfn',
                 'record_deployment'],
           'every other function is granted to moe_reader or moe_trainer, or is for superusers (docs/security.md)');
