@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# bench/citus.sh — docs/citus.md run as written on a Citus cluster built on
+# this machine (a coordinator and two workers), against one node:
+#   * the guide's tables (pairs, drugs, proteins, scores) filled from the
+#     tables moe_load_dta makes, a model trained on one node, imported on
+#     the coordinator and put on every worker by moe_distribute();
+#   * per row: the guide's colocated INSERT ... SELECT of every Davis pair,
+#     distributed against the same statement on one node, twice (the first
+#     run loads the model and computes the entity parts on each worker);
+#   * bulk: CALL moe_score over a view of the distributed tables against
+#     moe_score over the same rows on one node;
+#   * the equality checks: distributed scores against one node's, bit for
+#     bit (float4 equality), for per row and bulk;
+#   * a worker added after the model was distributed: moe_distribute()
+#     again, shards rebalanced onto it, every pair scored again;
+#   * the drift case (issue 19): a worker that holds another model under
+#     the same id, scored by id alone (answers with its own weights) and
+#     with the weights' fingerprint (refused).
+# Ratios are distributed / one node, measured in one run.  Skips (exit 0)
+# without Citus installed (citus.so in the server's lib directory) or
+# without the Davis CSVs (MOE_DATA_DIR, default ../shared/data).  Build
+# steps for Citus on Debian 12: docs/citus.md.  MOE_BENCH_EPOCHS: epochs of
+# the model scored (default 3; scoring costs the same for any).
+#
+#   bash bench/citus.sh > bench/results/citus.txt     (about 5 minutes on 2 cores)
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$MOE_ROOT"
+if [ ! -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || pg_config --pkglibdir)/citus.so" ]; then
+    echo "SKIP: Citus is not installed in this PostgreSQL (docs/citus.md says how to build it)"
+    exit 0
+fi
+moe_bench_davis_data
+EPOCHS=${MOE_BENCH_EPOCHS:-3}
+[ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
+
+BASE=$(mktemp -d /tmp/moe_citus.XXXXXX)
+chmod 755 "$BASE"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$BASE"
+NODES=(coord w1 w2 w3)   # w3 joins after the model is trained and distributed
+declare -A PORT
+stop_nodes() {
+    for n in "${NODES[@]}"; do
+        [ -d "$BASE/$n" ] && as_owner "$PG_BIN/pg_ctl" -D "$BASE/$n" -m immediate -w stop >/dev/null 2>&1 || true
+    done
+    if grep -hE 'terminated by signal|PANIC' "$BASE"/*.log 2>/dev/null; then
+        echo "a server crashed; logs kept in $BASE" >&2
+    else
+        rm -rf "$BASE"
+    fi
+}
+trap stop_nodes EXIT
+port=$((55500 + RANDOM % 400))
+for n in "${NODES[@]}"; do
+    while port_in_use "$port"; do port=$((port + 1)); done
+    PORT[$n]=$port
+    as_owner "$PG_BIN/initdb" -D "$BASE/$n" -U postgres -A trust --no-sync >/dev/null
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$BASE'"
+        echo "fsync = off"
+        echo "shared_preload_libraries = 'citus,moe_pg'"
+        echo "max_worker_processes = 16"
+    } >>"$BASE/$n/postgresql.conf"
+    as_owner "$PG_BIN/pg_ctl" -D "$BASE/$n" -l "$BASE/$n.log" -w start >/dev/null
+    port=$((port + 1))
+done
+export PGHOST=$BASE PGUSER=postgres
+on() {   # node, database, psql arguments...
+    local n=$1 db=$2
+    shift 2
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 -p "${PORT[$n]}" -d "$db" "$@"
+}
+SECONDS_FN="CREATE FUNCTION pg_temp.seconds(sql text) RETURNS float8 LANGUAGE plpgsql AS \$f\$
+DECLARE t0 timestamptz := clock_timestamp(); BEGIN EXECUTE sql; RETURN extract(epoch FROM clock_timestamp() - t0); END \$f\$"
+
+echo "# bench/citus.sh on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); a coordinator and two workers on this machine"
+
+# --- one node: the data, a model, its scores -------------------------------
+createdb -p "${PORT[coord]}" single
+on coord single -c "CREATE EXTENSION moe_pg" \
+    -c "SELECT moe_load_dta('$DATA/davis', 'davis', drug_features => 'ecfp')" >/dev/null
+on coord single -c "CALL moe_train('davis', fold => 0, model_name => 'davis', epochs => $EPOCHS, seed => 1, deploy => 'always')" \
+    -c "CALL moe_train('davis', fold => 0, model_name => 'other', epochs => $EPOCHS, seed => 2, deploy => 'always')" >/dev/null
+model=$(on coord single -c "SELECT model_id FROM moe.deployments WHERE name = 'davis'")
+on coord single -c "SELECT moe_export_model('davis', '$BASE/davis.ckpt')" \
+    -c "SELECT moe_export_model('other', '$BASE/other.ckpt')" >/dev/null
+pairs=$(on coord single -c "SELECT count(*) FROM davis.affinities")
+echo "pairs $pairs; model id $model, $EPOCHS epochs"
+
+single_row_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+    CREATE TABLE scores_single AS
+    SELECT a.drug_id, a.target_id, moe_predict(d.vec, t.vec, $model::bigint) AS score
+      FROM davis.affinities a JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id)\$q\$)")
+on coord single -c "CREATE VIEW pair_vectors AS
+    SELECT a.drug_id, a.target_id, d.vec AS drug_vec, t.vec AS protein_vec
+      FROM davis.affinities a JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id)"
+single_bulk_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+    CALL moe_score($model::bigint, 'pair_vectors', 'bulk_single', key_columns => '{drug_id,target_id}')\$q\$)")
+
+# --- the cluster, as docs/citus.md sets it up ------------------------------
+for n in "${NODES[@]}"; do
+    createdb -p "${PORT[$n]}" dist
+    on "$n" dist -c "CREATE EXTENSION citus"
+done
+on coord dist -c "SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[coord]})" \
+    -c "SELECT citus_add_node('127.0.0.1', ${PORT[w1]})" \
+    -c "SELECT citus_add_node('127.0.0.1', ${PORT[w2]})" \
+    -c "CREATE EXTENSION moe_pg" >/dev/null
+echo "citus $(on coord dist -c "SELECT citus_version()" | cut -d' ' -f2)"
+workers_with_moe_pg=$(on coord dist -c "SELECT count(*) FROM run_command_on_workers(\$\$SELECT count(*) FROM pg_extension WHERE extname = 'moe_pg'\$\$) WHERE result = '1'")
+echo "create_extension_propagated_to_workers $workers_with_moe_pg/2"
+on coord dist <<SQL >/dev/null
+CREATE TABLE pairs (drug_id text, target_id text, score real);
+CREATE TABLE drugs (drug_id text PRIMARY KEY, vec real[]);
+CREATE TABLE proteins (target_id text PRIMARY KEY, vec real[]);
+CREATE TABLE scores (drug_id text, target_id text, model_id bigint, score real);
+-- before create_distributed_table: the shards inherit it, and a worker
+-- keys shared entity parts by TOAST pointer only for uncompressed values
+ALTER TABLE drugs ALTER COLUMN vec SET STORAGE EXTERNAL;
+ALTER TABLE proteins ALTER COLUMN vec SET STORAGE EXTERNAL;
+SELECT create_distributed_table('pairs', 'drug_id');
+SELECT create_distributed_table('drugs', 'drug_id', colocate_with => 'pairs');
+SELECT create_distributed_table('scores', 'drug_id', colocate_with => 'pairs');
+SELECT create_reference_table('proteins');
+SQL
+on coord single -c "COPY (SELECT drug_id, target_id FROM davis.affinities) TO STDOUT" | on coord dist -c "COPY pairs (drug_id, target_id) FROM STDIN"
+on coord single -c "COPY (SELECT drug_id, vec FROM davis.drugs) TO STDOUT" | on coord dist -c "COPY drugs FROM STDIN"
+on coord single -c "COPY (SELECT target_id, vec FROM davis.targets) TO STDOUT" | on coord dist -c "COPY proteins FROM STDIN"
+on coord single -c "COPY scores_single TO STDOUT" | on coord dist -c "CREATE TABLE single_scores (drug_id text, target_id text, score real)" -c "COPY single_scores FROM STDIN"
+on coord single -c "COPY bulk_single TO STDOUT" | on coord dist -c "CREATE TABLE single_bulk (drug_id text, target_id text, prediction real)" -c "COPY single_bulk FROM STDIN"
+
+# the model on the coordinator under the same id, then on every worker
+# (docs/citus.md, step 4)
+on coord dist -c "SELECT setval(pg_get_serial_sequence('moe.models', 'id'), $model, false)" \
+    -c "SELECT moe_import_model('$BASE/davis.ckpt', 'davis')" >/dev/null
+copied=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'copied'")
+again=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'present'")
+echo "moe_distribute: copied to $copied of 2 workers; called again: present on $again"
+fingerprints=$(on coord dist -c "SELECT count(DISTINCT result) FROM run_command_on_all_nodes(\$\$SELECT (moe_model_info($model::bigint)).params_md5\$\$)")
+md5=$(on coord dist -c "SELECT params_md5 FROM moe_model_info($model::bigint)")
+echo "same_weights_on_every_node $([ "$fingerprints" = 1 ] && echo yes || echo no)"
+
+# --- per row: the guide's colocated INSERT ... SELECT ----------------------
+# with the weights' fingerprint: a node holding other weights under the id errors out
+insert="INSERT INTO scores (drug_id, target_id, model_id, score)
+        SELECT p.drug_id, p.target_id, $model, moe_predict(d.vec, t.vec, $model::bigint, '$md5')
+          FROM pairs p JOIN drugs d USING (drug_id) JOIN proteins t USING (target_id)"
+unchecked=${insert/", '$md5')"/)}
+tasks=$(on coord dist -c "EXPLAIN (VERBOSE, COSTS OFF) $insert" | grep -c 'moe_predict' || true)
+pulled=$(on coord dist -c "EXPLAIN (VERBOSE, COSTS OFF) $insert" | grep -ciE 'repartition|pull to coordinator|INSERT/SELECT method: pull' || true)
+echo "insert_select_explain: moe_predict in $tasks task lines, $pulled pull/repartition lines"
+dist_row_cold_s=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$$insert\$q\$)")
+on coord dist -c "TRUNCATE scores"
+dist_row_s=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$$insert\$q\$)")
+row_equal=$(on coord dist -c "SELECT count(*) FROM scores s JOIN single_scores o USING (drug_id, target_id) WHERE s.score = o.score")
+
+# --- bulk: moe_score over a view of the distributed tables -----------------
+on coord dist -c "CREATE VIEW pair_vectors AS
+    SELECT p.drug_id, p.target_id, d.vec AS drug_vec, t.vec AS protein_vec
+      FROM pairs p JOIN drugs d USING (drug_id) JOIN proteins t USING (target_id)"
+dist_bulk_s=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+    CALL moe_score($model::bigint, 'pair_vectors', 'bulk_dist', key_columns => '{drug_id,target_id}')\$q\$)")
+bulk_equal=$(on coord dist -c "SELECT count(*) FROM bulk_dist s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
+bulk_is_local=$(on coord dist -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'bulk_dist'::regclass")
+
+echo "single_per_row_s $single_row_s   (CREATE TABLE AS over every pair, one node)"
+echo "distributed_per_row_cold_s $dist_row_cold_s   (the guide's INSERT ... SELECT, first run: model load and parts on each worker)"
+echo "distributed_per_row_s $dist_row_s   (the same, again)"
+echo "single_bulk_s $single_bulk_s   (CALL moe_score, one node)"
+echo "distributed_bulk_s $dist_bulk_s   (CALL moe_score over a view of the distributed tables; output a local table: $([ "$bulk_is_local" = 0 ] && echo yes || echo no))"
+awk -v a="$dist_row_s" -v b="$single_row_s" 'BEGIN { printf "distributed_over_single_per_row %.2f\n", a / b }'
+awk -v a="$dist_row_cold_s" -v b="$single_row_s" 'BEGIN { printf "distributed_cold_over_single_per_row %.2f\n", a / b }'
+awk -v a="$dist_bulk_s" -v b="$single_bulk_s" 'BEGIN { printf "distributed_over_single_bulk %.2f\n", a / b }'
+echo "per_row_equal_to_single $row_equal/$pairs"
+echo "bulk_equal_to_single $bulk_equal/$pairs"
+
+# --- a worker added after the model was distributed -----------------------
+on w3 dist -c "CREATE EXTENSION citus"
+on coord dist -c "SELECT citus_add_node('127.0.0.1', ${PORT[w3]})" >/dev/null
+late=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'copied'")
+on coord dist -c "SELECT rebalance_table_shards(shard_transfer_mode => 'block_writes')" >/dev/null
+w3_shards=$(on coord dist -c "SELECT count(*) FROM pg_dist_shard_placement WHERE nodeport = ${PORT[w3]}")
+on coord dist -c "TRUNCATE scores"
+if out=$(on coord dist -c "$insert" 2>&1); then
+    late_equal=$(on coord dist -c "SELECT count(*) FROM scores s JOIN single_scores o USING (drug_id, target_id) WHERE s.score = o.score")
+    echo "worker_added_later: moe_distribute copied the model to it ($late); after rebalancing it holds $w3_shards shard placements; per row equal to single $late_equal/$pairs"
+else
+    echo "worker_added_later: scoring failed after moe_distribute ($late copied), $w3_shards placements: $(echo "$out" | grep -m1 ERROR)"
+fi
+
+# --- the drift case: worker 2 holds another model under the same id --------
+on w2 dist -c "DELETE FROM moe.deployments WHERE model_id = $model" -c "DELETE FROM moe.models WHERE id = $model" \
+    -c "SELECT setval(pg_get_serial_sequence('moe.models', 'id'), $model, false)" \
+    -c "SELECT moe_import_model('$BASE/other.ckpt', 'davis')" >/dev/null
+for form in unchecked insert; do
+    on coord dist -c "TRUNCATE scores"
+    label=$([ "$form" = insert ] && echo "with params_md5" || echo "by id alone")
+    if out=$(on coord dist -c "${!form}" 2>&1); then
+        drift_equal=$(on coord dist -c "SELECT count(*) FROM scores s JOIN single_scores o USING (drug_id, target_id) WHERE s.score = o.score")
+        echo "drift_case_errors no   ($label: scores equal to the coordinator's model $drift_equal/$pairs)"
+    else
+        echo "drift_case_errors yes   ($label: $(echo "$out" | grep -m1 ERROR | sed 's/^ERROR: *//'))"
+    fi
+done
+if out=$(on coord dist -c "SELECT * FROM moe_distribute()" 2>&1); then
+    echo "moe_distribute_over_drift: no error"
+else
+    echo "moe_distribute_over_drift: refused ($(echo "$out" | grep -m1 ERROR | sed 's/^ERROR: *//'))"
+fi
