@@ -177,7 +177,6 @@ echo "per_row_equal_to_single $row_equal/$pairs"
 echo "bulk_equal_to_single $bulk_equal/$pairs"
 
 # --- a worker added after the model was distributed -----------------------
-on w3 dist -c "CREATE EXTENSION citus"
 on coord dist -c "SELECT citus_add_node('127.0.0.1', ${PORT[w3]})" >/dev/null
 late=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'copied'")
 on coord dist -c "SELECT rebalance_table_shards(shard_transfer_mode => 'block_writes')" >/dev/null
