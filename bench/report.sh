@@ -14,7 +14,7 @@ RESULTS=bench/results
 mkdir -p "$RESULTS"
 
 if [ "${1:-}" = --run ]; then
-    for b in scoring training training_floor parallel sharding gpu gate_gradients routing_study davis_cv; do
+    for b in scoring training training_floor parallel sharding citus gpu gate_gradients routing_study davis_cv; do
         echo "== bench/$b.sh" >&2
         bash "bench/$b.sh" >"$RESULTS/$b.txt"
     done
@@ -59,6 +59,8 @@ section() {   # name, title, what it measures[, the command]
         "Seconds per epoch on Davis fold 0 at one thread with dense first layers, sparse ones, and the same rows and network with the inputs cut to 8 values (the floor: every other part of an epoch); dense / floor is the most that any speed-up of the first layers alone can give."
     section scoring "Scoring: per row, bulk, FLOP limit, latency, memory" \
         "All 30,056 Davis pairs scored per row and with \`moe_score\`, like for like (one process per row against one bulk thread; per row with the default parallel query against bulk with its default threads); per row as a new connection's first query, with nothing cached and with the parts in the shared cache; bulk scoring against the sgemm FLOP limit for the arithmetic it does; first calls cold and warm; single-row latency with pgbench and a prepared statement, interleaved with the same lookup without scoring; PSS of 1 and of 16 backends that scored, and of 16 again after twelve models of mixed sizes went through the cache; screening a library of every Davis and KIBA compound for one target with moe_screen against ORDER BY moe_predict LIMIT 100 (docs/scoring.md)."
+    section citus "Citus: docs/citus.md on a hand-built cluster" \
+        "Citus 13.2.2 built from source (docs/citus.md, step 0), a coordinator and two workers on this machine and a third added later: the guide's tables, the model put on the workers by moe_distribute(), every Davis pair scored per row (the guide's colocated INSERT ... SELECT) and in bulk (moe_score over a view of the distributed tables) against one node, bit-for-bit equality, a worker added after distributing, and the drift case (a worker holding another model under the same id) by id alone and with params_md5. Skips without Citus."
     section parallel "Parallel query on one server" \
         "One large scoring query with 0, 1 and 2 parallel workers (settings interleaved, best of 3), and the \`moe_usage\` aggregate with and without workers (docs/scale-out.md)."
     section sharding "Sharded scoring over postgres_fdw" \
