@@ -1,6 +1,6 @@
 -- Managing models: immutability, deployment, export and import, privileges.
 BEGIN;
-SELECT plan(28);
+SELECT plan(31);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3);
@@ -66,6 +66,21 @@ SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s, %L) FROM p
                  'a params_md5 that is not 32 lowercase hex digits is refused') FROM fp;
 SELECT is((SELECT count(*) FROM (SELECT moe_predict(drug_vec, target_vec, fp.id, fp.md5) FROM syn, fp) s),
           (SELECT count(*) FROM syn), 'every row of a table scores through the check (the fingerprint is computed once)');
+
+-- one id, two rows in one transaction: the first deleted, another model
+-- imported under its id; the second is served, not the first one's cache
+SELECT moe_export_model('m_other', current_setting('data_directory') || '/m_other.ckpt');
+CREATE TEMP TABLE reused AS
+SELECT moe_import_model(current_setting('data_directory') || '/m.ckpt', deploy => false) AS id;
+SELECT is((SELECT moe_predict(drug_vec, target_vec, reused.id) FROM probe, reused),
+          (SELECT moe_predict(drug_vec, target_vec, fp.id) FROM probe, fp), 'the copy of m is scored as m');
+DELETE FROM moe.models WHERE id = (SELECT id FROM reused);
+SELECT setval(pg_get_serial_sequence('moe.models', 'id'), (SELECT id FROM reused), false);
+SELECT is(moe_import_model(current_setting('data_directory') || '/m_other.ckpt', deploy => false),
+          (SELECT id FROM reused), 'm_other imported under the id the copy of m had');
+SELECT is((SELECT moe_predict(drug_vec, target_vec, reused.id, fp.other_md5) FROM probe, reused, fp),
+          (SELECT moe_predict(drug_vec, target_vec, 'm_other') FROM probe),
+          'in the same transaction the id now scores as m_other, with m_other''s fingerprint');
 
 SELECT throws_ok($$SELECT * FROM moe_distribute()$$, '0A000', 'moe_distribute needs the citus extension in this database',
                  'moe_distribute without Citus says what it needs');
