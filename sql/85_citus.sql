@@ -29,10 +29,11 @@ BEGIN
     IF model IS NOT NULL AND NOT EXISTS (SELECT 1 FROM moe.models x WHERE x.id = model) THEN
         RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('model %s does not exist', model);
     END IF;
-    FOR w IN SELECT n.nodename, n.nodeport FROM pg_catalog.pg_dist_node n
-              WHERE n.noderole = 'primary' AND n.isactive AND n.groupid <> 0 ORDER BY n.nodeid LOOP
-        FOR m IN SELECT x.id, (@extschema@.moe_model_info(x.id)).params_md5 AS md5
-                   FROM moe.models x WHERE model IS NULL OR x.id = model ORDER BY x.id LOOP
+    -- each model's fingerprint once, then every worker
+    FOR m IN SELECT x.id, (@extschema@.moe_model_info(x.id)).params_md5 AS md5
+               FROM moe.models x WHERE model IS NULL OR x.id = model ORDER BY x.id LOOP
+        FOR w IN SELECT n.nodename, n.nodeport FROM pg_catalog.pg_dist_node n
+                  WHERE n.noderole = 'primary' AND n.isactive AND n.groupid <> 0 ORDER BY n.nodeid LOOP
             -- what the worker holds under this id: the same weights, others, or nothing
             SELECT r.success, r.result INTO ok, here
               FROM pg_catalog.master_run_on_worker(ARRAY[w.nodename], ARRAY[w.nodeport],
@@ -72,6 +73,9 @@ BEGIN
             node := format('%s:%s', w.nodename, w.nodeport); model_id := m.id; action := 'copied';
             RETURN NEXT;
         END LOOP;
+    END LOOP;
+    FOR w IN SELECT n.nodename, n.nodeport FROM pg_catalog.pg_dist_node n
+              WHERE n.noderole = 'primary' AND n.isactive AND n.groupid <> 0 ORDER BY n.nodeid LOOP
         -- the names, pointing where they point here
         SELECT r.success, r.result INTO ok, answer
           FROM pg_catalog.master_run_on_worker(ARRAY[w.nodename], ARRAY[w.nodeport], ARRAY[

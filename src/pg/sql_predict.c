@@ -185,7 +185,7 @@ moe_predict_checked(PG_FUNCTION_ARGS)
 	if (strlen(expected) != 32 || strspn(expected, "0123456789abcdef") != 32)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("params_md5 must be 32 lowercase hexadecimal digits, not \"%s\"", expected),
+				 errmsg("params_md5 must be 32 lowercase hexadecimal digits"),
 				 errhint("Take it from moe_model_info(model) on the node the model was trained on.")));
 	lm = moe_model_by_id(id);
 	actual = moe_loaded_params_md5(lm);
