@@ -42,7 +42,7 @@ moe_is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-/* Whether c is a SMILES bond symbol (- = # $ : / \\). */
+/* Whether c is a SMILES bond symbol: - = # $ : / or a backslash. */
 static inline int
 moe_smiles_is_bond(unsigned char c)
 {
