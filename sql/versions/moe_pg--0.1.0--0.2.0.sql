@@ -1419,7 +1419,7 @@ BEGIN
             -- what the worker holds under this id: the same weights, others, or nothing
             SELECT r.success, r.result INTO ok, here
               FROM pg_catalog.master_run_on_worker(ARRAY[w.nodename], ARRAY[w.nodeport],
-                       ARRAY[format('SELECT coalesce((SELECT (%I.moe_model_info(x.id)).params_md5 FROM moe.models x WHERE x.id = %s), %L)',
+                       ARRAY[format('SELECT coalesce((SELECT (%I.moe_model_info(x.id)).params_md5 FROM moe.models x WHERE x.id OPERATOR(pg_catalog.=) %s), %L)',
                                     '@extschema@', m.id, 'none')], false) r;
             IF NOT ok THEN
                 RAISE EXCEPTION USING ERRCODE = '08000',
@@ -1442,8 +1442,8 @@ BEGIN
               FROM pg_catalog.master_run_on_worker(ARRAY[w.nodename], ARRAY[w.nodeport], ARRAY[
                        (SELECT format('INSERT INTO moe.models (id, name, dataset, fold, config, metrics, created_at, created_by, checkpoint) '
                                       'VALUES (%s, %L, %L, %L, %L, %L, %L, %L, %L); '
-                                      'SELECT setval(pg_get_serial_sequence(''moe.models'', ''id''), '
-                                      'greatest(%s, (SELECT max(id) FROM moe.models)))',
+                                      'SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(''moe.models'', ''id''), '
+                                      'greatest(%s, (SELECT pg_catalog.max(id) FROM moe.models)))',
                                       x.id, x.name, x.dataset, x.fold, x.config, x.metrics, x.created_at, x.created_by,
                                       x.checkpoint, x.id)
                           FROM moe.models x WHERE x.id = m.id)], false) r;

@@ -1,6 +1,6 @@
 -- Managing models: immutability, deployment, export and import, privileges.
 BEGIN;
-SELECT plan(31);
+SELECT plan(33);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3);
@@ -64,6 +64,10 @@ SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s, %L) FROM p
 SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s, %L) FROM probe', id, upper(md5)), '22023',
                  'params_md5 must be 32 lowercase hexadecimal digits',
                  'a params_md5 that is not 32 lowercase hex digits is refused') FROM fp;
+SELECT is((SELECT moe_predict(drug_vec, target_vec, fp.id, NULL) FROM probe, fp), NULL,
+          'a NULL params_md5 gives NULL (STRICT), as every other NULL argument');
+SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, -1, %L) FROM probe', md5), '42704',
+                 'model -1 does not exist', 'an unknown id with a fingerprint: the model is missing') FROM fp;
 SELECT is((SELECT count(*) FROM (SELECT moe_predict(drug_vec, target_vec, fp.id, fp.md5) FROM syn, fp) s),
           (SELECT count(*) FROM syn), 'every row of a table scores through the check (the fingerprint is computed once)');
 
