@@ -328,6 +328,139 @@ entity_by_key(entity_table *t, const char *key, bool create, const float *v)
 	return e->index;
 }
 
+/* ---- canonical order ------------------------------------------------------
+ *
+ * Training shuffles rows by their position, so the order rows are read in
+ * is part of the model.  A relation promises no order (synchronized scans,
+ * another plan, a rewritten table, a distributed view), so entities and
+ * rows are put in an order that depends only on their content: entities by
+ * key (bytes) or, without keys, by vector bytes; rows by (drug, protein,
+ * label, extra).  Rows equal in all of these are interchangeable.
+ */
+
+typedef struct entity_sort_ctx
+{
+	const entity_table *t;
+} entity_sort_ctx;
+
+static int
+compare_entities(const void *a, const void *b, void *arg)
+{
+	const entity_table *t = ((const entity_sort_ctx *) arg)->t;
+	int			i = *(const int *) a;
+	int			j = *(const int *) b;
+
+	if (t->key != NULL && t->key[i] != NULL && t->key[j] != NULL)
+		return strcmp(t->key[i], t->key[j]);
+	return memcmp(t->vec + (size_t) i * t->dim, t->vec + (size_t) j * t->dim,
+				  sizeof(float) * t->dim);
+}
+
+/* Sort t's entities; new_index[old] receives each one's new index. */
+static void
+entity_sort(entity_table *t, int *new_index)
+{
+	entity_sort_ctx ctx = {t};
+	int		   *order = palloc(sizeof(int) * Max(t->n, 1));
+	float	   *vec;
+	char	  **key;
+
+	for (int i = 0; i < t->n; i++)
+		order[i] = i;
+	qsort_arg(order, t->n, sizeof(int), compare_entities, &ctx);
+	vec = MemoryContextAllocHuge(t->cxt, sizeof(float) * (size_t) Max(t->n, 1) * Max(t->dim, 1));
+	key = MemoryContextAlloc(t->cxt, sizeof(char *) * Max(t->n, 1));
+	for (int i = 0; i < t->n; i++)
+	{
+		memcpy(vec + (size_t) i * t->dim, t->vec + (size_t) order[i] * t->dim,
+			   sizeof(float) * t->dim);
+		key[i] = t->key != NULL ? t->key[order[i]] : NULL;
+		new_index[order[i]] = i;
+	}
+	if (t->vec != NULL)
+		pfree(t->vec);
+	t->vec = vec;
+	t->key = key;
+	pfree(order);
+}
+
+static int
+compare_rows(const void *a, const void *b, void *arg)
+{
+	const moe_split_rows *s = arg;
+	int			i = *(const int *) a;
+	int			j = *(const int *) b;
+	const char *ei,
+			   *ej;
+
+	if (s->drug_idx[i] != s->drug_idx[j])
+		return s->drug_idx[i] < s->drug_idx[j] ? -1 : 1;
+	if (s->protein_idx[i] != s->protein_idx[j])
+		return s->protein_idx[i] < s->protein_idx[j] ? -1 : 1;
+	if (s->label[i] != s->label[j])
+		return s->label[i] < s->label[j] ? -1 : 1;
+	ei = s->extra != NULL ? s->extra[i] : NULL;
+	ej = s->extra != NULL ? s->extra[j] : NULL;
+	if (ei == NULL || ej == NULL)
+		return (ei != NULL) - (ej != NULL);
+	return strcmp(ei, ej);
+}
+
+/* Renumber one split's entities and sort its rows, in place. */
+static void
+rows_sort(moe_split_rows *s, const int *new_drug, const int *new_protein)
+{
+	int		   *order = palloc(sizeof(int) * Max(s->n, 1));
+	int32	   *di = palloc(sizeof(int32) * Max(s->n, 1));
+	int32	   *pi = palloc(sizeof(int32) * Max(s->n, 1));
+	float	   *y = palloc(sizeof(float) * Max(s->n, 1));
+	char	  **extra = s->extra ? palloc(sizeof(char *) * Max(s->n, 1)) : NULL;
+
+	for (int r = 0; r < s->n; r++)
+	{
+		s->drug_idx[r] = new_drug[s->drug_idx[r]];
+		s->protein_idx[r] = new_protein[s->protein_idx[r]];
+		order[r] = r;
+	}
+	qsort_arg(order, s->n, sizeof(int), compare_rows, s);
+	for (int r = 0; r < s->n; r++)
+	{
+		di[r] = s->drug_idx[order[r]];
+		pi[r] = s->protein_idx[order[r]];
+		y[r] = s->label[order[r]];
+		if (extra)
+			extra[r] = s->extra[order[r]];
+	}
+	memcpy(s->drug_idx, di, sizeof(int32) * s->n);
+	memcpy(s->protein_idx, pi, sizeof(int32) * s->n);
+	memcpy(s->label, y, sizeof(float) * s->n);
+	if (extra)
+		memcpy(s->extra, extra, sizeof(char *) * s->n);
+	pfree(order);
+	pfree(di);
+	pfree(pi);
+	pfree(y);
+	if (extra)
+		pfree(extra);
+}
+
+static void
+put_in_canonical_order(entity_table *drugs, entity_table *proteins, moe_dataset_data *out)
+{
+	int		   *new_drug = palloc(sizeof(int) * Max(drugs->n, 1));
+	int		   *new_protein = palloc(sizeof(int) * Max(proteins->n, 1));
+
+	entity_sort(drugs, new_drug);
+	entity_sort(proteins, new_protein);
+	for (int s = 0; s < MOE_N_SPLITS; s++)
+	{
+		rows_sort(&out->split[s], new_drug, new_protein);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(new_drug);
+	pfree(new_protein);
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 static int
@@ -551,6 +684,7 @@ moe_dataset_read(const moe_dataset_def *def, int fold, const char *extra_column,
 	moe_relation_read_end(&reader);
 	SPI_finish();
 	MemoryContextDelete(row_cxt);
+	put_in_canonical_order(&drugs, &proteins, out);
 
 	out->n_drugs = drugs.n;
 	out->drug_dim = drugs.dim;

@@ -2,7 +2,7 @@
 -- Inside this test's transaction moe_train cannot commit; it trains in the
 -- transaction (the committing path is tested in test/sql/train_commit.sql).
 BEGIN;
-SELECT plan(44);
+SELECT plan(47);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(60, 40, 4, seed => 11);
@@ -68,8 +68,14 @@ SELECT is((SELECT round(sum(gate_prob)::numeric, 5) FROM r), 1.00000, 'gate prob
 SELECT is((SELECT count(*) FROM r WHERE selected), 2::bigint, 'top_k experts are selected');
 SELECT is((SELECT round(sum(weight)::numeric, 5) FROM r WHERE selected), 1.00000, 'selected weights sum to one');
 SELECT is((SELECT count(*) FROM r WHERE NOT selected AND weight <> 0), 0::bigint, 'unselected experts weigh nothing');
-SELECT ok((SELECT min(gate_prob) FROM r WHERE selected) >= (SELECT max(gate_prob) FROM r WHERE NOT selected),
-          'the selected experts have the highest probabilities');
+-- Selection ranks probability plus the aux-free bias (on by default) that
+-- the kept epoch ended with.
+CREATE TEMP TABLE kept_bias AS
+SELECT h.expert, h.bias FROM moe.expert_history h JOIN moe.training_runs t ON t.id = h.run_id
+ WHERE t.model_name = 'syn_small' AND h.epoch = t.best_epoch AND h.layer = 1;
+SELECT ok((SELECT min(gate_prob + bias) FROM r JOIN kept_bias USING (expert) WHERE selected)
+          >= (SELECT max(gate_prob + bias) FROM r JOIN kept_bias USING (expert) WHERE NOT selected),
+          'the selected experts have the highest probability plus selection bias');
 
 -- Determinism: the same seed trains the same weights.
 CALL moe_train('syn', model_name => 'syn_again', epochs => 3, batch_size => 64,
@@ -99,6 +105,33 @@ SELECT is((SELECT count(DISTINCT h) FROM pg_temp.train_twice(2, 'off') h), 1::bi
           'two threads: the same seed twice gives the same bits');
 SELECT is((SELECT count(DISTINCT h) FROM pg_temp.train_twice(2, 'on') h), 1::bigint,
           'two threads, sparse first layers: the same seed twice gives the same bits');
+-- ... whatever order the rows come back in: the same rows rewritten in
+-- another physical order (keyed and keyless), and read through a view
+-- whose join runs backwards, train the same bits.
+CREATE TEMP TABLE syn_shuffled AS SELECT * FROM syn ORDER BY md5(drug_id::text || target_id::text);
+CREATE TEMP TABLE syn_reversed AS SELECT * FROM syn ORDER BY drug_id DESC, target_id DESC;
+CREATE TEMP VIEW syn_joined AS
+    SELECT r.drug_id, r.target_id, r.drug_vec, s.target_vec, s.label, s.split
+      FROM syn_reversed r JOIN syn_shuffled s USING (drug_id, target_id);
+SELECT moe_create_dataset('syn_shuffled', 'syn_shuffled', protein_column => 'target_vec',
+                          drug_key_column => 'drug_id', protein_key_column => 'target_id');
+SELECT moe_create_dataset('syn_joined', 'syn_joined', protein_column => 'target_vec',
+                          drug_key_column => 'drug_id', protein_key_column => 'target_id');
+SELECT moe_create_dataset('syn_nokeys', 'syn', protein_column => 'target_vec');
+SELECT moe_create_dataset('syn_nokeys_reversed', 'syn_reversed', protein_column => 'target_vec');
+CREATE FUNCTION pg_temp.order_md5(ds text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CALL moe_train(%L, model_name => %L, epochs => 2, batch_size => 16, seed => 5, deploy => ''never'',
+                                   drug_hidden => ''{16}'', protein_hidden => ''{16}'', gate_hidden => ''{16}'',
+                                   expert_hidden => ''{16}'')', ds, 'ord_' || ds);
+    RETURN (SELECT (moe_model_info(max(id))).params_md5 FROM moe.models WHERE name = 'ord_' || ds);
+END $$;
+SELECT is(pg_temp.order_md5('syn_shuffled'), pg_temp.order_md5('syn'),
+          'rows in another physical order train the same bits');
+SELECT is(pg_temp.order_md5('syn_joined'), pg_temp.order_md5('syn'),
+          'rows read through a join in another order train the same bits');
+SELECT is(pg_temp.order_md5('syn_nokeys_reversed'), pg_temp.order_md5('syn_nokeys'),
+          'without keys too: vectors, not positions, order the rows');
 
 -- Bad options: each error names the problem.
 SELECT throws_ok($$CALL moe_train('no such dataset')$$, '42704', 'dataset "no such dataset" does not exist', 'unknown dataset');
