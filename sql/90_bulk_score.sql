@@ -25,6 +25,14 @@ LANGUAGE C STABLE PARALLEL SAFE ROWS 10000;
 COMMENT ON FUNCTION moe_predict_matrix(real[], real[], text) IS
     'Score every drug row against every protein row (a screen), each entity computed once';
 
+CREATE FUNCTION moe_predict_partition(drug real[], protein real[], model bigint, params_md5 text)
+RETURNS real
+AS 'MODULE_PATHNAME', 'moe_predict_partition_sql'
+LANGUAGE C WINDOW IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION moe_predict_partition(real[], real[], bigint, text) IS
+    'Window function: each row''s prediction, every row of its window partition scored in one batch (model id checked against params_md5 as moe_predict''s); moe_score''s form on Citus';
+ALTER FUNCTION moe_predict_partition(real[], real[], bigint, text) COST 5000;
+
 CREATE PROCEDURE moe_score(
     model text,
     source regclass,

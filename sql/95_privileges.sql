@@ -97,6 +97,7 @@ GRANT EXECUTE ON FUNCTION
     moe_model_info(bigint), moe_model_info(text),
     moe_predict_batch(real[], real[], bigint), moe_predict_batch(real[], real[], text),
     moe_predict_matrix(real[], real[], bigint), moe_predict_matrix(real[], real[], text),
+    moe_predict_partition(real[], real[], bigint, text),
     moe_cache(),
     moe_screen(text, real[], regclass, integer, name, name), moe_screen(bigint, real[], regclass, integer, name, name),
     moe_screen(text, text, regclass, integer, name, name), moe_screen(bigint, text, regclass, integer, name, name)

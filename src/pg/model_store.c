@@ -20,6 +20,7 @@
  * dropped while in use are freed at the end of the transaction.
  */
 #include "model_store.h"
+
 #include "checkpoint_rows.h"
 #include "device.h"
 #include "gemm_rows.h"
@@ -29,6 +30,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -282,6 +284,21 @@ model_row_version(int64 id, TransactionId *xmin)
 	SPI_finish();
 	return exists;
 }
+/*
+ * ERROR 42704 for a model id this database does not hold; on a Citus node
+ * the likely cause is a model not copied to it.
+ */
+static void
+model_missing(int64 id)
+{
+	bool		citus = OidIsValid(get_extension_oid("citus", true));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model %lld does not exist", (long long) id),
+			 citus ? errhint("On a Citus cluster, run moe_distribute() on the coordinator to copy models to every node.") : 0));
+}
+
 
 /* ---- loading -------------------------------------------------------- */
 
@@ -295,9 +312,7 @@ load_local(int64 id, TransactionId xmin, moe_loaded_model *out)
 	moe_model  *model = NULL;
 
 	if (blob == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model %lld does not exist", (long long) id)));
+		model_missing(id);
 	st = moe_checkpoint_load(VARDATA(blob), VARSIZE(blob) - VARHDRSZ, moe_cpu_backend(), &model, &err);
 	pfree(blob);
 	if (st != MOE_OK)
@@ -408,9 +423,7 @@ moe_model_by_id(int64 id)
 		if (!model_row_version(id, &xmin))
 		{
 			drop_entry(e);
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model %lld does not exist", (long long) id)));
+			model_missing(id);
 		}
 		if (!TransactionIdEquals(xmin, e->xmin))
 		{
@@ -445,9 +458,7 @@ moe_model_by_id(int64 id)
 					found;
 
 		if (!row_read && !model_row_version(id, &xmin))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model %lld does not exist", (long long) id)));
+			model_missing(id);
 		transient = TransactionIdIsCurrentTransactionId(xmin);
 		lm = load_model(id, xmin, transient, false);
 		make_room();
@@ -488,6 +499,28 @@ moe_loaded_params_md5(moe_loaded_model *lm)
 	}
 	lm->params_md5_known = true;
 	return lm->params_md5;
+}
+
+moe_loaded_model *
+moe_model_by_id_checked(int64 id, const char *expected)
+{
+	moe_loaded_model *lm;
+	const char *actual;
+
+	if (strlen(expected) != 32 || strspn(expected, "0123456789abcdef") != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("params_md5 must be 32 lowercase hexadecimal digits"),
+				 errhint("Take it from moe_model_info(model) on the node the model was trained on.")));
+	lm = moe_model_by_id(id);
+	actual = moe_loaded_params_md5(lm);
+	if (strcmp(actual, expected) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model %lld on this server has other weights than asked for", (long long) id),
+				 errdetail("Its params_md5 is %s, the query asks for %s.", actual, expected),
+				 errhint("Import the same checkpoint on every node under the same id (docs/citus.md).")));
+	return lm;
 }
 
 moe_infer_ws *

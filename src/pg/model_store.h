@@ -54,6 +54,14 @@ void		moe_params_md5(const void *params, size_t n_params, char *out);
  * server for a model read from the shared cache. */
 const char *moe_loaded_params_md5(moe_loaded_model *lm);
 
+/*
+ * Model by id, refused (55000) unless its fingerprint is params_md5 (22023
+ * when that is not 32 lowercase hex digits): the same text runs on every
+ * node of a cluster, so a node holding another model under the id errors
+ * out instead of answering with its own weights.
+ */
+moe_loaded_model *moe_model_by_id_checked(int64 id, const char *params_md5);
+
 /* The batch workspace of a loaded model. */
 moe_infer_ws *moe_loaded_batch_ws(moe_loaded_model *lm);
 

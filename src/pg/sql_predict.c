@@ -177,24 +177,9 @@ PG_FUNCTION_INFO_V1(moe_predict_checked);
 Datum
 moe_predict_checked(PG_FUNCTION_ARGS)
 {
-	int64		id = PG_GETARG_INT64(2);
-	char	   *expected = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	moe_loaded_model *lm;
-	const char *actual;
+	moe_loaded_model *lm = moe_model_by_id_checked(PG_GETARG_INT64(2),
+												   text_to_cstring(PG_GETARG_TEXT_PP(3)));
 
-	if (strlen(expected) != 32 || strspn(expected, "0123456789abcdef") != 32)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("params_md5 must be 32 lowercase hexadecimal digits"),
-				 errhint("Take it from moe_model_info(model) on the node the model was trained on.")));
-	lm = moe_model_by_id(id);
-	actual = moe_loaded_params_md5(lm);
-	if (strcmp(actual, expected) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model %lld on this server has other weights than asked for", (long long) id),
-				 errdetail("Its params_md5 is %s, the query asks for %s.", actual, expected),
-				 errhint("Import the same checkpoint on every node under the same id (docs/citus.md).")));
 	PG_RETURN_FLOAT4(moe_cached_pair(lm, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), NULL, NULL));
 }
 

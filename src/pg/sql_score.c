@@ -2,7 +2,11 @@
  * sql_score.c — bulk scoring: moe_predict_batch() and moe_predict_matrix()
  * over arrays, and CALL moe_score() from a table to a table.
  *
- * All three compute each distinct drug and protein once (through the
+ * moe_predict_partition() is a window function: it scores all rows of its
+ * window partition in one batch, the form moe_score takes on Citus, where
+ * the partitions are the distribution key's and run on the workers.
+ *
+ * All of them compute each distinct drug and protein once (through the
  * entity cache for moe_score, whose vectors come from tables) and then the
  * pairs in batches with the row-independent products, so every pair gets
  * the same bits as moe_predict would give it.
@@ -23,7 +27,9 @@
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
+#include "windowapi.h"
 
+#include "citus_score.h"
 #include "entity_cache.h"
 #include "infer.h"
 #include "memory_budget.h"
@@ -389,6 +395,31 @@ output_table_name(List *names)
 	return quote_qualified_identifier(get_namespace_name(nsp), rv->relname);
 }
 
+/*
+ * moe_score's Citus path, when the source allows it (citus_score.h) and
+ * the caller owns it: on the workers the source is read as the caller, so
+ * another role's view is read on the coordinator, as its owner.
+ */
+static bool
+score_on_workers(moe_loaded_model *lm, Oid relid, const moe_relation_reader *reader,
+				 const char *source, const char *output_sql, const char *drug_col,
+				 const char *protein_col, List *keys, int64 *scored)
+{
+	moe_citus_target target;
+
+	if (!moe_citus_score_target(relid, keys, &target))
+		return false;
+	if (reader->as_owner)
+	{
+		ereport(NOTICE,
+				(errmsg("moe_score: scoring through the coordinator, not on the workers"),
+				 errdetail("%s belongs to another role; only its owner's calls run on the workers.", source)));
+		return false;
+	}
+	*scored = moe_citus_score(lm, source, output_sql, drug_col, protein_col, keys, &target);
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(moe_score_sql);
 Datum
 moe_score_sql(PG_FUNCTION_ARGS)
@@ -462,6 +493,15 @@ moe_score_sql(PG_FUNCTION_ARGS)
 	appendStringInfo(&q, "NULL::pg_catalog.float4 AS prediction FROM %s WITH NO DATA", source);
 	if (moe_spi_execute(q.data, 0, NULL, NULL, NULL, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "moe_score: could not create %s", output);
+
+	/* a distributed source (Citus) is scored where its shards are */
+	if (score_on_workers(lm, relid, &reader, source, output_sql, drug_col, protein_col, keys, &scored))
+	{
+		SPI_finish();
+		ereport(NOTICE,
+				(errmsg("moe_score: %lld pairs scored on the workers into %s", (long long) scored, output)));
+		PG_RETURN_VOID();
+	}
 
 	/* INSERT ... SELECT from unnest($1::text[], ..., $n::real[]) with casts */
 	initStringInfo(&ins);
@@ -566,4 +606,141 @@ moe_score_sql(PG_FUNCTION_ARGS)
 					output, INSTR_TIME_GET_DOUBLE(now),
 					INSTR_TIME_GET_DOUBLE(now) > 0 ? scored / INSTR_TIME_GET_DOUBLE(now) : 0.0)));
 	PG_RETURN_VOID();
+}
+
+/* ---- moe_predict_partition: a window partition as one batch ---------------- */
+
+#define PARTITION_CHUNK 4096
+
+/* What one call site keeps between partitions (fn_extra). */
+typedef struct partition_buffers
+{
+	float	   *pred;			/* the current partition's predictions */
+	int64		capacity;
+	MemoryContext chunk_cxt;	/* reset after every chunk of rows */
+	part_buffer drug_buf;
+	part_buffer protein_buf;
+} partition_buffers;
+
+/* What one partition keeps (partition-local memory, zeroed at its start). */
+typedef struct partition_state
+{
+	bool		scored;
+	int64		model;
+	char		params_md5[33];
+} partition_state;
+
+static Datum
+partition_arg(WindowObject win, int argno, int64 row, const char *what)
+{
+	bool		isnull,
+				isout;
+	Datum		d = WinGetFuncArgInPartition(win, argno, row, WINDOW_SEEK_HEAD, false, &isnull, &isout);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("moe_predict_partition: a row has a NULL %s vector", what)));
+	return d;
+}
+
+/*
+ * Score rows [0, n) of the partition into buf->pred, a chunk at a time:
+ * each part is taken while its row is fetched (the next fetch may free the
+ * vector), and parts are held only until the chunk is scored.
+ */
+static void
+score_partition(WindowObject win, moe_loaded_model *lm, partition_buffers *buf, int64 n)
+{
+	for (int64 from = 0; from < n; from += PARTITION_CHUNK)
+	{
+		MemoryContext old;
+		score_batch b;
+
+		moe_entity_cache_safe_point();
+		old = MemoryContextSwitchTo(buf->chunk_cxt);
+		memset(&b, 0, sizeof(b));
+		b.n = (int) Min(n - from, PARTITION_CHUNK);
+		b.drug_parts = palloc(sizeof(float *) * b.n);
+		b.protein_parts = palloc(sizeof(float *) * b.n);
+		b.pred = buf->pred + from;
+		for (int i = 0; i < b.n; i++)
+		{
+			b.drug_parts[i] = moe_entity_part(lm, MOE_DRUG, partition_arg(win, 0, from + i, "drug"),
+											  "drug vector");
+			b.protein_parts[i] = moe_entity_part(lm, MOE_PROTEIN,
+												 partition_arg(win, 1, from + i, "protein"),
+												 "protein vector");
+		}
+		score_pairs(lm, &b, &buf->drug_buf, &buf->protein_buf);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(buf->chunk_cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static partition_buffers *
+partition_buffers_of(FunctionCallInfo fcinfo, int64 rows)
+{
+	partition_buffers *buf = fcinfo->flinfo->fn_extra;
+	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+
+	if (buf == NULL)
+	{
+		buf = MemoryContextAllocZero(cxt, sizeof(partition_buffers));
+		buf->chunk_cxt = AllocSetContextCreate(cxt, "moe_predict_partition chunk", ALLOCSET_DEFAULT_SIZES);
+		buf->drug_buf.cxt = buf->protein_buf.cxt = cxt;
+		fcinfo->flinfo->fn_extra = buf;
+	}
+	if (rows > buf->capacity)
+	{
+		if (buf->pred != NULL)
+			pfree(buf->pred);
+		buf->pred = MemoryContextAllocExtended(cxt, sizeof(float) * (Size) rows, MCXT_ALLOC_HUGE);
+		buf->capacity = rows;
+	}
+	return buf;
+}
+
+/*
+ * moe_predict_partition(drug, protein, model, params_md5) OVER (PARTITION
+ * BY ...): the prediction of each row, every row of a partition scored in
+ * one batch when the partition's first row is asked for.  model and
+ * params_md5 (checked as moe_predict's) must be the same on every row.
+ */
+PG_FUNCTION_INFO_V1(moe_predict_partition_sql);
+Datum
+moe_predict_partition_sql(PG_FUNCTION_ARGS)
+{
+	WindowObject win = PG_WINDOW_OBJECT();
+	partition_state *ps = WinGetPartitionLocalMemory(win, sizeof(partition_state));
+	bool		null_model,
+				null_md5;
+	Datum		model = WinGetFuncArgCurrent(win, 2, &null_model);
+	Datum		md5 = WinGetFuncArgCurrent(win, 3, &null_md5);
+	char	   *md5_text;
+	partition_buffers *buf;
+
+	if (null_model || null_md5)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("moe_predict_partition: model and params_md5 must not be NULL")));
+	md5_text = TextDatumGetCString(md5);
+	if (!ps->scored)
+	{
+		moe_loaded_model *lm = moe_model_by_id_checked(DatumGetInt64(model), md5_text);
+		int64		n = WinGetPartitionRowCount(win);
+
+		buf = partition_buffers_of(fcinfo, n);
+		score_partition(win, lm, buf, n);
+		ps->scored = true;
+		ps->model = DatumGetInt64(model);
+		strlcpy(ps->params_md5, md5_text, sizeof(ps->params_md5));
+	}
+	else if (ps->model != DatumGetInt64(model) || strcmp(ps->params_md5, md5_text) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("moe_predict_partition: model and params_md5 must be the same on every row of a partition")));
+	buf = fcinfo->flinfo->fn_extra;
+	PG_RETURN_FLOAT4(buf->pred[WinGetCurrentPosition(win)]);
 }

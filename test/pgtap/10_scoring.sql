@@ -2,7 +2,7 @@
 -- the same bits; caches hit after a load and forget dropped models;
 -- parallel plans are chosen and used.
 BEGIN;
-SELECT plan(27);
+SELECT plan(30);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(50, 30, 3, seed => 4);
@@ -38,6 +38,20 @@ SELECT is((SELECT count(*) FROM (SELECT array_agg(drug_vec ORDER BY drug_id) AS 
                   moe_predict_matrix(dd.d, tt.t, 'sc') m
              JOIN first f ON f.drug_id = m.drug_index - 1 AND f.target_id = m.protein_index - 1
             WHERE m.prediction = f.p), 1500::bigint, 'moe_predict_matrix (every pair) gives the same bits');
+-- moe_predict_partition: each window partition scored as one batch
+CREATE TEMP TABLE fp AS SELECT id, (moe_model_info(id)).params_md5 AS md5 FROM sc_id;
+SELECT is((SELECT count(*) FROM (SELECT s.drug_id, s.target_id,
+                                        moe_predict_partition(s.drug_vec, s.target_vec, fp.id, fp.md5) OVER (PARTITION BY s.drug_id) AS p
+                                   FROM syn s, fp) w JOIN first f USING (drug_id, target_id) WHERE w.p = f.p), 1500::bigint,
+          'moe_predict_partition, a partition per drug, gives the same bits');
+SELECT is((SELECT count(*) FROM (SELECT s.drug_id, s.target_id,
+                                        moe_predict_partition(s.drug_vec, s.target_vec, fp.id, fp.md5) OVER (PARTITION BY s.drug_id, s.target_id) AS p
+                                   FROM syn s, fp) w JOIN first f USING (drug_id, target_id) WHERE w.p = f.p), 1500::bigint,
+          'moe_predict_partition, a partition per row, gives the same bits');
+SELECT is((SELECT count(*) FROM (SELECT s.drug_id, s.target_id,
+                                        moe_predict_partition(s.drug_vec, s.target_vec, fp.id, fp.md5) OVER () AS p
+                                   FROM syn s, generate_series(1, 3) g, fp) w JOIN first f USING (drug_id, target_id) WHERE w.p = f.p), 4500::bigint,
+          'moe_predict_partition, one partition of 4500 rows (two chunks), gives the same bits');
 
 -- ---- caches ----
 SELECT ok((SELECT count(*) FROM moe_cache() WHERE model_id = (SELECT id FROM sc_id)) = 1, 'the model is cached once');

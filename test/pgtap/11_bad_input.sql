@@ -4,7 +4,7 @@
 -- hyperparameters.  Each gets the SQLSTATE of docs/errors.md and a message
 -- that names the problem; none crashes; a malicious name stays a name.
 BEGIN;
-SELECT plan(668);
+SELECT plan(679);
 SET LOCAL client_min_messages = error;
 
 -- ---------------------------------------------------------------------------
@@ -41,7 +41,8 @@ SELECT set_eq(
           'moe_routing', 'moe_specialization', 'moe_expert_profile', 'moe_expert_agreement',
           'moe_cluster_recovery', 'moe_report', 'moe_cache', 'moe_cache_clear', 'moe_predict_batch',
           'moe_predict_matrix', 'moe_score', 'models_are_immutable', 'forget_cached_model', 'check_owner',
-          'guard_models', 'record_deployment', 'moe_featurizer_spec', 'moe_rollback', 'moe_screen', 'moe_distribute'],
+          'guard_models', 'record_deployment', 'moe_featurizer_spec', 'moe_rollback', 'moe_screen', 'moe_distribute',
+          'moe_predict_partition'],
     'every function, procedure and aggregate of the extension is exercised here');
 
 -- ---------------------------------------------------------------------------
@@ -410,6 +411,33 @@ SELECT throws_ok($$SELECT * FROM moe_predict_batch('{{1,2,3,4,5,6,7,8}}', '{{1,2
 SELECT is((SELECT count(*) FROM moe_predict_batch(array_fill(0.5::real, ARRAY[1250000, 8]),
                                                   array_fill(0.5::real, ARRAY[1250000, 8]), 'bi_m')),
           1250000::bigint, 'moe_predict_batch: ten million elements of the right shape are scored');
+
+-- A window partition as one batch: moe_predict_partition.
+CREATE TEMP TABLE bi_fp AS SELECT id, (moe_model_info(id)).params_md5 AS md5 FROM bi_id;
+CREATE TEMP TABLE part_rows (i int, d real[], p real[]);
+INSERT INTO part_rows VALUES (1, '{1,2,3,4,5,6,7,8}', '{1,2,3,4,5,6,7,8}'), (2, '{8,7,6,5,4,3,2,1}', '{1,2,3,4,5,6,7,8}');
+SELECT throws_ok(format('SELECT moe_predict_partition(%s, %s, %s, %s) OVER () FROM part_rows, bi_fp', a.d, a.p, a.m, a.h),
+                 a.code, a.msg, 'moe_predict_partition: ' || a.descr)
+  FROM (VALUES
+    ('CASE i WHEN 2 THEN NULL ELSE d END', 'p', 'id', 'md5', '22004', 'moe_predict_partition: a row has a NULL drug vector', 'a NULL drug vector'),
+    ('d', 'NULL::real[]', 'id', 'md5', '22004', 'moe_predict_partition: a row has a NULL protein vector', 'a NULL protein vector'),
+    ('d', 'p', 'NULL::bigint', 'md5', '22004', 'moe_predict_partition: model and params_md5 must not be NULL', 'a NULL model'),
+    ('d', 'p', 'id', 'NULL::text', '22004', 'moe_predict_partition: model and params_md5 must not be NULL', 'a NULL params_md5'),
+    ('d', 'p', 'id', 'upper(md5)', '22023', 'params_md5 must be 32 lowercase hexadecimal digits', 'a malformed params_md5'),
+    ('d', 'p', 'id', $$repeat('0', 32)$$, '55000', format('model %s on this server has other weights than asked for', (SELECT id FROM bi_id)),
+     'another model''s fingerprint'),
+    ('d', 'p', '-1::bigint', 'md5', '42704', 'model -1 does not exist', 'an unknown id'),
+    ('d', 'p', 'id + i - 1', 'md5', '22023', 'moe_predict_partition: model and params_md5 must be the same on every row of a partition',
+     'a model that changes within a partition'),
+    ('d[1:7]', 'p', 'id', 'md5', '22000', format('drug vector has 7 elements, model %s expects 8', (SELECT id FROM bi_id)),
+     'a vector of the wrong length'),
+    ($$d[1:7] || 'NaN'::real$$, 'p', 'id', 'md5', '22000', 'drug vector element 8 is NaN', 'NaN')
+  ) AS a(d, p, m, h, code, msg, descr)
+ ORDER BY a.descr;
+SELECT is((SELECT array_agg(w ORDER BY i) FROM (SELECT i, moe_predict_partition(d, p, id, md5) OVER (ORDER BY i DESC) AS w
+                                                   FROM part_rows, bi_fp) s),
+          (SELECT array_agg(moe_predict(d, p, id) ORDER BY i) FROM part_rows, bi_fp),
+          'moe_predict_partition answers each row, whatever the window''s order');
 
 -- ---------------------------------------------------------------------------
 -- Table to table: CALL moe_score, by id and by name.

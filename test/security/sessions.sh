@@ -12,7 +12,7 @@
 #   4. Entity parts: the smallest cache (moe_pg.entity_cache_mb = 1) with a
 #      512-wide model and hundreds of entities, and the default cache with
 #      100,000 distinct drugs, per row, routed, by moe_score, in parallel
-#      workers and through shared parts, give the same bits as a cache that
+#      workers, by window partition and through shared parts, give the same bits as a cache that
 #      holds everything; the smallest model cache (moe_pg.local_cache_models
 #      = 1) with two models in one statement.
 #   5. pg_dump and pg_restore of a database with models, deployments,
@@ -156,16 +156,20 @@ by_route="SELECT md5(string_agg(r::text, ',' ORDER BY drug_id, target_id, (r).ex
 inline="SELECT md5(string_agg(moe_predict(drug_vec || 0::real, protein_vec, 'ss_wide512')::text, ',' ORDER BY drug_id, target_id)) FROM (SELECT drug_id, target_id, drug_vec[1:599] AS drug_vec, protein_vec FROM ss_wide_pairs) s"
 bulk="CALL moe_score('ss_wide512', 'ss_wide_pairs', 'ss_bulk', key_columns => '{drug_id,target_id}', replace => true)"
 bulk_md5="SELECT md5(string_agg(prediction::text, ',' ORDER BY drug_id, target_id)) FROM ss_bulk"
+w512=$(q -c "SELECT model_id FROM moe.deployments WHERE name = 'ss_wide512'")
+w512_md5=$(q -c "SELECT params_md5 FROM moe_model_info($w512::bigint)")
+window="SELECT md5(string_agg(p::text, ',' ORDER BY drug_id, target_id)) FROM (SELECT drug_id, target_id, moe_predict_partition(drug_vec, protein_vec, $w512::bigint, '$w512_md5') OVER (PARTITION BY drug_id % 3) AS p FROM ss_wide_pairs) s"
 parallel="SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2; SET force_parallel_mode = on;"
 measure() {   # the answers of every path, with the settings in $1
     q -c "$forget" -c "$1" -c "$per_row" -c "$routed" -c "$by_route" -c "$inline" \
-      -c "$bulk" -c "$bulk_md5" -c "$parallel $per_row" | paste -sd ' '
+      -c "$bulk" -c "$bulk_md5" -c "$parallel $per_row" -c "$window" | paste -sd ' '
 }
 q -c "SELECT moe_cache_clear('server')" >/dev/null
 huge=$(measure "SET moe_pg.entity_cache_mb = 65536")
-[ "$(echo "$huge" | wc -w)" = 6 ] || die "measuring with a huge cache failed: $huge"
+[ "$(echo "$huge" | wc -w)" = 7 ] || die "measuring with a huge cache failed: $huge"
 [ "$(echo "$huge" | awk '{ print $1 }')" = "$(echo "$huge" | awk '{ print $5 }')" ] || die "moe_score differs from moe_predict: $huge"
 [ "$(echo "$huge" | awk '{ print $1 }')" = "$(echo "$huge" | awk '{ print $6 }')" ] || die "parallel workers differ: $huge"
+[ "$(echo "$huge" | awk '{ print $1 }')" = "$(echo "$huge" | awk '{ print $7 }')" ] || die "moe_predict_partition differs from moe_predict: $huge"
 tiny=$(measure "SET moe_pg.entity_cache_mb = 1")
 [ "$tiny" = "$huge" ] || die "at moe_pg.entity_cache_mb = 1 the answers changed: $tiny vs $huge"
 # a model small enough for the shared cache: parts computed by one
@@ -176,7 +180,7 @@ copied=$(EXTRA_PGOPTIONS="-c moe_pg.entity_cache_mb=1" q -c "$forget" -c "$per_r
     -c "SELECT entity_parts_copied > 0 FROM moe_cache() WHERE scope = 'shared' AND model_id = (SELECT model_id FROM moe.deployments WHERE name = 'ss_wide64')" | paste -sd ' ')
 [ "$copied" = "$alone t" ] || die "shared parts under the smallest cache: $copied (alone: $alone)"
 entities=$(q -c "SELECT count(*) FROM ss_wide_drugs" )
-echo "ok - moe_pg.entity_cache_mb = 1 with a 512-wide model and $entities drugs: per row, moe_gate/moe_expert_outputs, moe_route, inline vectors, moe_score, parallel workers and shared parts all give the bits of a cache that holds everything"
+echo "ok - moe_pg.entity_cache_mb = 1 with a 512-wide model and $entities drugs: per row, moe_gate/moe_expert_outputs, moe_route, inline vectors, moe_score, parallel workers, moe_predict_partition and shared parts all give the bits of a cache that holds everything"
 
 # 100,000 distinct drugs at the default limit (64 MB): more parts than fit
 many="SELECT md5(string_agg(moe_predict(ARRAY[g, 1, 2, 3, 4, 5, 6, 7]::real[] || array_fill(0::real, ARRAY[592]), t.vec, 'ss_wide64')::text, ',' ORDER BY g)) FROM generate_series(1, 100000) g, (SELECT vec FROM ss_wide_targets ORDER BY target_id LIMIT 1) t"

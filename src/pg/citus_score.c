@@ -1,0 +1,149 @@
+/*
+ * citus_score.c — moe_score on the workers of a Citus cluster
+ * (citus_score.h says when and how).
+ *
+ * The statement is one colocated INSERT ... SELECT, which Citus sends to
+ * every shard as its own task in the caller's distributed transaction: a
+ * failure or a cancel anywhere rolls the whole output back.  The window
+ * partition by the distribution column keeps each batch within one shard.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "citus_score.h"
+#include "glue.h"
+#include "spi_safe.h"
+
+/* The hash-distributed tables source is or (a view) reads directly. */
+#define DISTRIBUTED_SOURCES \
+	"SELECT p.logicalrelid::pg_catalog.oid, " \
+	"       pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) " \
+	"  FROM pg_catalog.pg_dist_partition p " \
+	" WHERE p.partmethod OPERATOR(pg_catalog.=) 'h' " \
+	"   AND (p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 " \
+	"        OR p.logicalrelid::pg_catalog.oid IN (" \
+	"           SELECT d.refobjid FROM pg_catalog.pg_depend d " \
+	"             JOIN pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid " \
+	"            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass " \
+	"              AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass " \
+	"              AND r.ev_class OPERATOR(pg_catalog.=) $1)) " \
+	" ORDER BY p.logicalrelid::pg_catalog.oid"
+
+static bool
+is_key(List *keys, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, keys)
+		if (strcmp(lfirst(lc), column) == 0)
+			return true;
+	return false;
+}
+
+bool
+moe_citus_score_target(Oid source, List *keys, moe_citus_target *target)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(source)};
+	StringInfoData columns;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (moe_spi_execute(DISTRIBUTED_SOURCES, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "moe_score: could not read pg_dist_partition");
+	if (SPI_processed == 0)
+		return false;
+	initStringInfo(&columns);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *column = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+
+		if (column != NULL && is_key(keys, column))
+		{
+			target->colocate_with = relid;
+			target->column = pstrdup(column);
+			target->through_view = relid != source;
+			return true;
+		}
+		appendStringInfo(&columns, "%s%s (%s)", r > 0 ? ", " : "", column ? column : "?",
+						 get_rel_name(relid));
+	}
+	ereport(NOTICE,
+			(errmsg("moe_score: scoring through the coordinator, not on the workers"),
+			 errdetail("The source's distributed tables are distributed by %s, and key_columns include none of them.",
+					   columns.data),
+			 errhint("Name the distribution column among key_columns to score on the workers.")));
+	return false;
+}
+
+/*
+ * A distributed table holds no NULL in its distribution column, and Citus
+ * leaves such rows out of an INSERT ... SELECT into one: a view that makes
+ * them (an outer join) is refused rather than scored short.
+ */
+static void
+refuse_null_keys(const char *source, const char *column)
+{
+	StringInfoData q;
+	int64		nulls;
+	bool		isnull;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT pg_catalog.count(*) FROM %s WHERE %s IS NULL", source,
+					 quote_identifier(column));
+	if (SPI_execute(q.data, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "moe_score: could not count NULL keys of %s", source);
+	nulls = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (nulls > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("moe_score: %lld rows of %s have a NULL %s, which a distributed output cannot hold",
+						(long long) nulls, source, column),
+				 errhint("Filter them out of the source, or leave %s out of key_columns to score through the coordinator.",
+						 column)));
+}
+
+int64
+moe_citus_score(moe_loaded_model *lm, const char *source, const char *output_sql,
+				const char *drug_col, const char *protein_col, List *keys,
+				const moe_citus_target *target)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	const char *ext_schema = moe_extension_schema();
+	char	   *colocate = quote_qualified_identifier(get_namespace_name(get_rel_namespace(target->colocate_with)),
+													 get_rel_name(target->colocate_with));
+	StringInfoData q;
+	ListCell   *lc;
+
+	if (target->through_view)
+		refuse_null_keys(source, target->column);
+	args[0] = CStringGetTextDatum(output_sql);
+	args[1] = CStringGetTextDatum(target->column);
+	args[2] = CStringGetTextDatum(colocate);
+	if (moe_spi_execute("SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
+						"colocate_with => $3)", 3, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "moe_score: could not distribute %s", output_sql);
+
+	/* over the caller's relation: written fully qualified, not pinned (spi_safe.h) */
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s SELECT ", output_sql);
+	foreach(lc, keys)
+		appendStringInfo(&q, "%s, ", quote_identifier(lfirst(lc)));
+	appendStringInfo(&q, "%s.moe_predict_partition(%s, %s, %lld::pg_catalog.int8, %s::pg_catalog.text) "
+					 "OVER (PARTITION BY %s) FROM %s",
+					 ext_schema, drug_col, protein_col, (long long) lm->id,
+					 quote_literal_cstr(moe_loaded_params_md5(lm)), quote_identifier(target->column),
+					 source);
+	if (SPI_execute(q.data, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "moe_score: could not score %s on the workers", source);
+	return (int64) SPI_processed;
+}

@@ -1,0 +1,44 @@
+/*
+ * citus_score.h — moe_score on Citus: when the source is a distributed
+ * table (or a view over distributed tables) and the key columns include its
+ * distribution column, the output is made a distributed table colocated
+ * with it and every shard is scored on its own worker, in batches of one
+ * window partition (moe_predict_partition), inside the caller's
+ * transaction.  Called by sql_score.c (moe_score); calls model_store.h and
+ * spi_safe.h, and Citus's SQL functions.
+ */
+#ifndef MOE_PG_CITUS_SCORE_H
+#define MOE_PG_CITUS_SCORE_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+
+#include "model_store.h"
+
+typedef struct moe_citus_target
+{
+	Oid			colocate_with;	/* the distributed table the output joins */
+	char	   *column;			/* its distribution column, one of the keys */
+	bool		through_view;	/* the source is a view over it */
+} moe_citus_target;
+
+/*
+ * Whether moe_score over source (key column names in keys) can run on the
+ * workers, and how; false without Citus, for a source that is not
+ * distributed, or (with a NOTICE) when no key is the distribution column.
+ * Call inside SPI.
+ */
+bool		moe_citus_score_target(Oid source, List *keys, moe_citus_target *target);
+
+/*
+ * Make output_sql (created empty, quoted and qualified) a distributed
+ * table colocated with target's and fill it on the workers: every row of
+ * source scored with lm, checked by its fingerprint on each worker.
+ * Returns the rows written.  Call inside SPI.
+ */
+int64		moe_citus_score(moe_loaded_model *lm, const char *source, const char *output_sql,
+							const char *drug_col, const char *protein_col, List *keys,
+							const moe_citus_target *target);
+
+#endif
