@@ -7,15 +7,19 @@
 #   * per row: the guide's colocated INSERT ... SELECT of every Davis pair,
 #     distributed against the same statement on one node, twice (the first
 #     run loads the model and computes the entity parts on each worker);
-#   * bulk: CALL moe_score over a view of the distributed tables against
-#     moe_score over the same rows on one node;
+#   * bulk: CALL moe_score over a view of the distributed tables (scored
+#     on the workers into a colocated distributed table) against moe_score
+#     over the same rows on one node, each twice (the first run of each
+#     loads the model and computes the parts in fresh backends);
 #   * the equality checks: distributed scores against one node's, bit for
 #     bit (float4 equality), for per row and bulk;
+#   * training over a view of distributed tables, twice, against the same
+#     training on one node: the weights' fingerprints;
 #   * a worker added after the model was distributed: moe_distribute()
 #     again, shards rebalanced onto it, every pair scored again;
 #   * the drift case (issue 19): a worker that holds another model under
-#     the same id, scored by id alone (answers with its own weights) and
-#     with the weights' fingerprint (refused).
+#     the same id, scored by id alone (answers with its own weights), with
+#     the weights' fingerprint (refused) and by moe_score (refused).
 # Ratios are distributed / one node, measured in one run.  Skips (exit 0)
 # without Citus installed (citus.so in the server's lib directory) or
 # without the Davis CSVs (MOE_DATA_DIR, default ../shared/data).  Build
@@ -96,8 +100,10 @@ single_row_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
 on coord single -c "CREATE VIEW pair_vectors AS
     SELECT a.drug_id, a.target_id, d.vec AS drug_vec, t.vec AS protein_vec
       FROM davis.affinities a JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id)"
-single_bulk_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+single_bulk_cold_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
     CALL moe_score($model::bigint, 'pair_vectors', 'bulk_single', key_columns => '{drug_id,target_id}')\$q\$)")
+single_bulk_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+    CALL moe_score($model::bigint, 'pair_vectors', 'bulk_single', key_columns => '{drug_id,target_id}', replace => true)\$q\$)")
 
 # --- the cluster, as docs/citus.md sets it up ------------------------------
 for n in "${NODES[@]}"; do
@@ -160,21 +166,55 @@ row_equal=$(on coord dist -c "SELECT count(*) FROM scores s JOIN single_scores o
 on coord dist -c "CREATE VIEW pair_vectors AS
     SELECT p.drug_id, p.target_id, d.vec AS drug_vec, t.vec AS protein_vec
       FROM pairs p JOIN drugs d USING (drug_id) JOIN proteins t USING (target_id)"
-dist_bulk_s=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+dist_bulk_cold_s=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
     CALL moe_score($model::bigint, 'pair_vectors', 'bulk_dist', key_columns => '{drug_id,target_id}')\$q\$)")
+# the second run in one session, to see what the coordinator computed itself
+bulk_run=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+    CALL moe_score($model::bigint, 'pair_vectors', 'bulk_dist', key_columns => '{drug_id,target_id}', replace => true)\$q\$)" \
+    -c "SELECT coalesce(sum(entity_parts), 0) FROM moe_cache()")
+dist_bulk_s=$(echo "$bulk_run" | sed -n 1p)
+coord_parts=$(echo "$bulk_run" | sed -n 2p)
 bulk_equal=$(on coord dist -c "SELECT count(*) FROM bulk_dist s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
-bulk_is_local=$(on coord dist -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'bulk_dist'::regclass")
+bulk_colocated=$(on coord dist -c "SELECT count(*) FROM pg_dist_partition a JOIN pg_dist_partition b USING (colocationid) WHERE a.logicalrelid = 'bulk_dist'::regclass AND b.logicalrelid = 'pairs'::regclass")
+bulk_placements=$(on coord dist -c "SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'bulk_dist'::regclass")
 
 echo "single_per_row_s $single_row_s   (CREATE TABLE AS over every pair, one node)"
 echo "distributed_per_row_cold_s $dist_row_cold_s   (the guide's INSERT ... SELECT, first run: model load and parts on each worker)"
 echo "distributed_per_row_s $dist_row_s   (the same, again)"
-echo "single_bulk_s $single_bulk_s   (CALL moe_score, one node)"
-echo "distributed_bulk_s $dist_bulk_s   (CALL moe_score over a view of the distributed tables; output a local table: $([ "$bulk_is_local" = 0 ] && echo yes || echo no))"
+echo "single_bulk_cold_s $single_bulk_cold_s   (CALL moe_score, one node, first run)"
+echo "single_bulk_s $single_bulk_s   (the same, again)"
+echo "distributed_bulk_cold_s $dist_bulk_cold_s   (CALL moe_score over a view of the distributed tables, first run)"
+echo "distributed_bulk_s $dist_bulk_s   (the same, again)"
+echo "distributed_bulk_output: distributed and colocated with pairs: $([ "$bulk_colocated" = 1 ] && echo yes || echo no); shards on $bulk_placements workers; entity parts the coordinator computed: $coord_parts"
 awk -v a="$dist_row_s" -v b="$single_row_s" 'BEGIN { printf "distributed_over_single_per_row %.2f\n", a / b }'
 awk -v a="$dist_row_cold_s" -v b="$single_row_s" 'BEGIN { printf "distributed_cold_over_single_per_row %.2f\n", a / b }'
 awk -v a="$dist_bulk_s" -v b="$single_bulk_s" 'BEGIN { printf "distributed_over_single_bulk %.2f\n", a / b }'
+awk -v a="$dist_bulk_cold_s" -v b="$single_bulk_cold_s" 'BEGIN { printf "distributed_cold_over_single_cold_bulk %.2f\n", a / b }'
 echo "per_row_equal_to_single $row_equal/$pairs"
 echo "bulk_equal_to_single $bulk_equal/$pairs"
+
+# --- training over a view of distributed tables ---------------------------
+# the rows of fold 0 with their labels, distributed like pairs; the same
+# seed on one node and twice over the distributed view
+on coord dist -c "CREATE TABLE labels (drug_id text, target_id text, label float8, fold integer, split text)" \
+    -c "SELECT create_distributed_table('labels', 'drug_id', colocate_with => 'pairs')" >/dev/null
+on coord single -c "COPY (SELECT a.drug_id, a.target_id, a.pkd, s.fold, s.split FROM davis.affinities a JOIN davis.splits s USING (drug_id, target_id) WHERE s.fold = 0) TO STDOUT" |
+    on coord dist -c "COPY labels FROM STDIN"
+on coord dist -c "CREATE VIEW train_pairs AS
+    SELECT l.drug_id, l.target_id, d.vec AS drug_vec, t.vec AS protein_vec, l.label, l.fold, l.split
+      FROM labels l JOIN drugs d USING (drug_id) JOIN proteins t USING (target_id)" \
+    -c "SELECT moe_create_dataset('dist_davis', 'train_pairs', fold_column => 'fold', drug_key_column => 'drug_id', protein_key_column => 'target_id')" >/dev/null
+train_opts="fold => 0, epochs => 1, seed => 3, deploy => 'never'"
+on coord single -c "CALL moe_train('davis', model_name => 'det', $train_opts)" >/dev/null
+single_md5=$(on coord single -c "SELECT (moe_model_info(max(id))).params_md5 FROM moe.models WHERE name = 'det'")
+dist_md5s=""
+for run in 1 2; do
+    on coord dist -c "CALL moe_train('dist_davis', model_name => 'det$run', $train_opts)" >/dev/null
+    dist_md5s="$dist_md5s $(on coord dist -c "SELECT (moe_model_info(max(id))).params_md5 FROM moe.models WHERE name = 'det$run'")"
+done
+same=0
+for m in $dist_md5s; do [ "$m" = "$single_md5" ] && same=$((same + 1)); done
+echo "training_over_distributed_view: $same of 2 runs have the weights of one node's ($single_md5; 1 epoch, seed 3)"
 
 # --- a worker added after the model was distributed -----------------------
 on coord dist -c "SELECT citus_add_node('127.0.0.1', ${PORT[w3]})" >/dev/null
@@ -184,7 +224,9 @@ w3_shards=$(on coord dist -c "SELECT count(*) FROM pg_dist_shard_placement WHERE
 on coord dist -c "TRUNCATE scores"
 if out=$(on coord dist -c "$insert" 2>&1); then
     late_equal=$(on coord dist -c "SELECT count(*) FROM scores s JOIN single_scores o USING (drug_id, target_id) WHERE s.score = o.score")
-    echo "worker_added_later: moe_distribute copied the model to it ($late); after rebalancing it holds $w3_shards shard placements; per row equal to single $late_equal/$pairs"
+    on coord dist -c "CALL moe_score($model::bigint, 'pair_vectors', 'bulk_dist', key_columns => '{drug_id,target_id}', replace => true)" >/dev/null
+    late_bulk=$(on coord dist -c "SELECT count(*) FROM bulk_dist s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
+    echo "worker_added_later: moe_distribute copied the model to it ($late); after rebalancing it holds $w3_shards shard placements; equal to single: per row $late_equal/$pairs, moe_score $late_bulk/$pairs"
 else
     echo "worker_added_later: scoring failed after moe_distribute ($late copied), $w3_shards placements: $(echo "$out" | grep -m1 ERROR)"
 fi
@@ -203,6 +245,11 @@ for form in unchecked insert; do
         echo "drift_case_errors yes   ($label: $(echo "$out" | grep -m1 ERROR | sed 's/^ERROR: *//'))"
     fi
 done
+if out=$(on coord dist -c "CALL moe_score($model::bigint, 'pair_vectors', 'bulk_drift', key_columns => '{drug_id,target_id}')" 2>&1); then
+    echo "drift_case_errors no   (moe_score on the workers)"
+else
+    echo "drift_case_errors yes   (moe_score on the workers: $(echo "$out" | grep -m1 ERROR | sed 's/^ERROR: *//'))"
+fi
 if out=$(on coord dist -c "SELECT * FROM moe_distribute()" 2>&1); then
     echo "moe_distribute_over_drift: no error"
 else

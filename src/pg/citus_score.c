@@ -9,12 +9,19 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "citus_score.h"
 #include "glue.h"
@@ -60,22 +67,28 @@ moe_citus_score_target(Oid source, List *keys, moe_citus_target *target)
 	if (SPI_processed == 0)
 		return false;
 	initStringInfo(&columns);
+	memset(target, 0, sizeof(*target));
+	target->distributed = palloc(sizeof(Oid) * SPI_processed);
+	target->distributed_column = palloc(sizeof(char *) * SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
 		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
 		char	   *column = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
 
-		if (column != NULL && is_key(keys, column))
+		target->distributed[target->n_distributed] = relid;
+		target->distributed_column[target->n_distributed++] = column ? column : "";
+		if (column != NULL && is_key(keys, column) && target->column == NULL)
 		{
 			target->colocate_with = relid;
-			target->column = pstrdup(column);
+			target->column = column;
 			target->through_view = relid != source;
-			return true;
 		}
 		appendStringInfo(&columns, "%s%s (%s)", r > 0 ? ", " : "", column ? column : "?",
 						 get_rel_name(relid));
 	}
+	if (target->column != NULL)
+		return true;
 	ereport(NOTICE,
 			(errmsg("moe_score: scoring through the coordinator, not on the workers"),
 			 errdetail("The source's distributed tables are distributed by %s, and key_columns include none of them.",
@@ -89,6 +102,75 @@ moe_citus_score_target(Oid source, List *keys, moe_citus_target *target)
  * leaves such rows out of an INSERT ... SELECT into one: a view that makes
  * them (an outer join) is refused rather than scored short.
  */
+static bool
+has_outer_join(Node *node)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		return j->jointype != JOIN_INNER || has_outer_join(j->larg) || has_outer_join(j->rarg);
+	}
+	if (IsA(node, FromExpr))
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			if (has_outer_join(lfirst(lc)))
+				return true;
+	return false;
+}
+
+/*
+ * Whether the view's column is a distribution column of one of the tables
+ * it reads, through inner joins only: then no row has it NULL, and the
+ * count below is not needed.  Anything else (an expression, a subquery, a
+ * set operation, an outer join anywhere) is left to the count.
+ */
+static bool
+view_key_never_null(Oid view, const moe_citus_target *target)
+{
+	Relation	rel = table_open(view, AccessShareLock);
+	bool		never_null = false;
+	Query	   *q;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relkind != RELKIND_VIEW)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	q = copyObject(get_view_query(rel));
+	table_close(rel, AccessShareLock);
+	if (q->setOperations != NULL || has_outer_join((Node *) q->jointree))
+		return false;
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+		Node	   *e;
+		Var		   *v;
+		RangeTblEntry *rte;
+		char	   *att;
+
+		if (te->resjunk || te->resname == NULL || strcmp(te->resname, target->column) != 0)
+			continue;
+		e = flatten_join_alias_vars(q, (Node *) te->expr);
+		if (!IsA(e, Var) || ((Var *) e)->varlevelsup != 0)
+			break;
+		v = (Var *) e;
+		rte = rt_fetch(v->varno, q->rtable);
+		if (rte->rtekind != RTE_RELATION)
+			break;
+		att = get_attname(rte->relid, v->varattno, true);
+		for (int i = 0; i < target->n_distributed && att != NULL; i++)
+			if (target->distributed[i] == rte->relid && strcmp(target->distributed_column[i], att) == 0)
+				never_null = true;
+		break;
+	}
+	return never_null;
+}
+
 static void
 refuse_null_keys(const char *source, const char *column)
 {
@@ -104,7 +186,7 @@ refuse_null_keys(const char *source, const char *column)
 	nulls = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (nulls > 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("moe_score: %lld rows of %s have a NULL %s, which a distributed output cannot hold",
 						(long long) nulls, source, column),
 				 errhint("Filter them out of the source, or leave %s out of key_columns to score through the coordinator.",
@@ -112,7 +194,7 @@ refuse_null_keys(const char *source, const char *column)
 }
 
 int64
-moe_citus_score(moe_loaded_model *lm, const char *source, const char *output_sql,
+moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, const char *output_sql,
 				const char *drug_col, const char *protein_col, List *keys,
 				const moe_citus_target *target)
 {
@@ -124,7 +206,7 @@ moe_citus_score(moe_loaded_model *lm, const char *source, const char *output_sql
 	StringInfoData q;
 	ListCell   *lc;
 
-	if (target->through_view)
+	if (target->through_view && !view_key_never_null(source_relid, target))
 		refuse_null_keys(source, target->column);
 	args[0] = CStringGetTextDatum(output_sql);
 	args[1] = CStringGetTextDatum(target->column);

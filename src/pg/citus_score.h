@@ -21,6 +21,9 @@ typedef struct moe_citus_target
 	Oid			colocate_with;	/* the distributed table the output joins */
 	char	   *column;			/* its distribution column, one of the keys */
 	bool		through_view;	/* the source is a view over it */
+	int			n_distributed;	/* every hash-distributed table the source reads */
+	Oid		   *distributed;	/* directly, and its distribution column */
+	char	  **distributed_column;
 } moe_citus_target;
 
 /*
@@ -34,10 +37,13 @@ bool		moe_citus_score_target(Oid source, List *keys, moe_citus_target *target);
 /*
  * Make output_sql (created empty, quoted and qualified) a distributed
  * table colocated with target's and fill it on the workers: every row of
- * source scored with lm, checked by its fingerprint on each worker.
+ * source (source_relid, quoted and qualified as source) scored with lm,
+ * checked by its fingerprint on each worker.  A view whose key can be
+ * NULL is counted first, and refused (22004) if it has such rows.
  * Returns the rows written.  Call inside SPI.
  */
-int64		moe_citus_score(moe_loaded_model *lm, const char *source, const char *output_sql,
+int64		moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source,
+							const char *output_sql,
 							const char *drug_col, const char *protein_col, List *keys,
 							const moe_citus_target *target);
 

@@ -416,7 +416,7 @@ score_on_workers(moe_loaded_model *lm, Oid relid, const moe_relation_reader *rea
 				 errdetail("%s belongs to another role; only its owner's calls run on the workers.", source)));
 		return false;
 	}
-	*scored = moe_citus_score(lm, source, output_sql, drug_col, protein_col, keys, &target);
+	*scored = moe_citus_score(lm, relid, source, output_sql, drug_col, protein_col, keys, &target);
 	return true;
 }
 
