@@ -24,7 +24,9 @@
 # without Citus installed (citus.so in the server's lib directory) or
 # without the Davis CSVs (MOE_DATA_DIR, default ../shared/data).  Build
 # steps for Citus on Debian 12: docs/citus.md.  MOE_BENCH_EPOCHS: epochs of
-# the model scored (default 3; scoring costs the same for any).
+# the model scored (default 3; scoring costs the same for any);
+# MOE_CITUS_REPEAT: bulk scoring is measured again with every pair that
+# many times (default 8), to see the fixed costs shrink.
 #
 #   bash bench/citus.sh > bench/results/citus.txt     (about 5 minutes on 2 cores)
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -35,6 +37,7 @@ if [ ! -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || pg_config --pkglibdi
 fi
 moe_bench_davis_data
 EPOCHS=${MOE_BENCH_EPOCHS:-3}
+REPEAT=${MOE_CITUS_REPEAT:-8}
 [ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
 
 BASE=$(mktemp -d /tmp/moe_citus.XXXXXX)
@@ -192,6 +195,29 @@ awk -v a="$dist_bulk_s" -v b="$single_bulk_s" 'BEGIN { printf "distributed_over_
 awk -v a="$dist_bulk_cold_s" -v b="$single_bulk_cold_s" 'BEGIN { printf "distributed_cold_over_single_cold_bulk %.2f\n", a / b }'
 echo "per_row_equal_to_single $row_equal/$pairs"
 echo "bulk_equal_to_single $bulk_equal/$pairs"
+
+# --- bulk at REPEAT times the rows: what the fixed costs weigh --------------
+# (creating the output's shards, starting a backend on each worker)
+on coord single -c "CREATE TABLE pairs_x AS SELECT a.drug_id, a.target_id, r FROM davis.affinities a, generate_series(1, $REPEAT) r" \
+    -c "CREATE VIEW pair_vectors_x AS SELECT p.drug_id, p.target_id, p.r, d.vec AS drug_vec, t.vec AS protein_vec
+          FROM pairs_x p JOIN davis.drugs d USING (drug_id) JOIN davis.targets t USING (target_id)" >/dev/null
+on coord dist -c "CREATE TABLE pairs_x (drug_id text, target_id text, r integer)" \
+    -c "SELECT create_distributed_table('pairs_x', 'drug_id', colocate_with => 'pairs')" \
+    -c "INSERT INTO pairs_x SELECT drug_id, target_id, r FROM pairs, generate_series(1, $REPEAT) r" \
+    -c "CREATE VIEW pair_vectors_x AS SELECT p.drug_id, p.target_id, p.r, d.vec AS drug_vec, t.vec AS protein_vec
+          FROM pairs_x p JOIN drugs d USING (drug_id) JOIN proteins t USING (target_id)" >/dev/null
+for rep in 1 2; do
+    single_x_s=$(on coord single -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+        CALL moe_score($model::bigint, 'pair_vectors_x', 'bulk_single_x', key_columns => '{drug_id,target_id,r}', replace => true)\$q\$)")
+    dist_x_s=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
+        CALL moe_score($model::bigint, 'pair_vectors_x', 'bulk_dist_x', key_columns => '{drug_id,target_id,r}', replace => true)\$q\$)")
+done
+on coord single -c "COPY bulk_single_x TO STDOUT" | on coord dist -c "CREATE TABLE single_bulk_x (drug_id text, target_id text, r integer, prediction real)" -c "COPY single_bulk_x FROM STDIN"
+x_equal=$(on coord dist -c "SELECT count(*) FROM bulk_dist_x s JOIN single_bulk_x o USING (drug_id, target_id, r) WHERE s.prediction = o.prediction")
+echo "single_bulk_x${REPEAT}_s $single_x_s   (CALL moe_score, one node, every pair $REPEAT times; second run)"
+echo "distributed_bulk_x${REPEAT}_s $dist_x_s   (the same over the distributed tables; second run)"
+awk -v a="$dist_x_s" -v b="$single_x_s" -v r="$REPEAT" 'BEGIN { printf "distributed_over_single_bulk_x%s %.2f\n", r, a / b }'
+echo "bulk_x${REPEAT}_equal_to_single $x_equal/$((pairs * REPEAT))"
 
 # --- training over a view of distributed tables ---------------------------
 # the rows of fold 0 with their labels, distributed like pairs; the same

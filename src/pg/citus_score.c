@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -20,6 +21,7 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -193,6 +195,27 @@ refuse_null_keys(const char *source, const char *column)
 						 column)));
 }
 
+/*
+ * Citus's sequential mode for this call: one connection per worker makes
+ * the output's shards and then scores them one after another, so each
+ * worker loads the model and copies the entity parts into one backend
+ * (whose products use moe_pg.threads), where the default parallel mode
+ * starts up to citus.max_adaptive_executor_pool_size fresh backends per
+ * worker and each pays that again.  Only outside a transaction block:
+ * inside one, an earlier parallel access would make Citus refuse the
+ * switch.  Undone by AtEOXact_GUC(false, level), or by an abort.
+ */
+static int
+one_backend_per_worker(void)
+{
+	int			level = NewGUCNestLevel();
+
+	if (!IsTransactionBlock())
+		(void) set_config_option("citus.multi_shard_modify_mode", "sequential", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
 int64
 moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, const char *output_sql,
 				const char *drug_col, const char *protein_col, List *keys,
@@ -205,9 +228,11 @@ moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, cons
 													 get_rel_name(target->colocate_with));
 	StringInfoData q;
 	ListCell   *lc;
+	int			guc_level;
 
 	if (target->through_view && !view_key_never_null(source_relid, target))
 		refuse_null_keys(source, target->column);
+	guc_level = one_backend_per_worker();
 	args[0] = CStringGetTextDatum(output_sql);
 	args[1] = CStringGetTextDatum(target->column);
 	args[2] = CStringGetTextDatum(colocate);
@@ -227,5 +252,6 @@ moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, cons
 					 source);
 	if (SPI_execute(q.data, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "moe_score: could not score %s on the workers", source);
+	AtEOXact_GUC(false, guc_level);
 	return (int64) SPI_processed;
 }
