@@ -99,11 +99,6 @@ moe_citus_score_target(Oid source, List *keys, moe_citus_target *target)
 	return false;
 }
 
-/*
- * A distributed table holds no NULL in its distribution column, and Citus
- * leaves such rows out of an INSERT ... SELECT into one: a view that makes
- * them (an outer join) is refused rather than scored short.
- */
 static bool
 has_outer_join(Node *node)
 {
@@ -173,6 +168,11 @@ view_key_never_null(Oid view, const moe_citus_target *target)
 	return never_null;
 }
 
+/*
+ * A distributed table holds no NULL in its distribution column, and Citus
+ * leaves such rows out of an INSERT ... SELECT into one: a view that makes
+ * them (an outer join) is refused rather than scored short.
+ */
 static void
 refuse_null_keys(const char *source, const char *column)
 {
@@ -229,6 +229,7 @@ moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, cons
 	StringInfoData q;
 	ListCell   *lc;
 	int			guc_level;
+	int64		scored;
 
 	if (target->through_view && !view_key_never_null(source_relid, target))
 		refuse_null_keys(source, target->column);
@@ -252,6 +253,7 @@ moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, cons
 					 source);
 	if (SPI_execute(q.data, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "moe_score: could not score %s on the workers", source);
+	scored = (int64) SPI_processed;
 	AtEOXact_GUC(false, guc_level);
-	return (int64) SPI_processed;
+	return scored;
 }

@@ -338,15 +338,10 @@ entity_by_key(entity_table *t, const char *key, bool create, const float *v)
  * label, extra).  Rows equal in all of these are interchangeable.
  */
 
-typedef struct entity_sort_ctx
-{
-	const entity_table *t;
-} entity_sort_ctx;
-
 static int
 compare_entities(const void *a, const void *b, void *arg)
 {
-	const entity_table *t = ((const entity_sort_ctx *) arg)->t;
+	const entity_table *t = arg;
 	int			i = *(const int *) a;
 	int			j = *(const int *) b;
 
@@ -360,14 +355,13 @@ compare_entities(const void *a, const void *b, void *arg)
 static void
 entity_sort(entity_table *t, int *new_index)
 {
-	entity_sort_ctx ctx = {t};
 	int		   *order = palloc(sizeof(int) * Max(t->n, 1));
 	float	   *vec;
 	char	  **key;
 
 	for (int i = 0; i < t->n; i++)
 		order[i] = i;
-	qsort_arg(order, t->n, sizeof(int), compare_entities, &ctx);
+	qsort_arg(order, t->n, sizeof(int), compare_entities, t);
 	vec = MemoryContextAllocHuge(t->cxt, sizeof(float) * (size_t) Max(t->n, 1) * Max(t->dim, 1));
 	key = MemoryContextAlloc(t->cxt, sizeof(char *) * Max(t->n, 1));
 	for (int i = 0; i < t->n; i++)
@@ -399,6 +393,8 @@ compare_rows(const void *a, const void *b, void *arg)
 		return s->protein_idx[i] < s->protein_idx[j] ? -1 : 1;
 	if (s->label[i] != s->label[j])
 		return s->label[i] < s->label[j] ? -1 : 1;
+	if (memcmp(&s->label[i], &s->label[j], sizeof(float)) != 0)	/* -0 and 0 */
+		return memcmp(&s->label[i], &s->label[j], sizeof(float));
 	ei = s->extra != NULL ? s->extra[i] : NULL;
 	ej = s->extra != NULL ? s->extra[j] : NULL;
 	if (ei == NULL || ej == NULL)
