@@ -10,7 +10,9 @@
 #   * bulk: CALL moe_score over a view of the distributed tables (scored
 #     on the workers into a colocated distributed table) against moe_score
 #     over the same rows on one node, each twice (the first run of each
-#     loads the model and computes the parts in fresh backends);
+#     loads the model and computes the parts in fresh backends), then
+#     three times in one session each (later calls reuse the session's
+#     backends on every node), then with every pair REPEAT times;
 #   * the equality checks: distributed scores against one node's, bit for
 #     bit (float4 equality), for per row and bulk;
 #   * training over a view of distributed tables, twice, against the same
@@ -177,6 +179,11 @@ bulk_run=$(on coord dist -c "$SECONDS_FN" -c "SELECT pg_temp.seconds(\$q\$
     -c "SELECT coalesce(sum(entity_parts), 0) FROM moe_cache()")
 dist_bulk_s=$(echo "$bulk_run" | sed -n 1p)
 coord_parts=$(echo "$bulk_run" | sed -n 2p)
+# three calls in one session each: from the second on, the session's
+# backends (and Citus's cached connection to each worker) are warm
+session_call="SELECT pg_temp.seconds(\$q\$CALL moe_score($model::bigint, 'pair_vectors', 'bulk_session', key_columns => '{drug_id,target_id}', replace => true)\$q\$)"
+single_session=$(on coord single -c "$SECONDS_FN" -c "$session_call" -c "$session_call" -c "$session_call" | paste -sd ' ')
+dist_session=$(on coord dist -c "$SECONDS_FN" -c "$session_call" -c "$session_call" -c "$session_call" | paste -sd ' ')
 bulk_equal=$(on coord dist -c "SELECT count(*) FROM bulk_dist s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
 bulk_colocated=$(on coord dist -c "SELECT count(*) FROM pg_dist_partition a JOIN pg_dist_partition b USING (colocationid) WHERE a.logicalrelid = 'bulk_dist'::regclass AND b.logicalrelid = 'pairs'::regclass")
 bulk_placements=$(on coord dist -c "SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'bulk_dist'::regclass")
@@ -193,6 +200,9 @@ awk -v a="$dist_row_s" -v b="$single_row_s" 'BEGIN { printf "distributed_over_si
 awk -v a="$dist_row_cold_s" -v b="$single_row_s" 'BEGIN { printf "distributed_cold_over_single_per_row %.2f\n", a / b }'
 awk -v a="$dist_bulk_s" -v b="$single_bulk_s" 'BEGIN { printf "distributed_over_single_bulk %.2f\n", a / b }'
 awk -v a="$dist_bulk_cold_s" -v b="$single_bulk_cold_s" 'BEGIN { printf "distributed_cold_over_single_cold_bulk %.2f\n", a / b }'
+echo "single_bulk_one_session_s $single_session   (three calls in one session)"
+echo "distributed_bulk_one_session_s $dist_session   (the same)"
+echo "$single_session $dist_session" | awk '{ printf "distributed_over_single_bulk_later_calls_of_a_session %.2f   (calls 2 and 3 summed)\n", ($5 + $6) / ($2 + $3) }'
 echo "per_row_equal_to_single $row_equal/$pairs"
 echo "bulk_equal_to_single $bulk_equal/$pairs"
 
