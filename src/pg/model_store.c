@@ -20,7 +20,6 @@
  * dropped while in use are freed at the end of the transaction.
  */
 #include "model_store.h"
-
 #include "checkpoint_rows.h"
 #include "device.h"
 #include "gemm_rows.h"
