@@ -3,7 +3,8 @@
 # this machine (a coordinator and two workers), against one node:
 #   * the guide's tables (pairs, drugs, proteins, scores) filled from the
 #     tables moe_load_dta makes, a model trained on one node, imported on
-#     the coordinator and put on every worker by moe_distribute();
+#     the coordinator and put on every worker by moe_distribute() (each
+#     worker's own moe.models, and moe.model_copies, a reference table);
 #   * per row: the guide's colocated INSERT ... SELECT of every Davis pair,
 #     distributed against the same statement on one node, twice (the first
 #     run loads the model and computes the entity parts on each worker);
@@ -17,8 +18,9 @@
 #     bit (float4 equality), for per row and bulk;
 #   * training over a view of distributed tables, twice, against the same
 #     training on one node: the weights' fingerprints;
-#   * a worker added after the model was distributed: moe_distribute()
-#     again, shards rebalanced onto it, every pair scored again;
+#   * a worker added after the model was distributed: shards rebalanced
+#     onto it, no moe_distribute() and no copy by hand, every pair scored
+#     again (the worker reads its copy of moe.model_copies);
 #   * the drift case (issue 19): a worker that holds another model under
 #     the same id, scored by id alone (answers with its own weights), with
 #     the weights' fingerprint (refused) and by moe_score (refused).
@@ -146,9 +148,11 @@ on coord single -c "COPY bulk_single TO STDOUT" | on coord dist -c "CREATE TABLE
 # (docs/citus.md, step 4)
 on coord dist -c "SELECT setval(pg_get_serial_sequence('moe.models', 'id'), $model, false)" \
     -c "SELECT moe_import_model('$BASE/davis.ckpt', 'davis')" >/dev/null
-copied=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'copied'")
-again=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'present'")
-echo "moe_distribute: copied to $copied of 2 workers; called again: present on $again"
+first=$(on coord dist -c "SELECT node || ' ' || action FROM moe_distribute() ORDER BY node")
+copied=$(grep -c ':[0-9]* copied$' <<<"$first" || true)
+copies=$(grep '^every node' <<<"$first" | sed 's/^every node //')
+again=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'present' AND node <> 'every node'")
+echo "moe_distribute: copied to $copied of 2 workers, moe.model_copies (reference table): $copies; called again: present on $again"
 fingerprints=$(on coord dist -c "SELECT count(DISTINCT result) FROM run_command_on_all_nodes(\$\$SELECT (moe_model_info($model::bigint)).params_md5\$\$)")
 md5=$(on coord dist -c "SELECT params_md5 FROM moe_model_info($model::bigint)")
 echo "same_weights_on_every_node $([ "$fingerprints" = 1 ] && echo yes || echo no)"
@@ -253,18 +257,20 @@ for m in $dist_md5s; do [ "$m" = "$single_md5" ] && same=$((same + 1)); done
 echo "training_over_distributed_view: $same of 2 runs have the weights of one node's ($single_md5; 1 epoch, seed 3)"
 
 # --- a worker added after the model was distributed -----------------------
+# no moe_distribute() now: the rebalancer copies the reference tables
+# (moe.model_copies among them) to the new worker before moving shards there
 on coord dist -c "SELECT citus_add_node('127.0.0.1', ${PORT[w3]})" >/dev/null
-late=$(on coord dist -c "SELECT count(*) FROM moe_distribute() WHERE action = 'copied'")
 on coord dist -c "SELECT rebalance_table_shards(shard_transfer_mode => 'block_writes')" >/dev/null
 w3_shards=$(on coord dist -c "SELECT count(*) FROM pg_dist_shard_placement WHERE nodeport = ${PORT[w3]}")
+w3_own=$(on w3 dist -c "SELECT count(*) FROM moe.models")
 on coord dist -c "TRUNCATE scores"
 if out=$(on coord dist -c "$insert" 2>&1); then
     late_equal=$(on coord dist -c "SELECT count(*) FROM scores s JOIN single_scores o USING (drug_id, target_id) WHERE s.score = o.score")
     on coord dist -c "CALL moe_score($model::bigint, 'pair_vectors', 'bulk_dist', key_columns => '{drug_id,target_id}', replace => true)" >/dev/null
     late_bulk=$(on coord dist -c "SELECT count(*) FROM bulk_dist s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
-    echo "worker_added_later: moe_distribute copied the model to it ($late); after rebalancing it holds $w3_shards shard placements; equal to single: per row $late_equal/$pairs, moe_score $late_bulk/$pairs"
+    echo "worker_added_later: no moe_distribute() after adding it, $w3_own models in its own moe.models; after rebalancing it holds $w3_shards shard placements; equal to single: per row $late_equal/$pairs, moe_score $late_bulk/$pairs"
 else
-    echo "worker_added_later: scoring failed after moe_distribute ($late copied), $w3_shards placements: $(echo "$out" | grep -m1 ERROR)"
+    echo "worker_added_later: scoring failed without moe_distribute() ($w3_own models of its own), $w3_shards placements: $(echo "$out" | grep -m1 ERROR)"
 fi
 
 # --- the drift case: worker 2 holds another model under the same id --------

@@ -14,6 +14,12 @@
  * use and forgotten when the transaction ends, and never enters the
  * shared cache.
  *
+ * On a Citus worker a model whose id the worker's own moe.models lacks is
+ * read from the worker's copy of the cluster's moe.model_copies
+ * (model_copies.h), the same way: by its row's relation and version.  No
+ * invalidation tells a backend when a copy goes, so such a wrapper's row
+ * is looked up again in every transaction.
+ *
  * Lifetime: a moe_loaded_model returned in a transaction stays valid until
  * that transaction ends, whatever the cache does meanwhile (a caller may
  * hold it while other models are loaded, evicted or forgotten); wrappers
@@ -22,6 +28,7 @@
 #include "model_store.h"
 #include "checkpoint_rows.h"
 #include "device.h"
+#include "model_copies.h"
 #include "gemm_rows.h"
 
 #include "access/htup_details.h"
@@ -57,6 +64,8 @@ typedef struct cache_entry
 {
 	int64		id;				/* hash key */
 	moe_loaded_model *lm;		/* allocated apart: it may outlive the entry */
+	Oid			relid;			/* the row's relation: moe.models or a copies shard */
+	bool		from_copy;		/* relid is this worker's copy of moe.model_copies */
 	TransactionId xmin;			/* the row version it was loaded from */
 	bool		transient;		/* that version is the current transaction's */
 	bool		verified;		/* row checked since the last invalidation */
@@ -192,8 +201,12 @@ xact_callback(XactEvent event, void *arg)
 		return;
 	hash_seq_init(&seq, model_cache);
 	while ((e = hash_seq_search(&seq)) != NULL)
+	{
 		if (e->transient)
 			drop_entry(e);
+		else if (e->from_copy)
+			e->verified = false;	/* no invalidation says a copy went */
+	}
 	while (hash_get_num_entries(model_cache) > moe_local_cache_models)
 	{
 		int			before = hash_get_num_entries(model_cache);
@@ -283,6 +296,28 @@ model_row_version(int64 id, TransactionId *xmin)
 	SPI_finish();
 	return exists;
 }
+
+/* Where model id's row is (moe.models, else on a Citus worker its copy of
+ * moe.model_copies) and its version; false when neither has it. */
+static bool
+model_row_locate(int64 id, Oid *relid, TransactionId *xmin)
+{
+	Oid			shard;
+
+	if (model_row_version(id, xmin))
+	{
+		*relid = current_models_relid();
+		return true;
+	}
+	shard = moe_model_copies_local_shard();
+	if (OidIsValid(shard) && moe_model_copy_version(shard, id, xmin))
+	{
+		*relid = shard;
+		return true;
+	}
+	return false;
+}
+
 /*
  * ERROR 42704 for a model id this database does not hold; on a Citus node
  * the likely cause is a model not copied to it.
@@ -301,11 +336,12 @@ model_missing(int64 id)
 
 /* ---- loading -------------------------------------------------------- */
 
-/* A private copy of the model of row version xmin; ERROR without it. */
+/* A private copy of the model of row version xmin of relid; ERROR
+ * without it. */
 static void
-load_local(int64 id, TransactionId xmin, moe_loaded_model *out)
+load_local(int64 id, Oid relid, TransactionId xmin, moe_loaded_model *out)
 {
-	bytea	   *blob = moe_checkpoint_row(id, xmin, NULL);
+	bytea	   *blob = moe_checkpoint_row_in(relid, id, xmin, NULL);
 	moe_error	err;
 	moe_status	st;
 	moe_model  *model = NULL;
@@ -330,14 +366,14 @@ load_local(int64 id, TransactionId xmin, moe_loaded_model *out)
  * one.
  */
 static bool
-fill_loaded(moe_loaded_model *lm, TransactionId xmin, bool transient, bool shared_only)
+fill_loaded(moe_loaded_model *lm, Oid relid, TransactionId xmin, bool transient, bool shared_only)
 {
 	int64		id = lm->id;
 	moe_shared_model sm;
 	moe_error	err;
 	char	   *why = NULL;
 
-	if (!transient && moe_shared_acquire(current_models_relid(), id, xmin, &sm, &why))
+	if (!transient && moe_shared_acquire(relid, id, xmin, &sm, &why))
 	{
 		if (moe_model_wrap(&sm.cfg, moe_cpu_backend(), sm.params, &lm->model, &err) != MOE_OK)
 			moe_raise(&err);
@@ -363,7 +399,7 @@ fill_loaded(moe_loaded_model *lm, TransactionId xmin, bool transient, bool share
 							(long long) id, moe_shared_cache_mb),
 					 why ? errdetail("%s", why) : 0,
 					 errhint("Its first use in a later transaction tries the shared cache again.")));
-		load_local(id, xmin, lm);
+		load_local(id, relid, xmin, lm);
 	}
 	/* its own copy (when not shared) and the workspaces scoring makes */
 	moe_check_memory_budget((lm->shared ? 0.0 : 2.0 * sizeof(float) * lm->model->layout.n_params) +
@@ -379,7 +415,7 @@ fill_loaded(moe_loaded_model *lm, TransactionId xmin, bool transient, bool share
 /* A loaded model (see fill_loaded); NULL only with shared_only.  ERROR
  * leaves nothing behind. */
 static moe_loaded_model *
-load_model(int64 id, TransactionId xmin, bool transient, bool shared_only)
+load_model(int64 id, Oid relid, TransactionId xmin, bool transient, bool shared_only)
 {
 	static uint64 loads = 0;
 	moe_loaded_model *lm = MemoryContextAllocZero(TopMemoryContext, sizeof(moe_loaded_model));
@@ -389,7 +425,7 @@ load_model(int64 id, TransactionId xmin, bool transient, bool shared_only)
 	lm->load = ++loads;
 	PG_TRY();
 	{
-		loaded = fill_loaded(lm, xmin, transient, shared_only);
+		loaded = fill_loaded(lm, relid, xmin, transient, shared_only);
 	}
 	PG_CATCH();
 	{
@@ -409,6 +445,7 @@ moe_loaded_model *
 moe_model_by_id(int64 id)
 {
 	cache_entry *e;
+	Oid			relid = InvalidOid;
 	TransactionId xmin = InvalidTransactionId;
 	bool		row_read = false;
 
@@ -419,12 +456,12 @@ moe_model_by_id(int64 id)
 	if (e != NULL && (!e->verified || e->transient))
 	{
 		row_read = true;
-		if (!model_row_version(id, &xmin))
+		if (!model_row_locate(id, &relid, &xmin))
 		{
 			drop_entry(e);
 			model_missing(id);
 		}
-		if (!TransactionIdEquals(xmin, e->xmin))
+		if (relid != e->relid || !TransactionIdEquals(xmin, e->xmin))
 		{
 			drop_entry(e);
 			e = NULL;
@@ -433,7 +470,7 @@ moe_model_by_id(int64 id)
 			e->verified = !e->transient;
 	}
 	if (e != NULL && e->lm->shared &&
-		!moe_shared_repin(e->lm->shared_slot, e->lm->shared_generation, current_models_relid(), id))
+		!moe_shared_repin(e->lm->shared_slot, e->lm->shared_generation, e->relid, id))
 	{
 		drop_entry(e);
 		e = NULL;
@@ -442,7 +479,7 @@ moe_model_by_id(int64 id)
 		moe_shared_cache_enabled())
 	{
 		/* it did not fit when it was loaded: room may have been made since */
-		moe_loaded_model *lm = load_model(id, e->xmin, false, true);
+		moe_loaded_model *lm = load_model(id, e->relid, e->xmin, false, true);
 
 		if (lm != NULL)
 		{
@@ -456,13 +493,15 @@ moe_model_by_id(int64 id)
 		bool		transient,
 					found;
 
-		if (!row_read && !model_row_version(id, &xmin))
+		if (!row_read && !model_row_locate(id, &relid, &xmin))
 			model_missing(id);
 		transient = TransactionIdIsCurrentTransactionId(xmin);
-		lm = load_model(id, xmin, transient, false);
+		lm = load_model(id, relid, xmin, transient, false);
 		make_room();
 		e = hash_search(model_cache, &id, HASH_ENTER, &found);
 		e->lm = lm;
+		e->relid = relid;
+		e->from_copy = relid != current_models_relid();
 		e->xmin = xmin;
 		e->transient = transient;
 		e->verified = !transient;

@@ -637,14 +637,15 @@ why_no_room(Size need)
 	return s.data;
 }
 
-/* The checkpoint of row version xmin of model id, parsed; false when
- * there is no such row. */
+/* The checkpoint of row version xmin of model id in relid (moe.models or
+ * a copies shard, model_copies.h), parsed; false when there is no such
+ * row. */
 static bool
-read_checkpoint(int64 id, TransactionId xmin, moe_checkpoint_view *view, bytea **blob)
+read_checkpoint(Oid relid, int64 id, TransactionId xmin, moe_checkpoint_view *view, bytea **blob)
 {
 	moe_error	err;
 
-	*blob = moe_checkpoint_row(id, xmin, NULL);
+	*blob = moe_checkpoint_row_in(relid, id, xmin, NULL);
 	if (*blob == NULL)
 		return false;
 	if (moe_checkpoint_read(VARDATA(*blob), VARSIZE(*blob) - VARHDRSZ, view, &err) != MOE_OK)
@@ -727,7 +728,7 @@ load_into(int i, Oid relid, int64 id, TransactionId xmin, char **why)
 		Size		need,
 					taken;
 
-		if (!read_checkpoint(id, xmin, &view, &blob))
+		if (!read_checkpoint(relid, id, xmin, &view, &blob))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model %lld does not exist", (long long) id)));

@@ -1,6 +1,6 @@
 -- Managing models: immutability, deployment, export and import, privileges.
 BEGIN;
-SELECT plan(33);
+SELECT plan(36);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(30, 20, 2, seed => 3);
@@ -90,6 +90,15 @@ SELECT throws_ok($$SELECT * FROM moe_distribute()$$, '0A000', 'moe_distribute ne
                  'moe_distribute without Citus says what it needs');
 SELECT ok(NOT has_function_privilege('public', 'moe_distribute(bigint)', 'EXECUTE'),
           'PUBLIC may not copy models to the workers');
+-- the cluster's copies (Citus): without Citus an empty table, read by
+-- readers like moe.models, written by nobody but moe_distribute's caller
+SELECT is((SELECT count(*) FROM moe.model_copies), 0::bigint, 'moe.model_copies is empty without Citus');
+SELECT ok(has_table_privilege('moe_reader', 'moe.model_copies', 'SELECT')
+          AND NOT has_table_privilege('moe_trainer', 'moe.model_copies', 'INSERT')
+          AND NOT has_table_privilege('moe_trainer', 'moe.model_copies', 'DELETE'),
+          'moe_reader may read moe.model_copies, moe_trainer may not write it');
+SELECT throws_ok(format('SELECT moe_predict(drug_vec, target_vec, %s::bigint) FROM probe', (SELECT max(id) + 1000 FROM moe.models)),
+                 '42704', NULL, 'an id in neither moe.models nor (without Citus) any copy does not exist');
 
 -- deployment and dropping
 SELECT throws_ok(format('SELECT moe_drop_model(%s)', (SELECT id FROM ids)), '2BP01', NULL,
