@@ -16,6 +16,8 @@
 #     backends on every node), then with every pair REPEAT times;
 #   * the equality checks: distributed scores against one node's, bit for
 #     bit (float4 equality), for per row and bulk;
+#   * screening: moe_screen's best 100 of a library of 30056 distinct
+#     compounds, distributed like pairs, for one target, against one node;
 #   * training over a view of distributed tables, twice, against the same
 #     training on one node: the weights' fingerprints;
 #   * a worker added after the model was distributed: shards rebalanced
@@ -232,6 +234,38 @@ echo "single_bulk_x${REPEAT}_s $single_x_s   (CALL moe_score, one node, every pa
 echo "distributed_bulk_x${REPEAT}_s $dist_x_s   (the same over the distributed tables; second run)"
 awk -v a="$dist_x_s" -v b="$single_x_s" -v r="$REPEAT" 'BEGIN { printf "distributed_over_single_bulk_x%s %.2f\n", r, a / b }'
 echo "bulk_x${REPEAT}_equal_to_single $x_equal/$((pairs * REPEAT))"
+
+# --- screening: the best 100 compounds of a library for one target ---------
+# a library of distinct compounds, one per pair: the pair's drug vector
+# with its last value made from the pair's key
+lib_vec="(d.vec)[1:2047] || ((abs(hashtext(KEY)) % 1000003)::real / 1000003)"
+key_a="a.drug_id || '/' || a.target_id"
+key_p="p.drug_id || '/' || p.target_id"
+on coord single -c "CREATE TABLE library (key text, drug_id text, vec real[])" \
+    -c "ALTER TABLE library ALTER COLUMN vec SET STORAGE EXTERNAL" \
+    -c "INSERT INTO library SELECT $key_a, a.drug_id, ${lib_vec//KEY/$key_a}
+          FROM davis.affinities a JOIN davis.drugs d USING (drug_id)" >/dev/null
+on coord dist -c "CREATE TABLE library (key text, drug_id text, vec real[])" \
+    -c "ALTER TABLE library ALTER COLUMN vec SET STORAGE EXTERNAL" \
+    -c "SELECT create_distributed_table('library', 'drug_id', colocate_with => 'pairs')" \
+    -c "INSERT INTO library SELECT $key_p, p.drug_id, ${lib_vec//KEY/$key_p}
+          FROM pairs p JOIN drugs d USING (drug_id)" >/dev/null
+target=$(on coord single -c "SELECT target_id FROM davis.targets ORDER BY target_id LIMIT 1")
+screen="SELECT pg_temp.seconds(\$q\$CREATE TABLE top_hits AS SELECT * FROM moe_screen($model::bigint,
+    (SELECT vec FROM TARGETS WHERE target_id = '$target'), 'library', 100, 'vec', 'key')\$q\$)"
+for rep in 1 2; do
+    single_screen_s=$(on coord single -c "DROP TABLE IF EXISTS top_hits" -c "$SECONDS_FN" -c "${screen//TARGETS/davis.targets}")
+    dist_screen=$(on coord dist -c "DROP TABLE IF EXISTS top_hits" -c "$SECONDS_FN" -c "${screen//TARGETS/proteins}" \
+        -c "SELECT coalesce(sum(entity_parts), 0) FROM moe_cache()")
+done
+dist_screen_s=$(echo "$dist_screen" | sed -n 1p)
+screen_coord_parts=$(echo "$dist_screen" | sed -n 2p)
+on coord single -c "COPY top_hits TO STDOUT" | on coord dist -c "CREATE TABLE single_top_hits (rank integer, key text, score real)" -c "COPY single_top_hits FROM STDIN"
+screen_equal=$(on coord dist -c "SELECT count(*) FROM top_hits s JOIN single_top_hits o USING (rank) WHERE s.key = o.key AND s.score = o.score")
+echo "single_screen_s $single_screen_s   (moe_screen, the best 100 of $pairs distinct compounds for one target, one node; second run)"
+echo "distributed_screen_s $dist_screen_s   (the same over the distributed library: a top-100 query per shard on the workers; second run; entity parts the coordinator computed: $screen_coord_parts)"
+awk -v a="$dist_screen_s" -v b="$single_screen_s" 'BEGIN { printf "distributed_over_single_screen %.2f\n", a / b }'
+echo "screen_equal_to_single $screen_equal/100   (rank, key and score)"
 
 # --- training over a view of distributed tables ---------------------------
 # the rows of fold 0 with their labels, distributed like pairs; the same

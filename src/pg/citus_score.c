@@ -1,6 +1,6 @@
 /*
- * citus_score.c — moe_score on the workers of a Citus cluster
- * (citus_score.h says when and how).
+ * citus_score.c — moe_score and moe_screen on the workers of a Citus
+ * cluster (citus_score.h says when and how).
  *
  * The statement is one colocated INSERT ... SELECT, which Citus sends to
  * every shard as its own task in the caller's distributed transaction: a
@@ -256,4 +256,57 @@ moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, cons
 	scored = (int64) SPI_processed;
 	AtEOXact_GUC(false, guc_level);
 	return scored;
+}
+
+bool
+moe_citus_is_distributed(Oid source)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(source)};
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (moe_spi_execute(DISTRIBUTED_SOURCES, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "moe_screen: could not read pg_dist_partition");
+	return SPI_processed > 0;
+}
+
+int
+moe_citus_screen(moe_loaded_model *lm, const char *source, const char *drug_col, const char *key_col,
+				 Datum target, int n, MemoryContext out, char ***keys, float **scores)
+{
+	Oid			argtypes[1] = {FLOAT4ARRAYOID};
+	Datum		args[1] = {target};
+	StringInfoData q;
+	int			rows;
+
+	/* over the caller's relation: written fully qualified, not pinned (spi_safe.h) */
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT 1 FROM %s WHERE %s IS NULL LIMIT 1", source, quote_identifier(drug_col));
+	if (SPI_execute(q.data, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "moe_screen: could not read %s", source);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s has a compound with a NULL %s", source, drug_col)));
+
+	resetStringInfo(&q);
+	appendStringInfo(&q, "SELECT %s::pg_catalog.text, %s.moe_predict(%s, $1, %lld::pg_catalog.int8, %s::pg_catalog.text) "
+					 "FROM %s ORDER BY 2 DESC, 1 LIMIT %d",
+					 quote_identifier(key_col), moe_extension_schema(), quote_identifier(drug_col),
+					 (long long) lm->id, quote_literal_cstr(moe_loaded_params_md5(lm)), source, n);
+	if (SPI_execute_with_args(q.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "moe_screen: could not screen %s on the workers", source);
+	rows = (int) SPI_processed;
+	*keys = MemoryContextAlloc(out, sizeof(char *) * Max(rows, 1));
+	*scores = MemoryContextAlloc(out, sizeof(float) * Max(rows, 1));
+	for (int i = 0; i < rows; i++)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+
+		(*keys)[i] = key != NULL ? MemoryContextStrdup(out, key) : NULL;
+		(*scores)[i] = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return rows;
 }

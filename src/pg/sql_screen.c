@@ -7,7 +7,8 @@
  * from the entity cache (a library screened against a second target
  * computes none again), and the pairs go through the model in batches with
  * the row-independent products: every score has the bits moe_predict would
- * give it.  Only the best n are kept, in a heap.
+ * give it.  Only the best n are kept, in a heap.  A distributed library
+ * (Citus) of vectors is screened on the workers instead (citus_score.h).
  */
 #include "model_store.h"
 
@@ -20,6 +21,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "citus_score.h"
 #include "entity_cache.h"
 #include "featurizer_spec.h"
 #include "infer.h"
@@ -87,6 +89,44 @@ best_first(const void *a, const void *b)
 			   *y = b;
 
 	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+/*
+ * The n best compounds by the workers, when the library is distributed
+ * (Citus) and the caller may read it as itself (the workers read it as the
+ * caller); false, with a NOTICE when it is distributed, otherwise.
+ */
+static bool
+screen_on_workers(ReturnSetInfo *rsinfo, moe_loaded_model *lm, Oid relid, const moe_relation_reader *reader,
+				  const char *source, const char *drug_col, const char *key_col, bool drug_text,
+				  Datum target, int n)
+{
+	char	  **keys;
+	float	   *scores;
+	int			kept;
+
+	if (!moe_citus_is_distributed(relid))
+		return false;
+	if (reader->as_owner || drug_text)
+	{
+		ereport(NOTICE,
+				(errmsg("moe_screen: screening through the coordinator, not on the workers"),
+				 reader->as_owner ? errdetail("%s belongs to another role; only its owner's calls run on the workers.", source)
+				 : errdetail("Compounds given as SMILES are featurized here; give vectors to screen on the workers.")));
+		return false;
+	}
+	kept = moe_citus_screen(lm, source, drug_col, key_col, target, n, CurrentMemoryContext, &keys, &scores);
+	for (int i = 0; i < kept; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, keys[i] == NULL, false};
+
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = keys[i] != NULL ? CStringGetTextDatum(keys[i]) : (Datum) 0;
+		values[2] = Float4GetDatum(scores[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return true;
 }
 
 /* The type of column of relid, or an error naming it. */
@@ -191,6 +231,11 @@ moe_screen_sql(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (screen_on_workers(rsinfo, lm, relid, &reader, source, drug_col, key_col, drug_text, target, n))
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
 	initStringInfo(&q);
 	appendStringInfo(&q, "SELECT %s::pg_catalog.text, %s FROM %s", quote_identifier(key_col),
 					 quote_identifier(drug_col), source);
