@@ -656,7 +656,7 @@ CREATE OR REPLACE PROCEDURE moe_train(
     temperature_end real DEFAULT NULL,
     temperature_step_epochs integer DEFAULT 10,
     noisy_gating boolean DEFAULT false,
-    patience integer DEFAULT 10,
+    patience integer DEFAULT 20,
     min_delta real DEFAULT 0,
     seed bigint DEFAULT 42,
     drug_hidden integer[] DEFAULT '{512}',

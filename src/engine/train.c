@@ -107,7 +107,7 @@ moe_train_options_defaults(moe_train_options *opt)
 	opt->temperature_schedule = MOE_TS_CONSTANT;
 	opt->temperature_end = NAN;
 	opt->temperature_step_epochs = 10;
-	opt->patience = 10;
+	opt->patience = 20;
 	opt->min_delta = 0.0f;
 	opt->seed = 42;
 }
