@@ -237,8 +237,9 @@ echo "bulk_x${REPEAT}_equal_to_single $x_equal/$((pairs * REPEAT))"
 
 # --- screening: the best 100 compounds of a library for one target ---------
 # a library of distinct compounds, one per pair: the pair's drug vector
-# with its last value made from the pair's key
-lib_vec="(d.vec)[1:2047] || ((abs(hashtext(KEY)) % 1000003)::real / 1000003)"
+# with its last four counts (stored as log(1 + count), as the model's
+# featurizer makes them) drawn from a hash of the pair's key
+lib_vec="(d.vec)[1:2044] || (SELECT array_agg(ln(1 + (abs(hashtext(KEY)) >> (4 * i)) % 16)::real ORDER BY i) FROM generate_series(0, 3) i)"
 key_a="a.drug_id || '/' || a.target_id"
 key_p="p.drug_id || '/' || p.target_id"
 on coord single -c "CREATE TABLE library (key text, drug_id text, vec real[])" \
