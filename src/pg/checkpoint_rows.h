@@ -23,4 +23,8 @@ bytea	   *moe_checkpoint_row(int64 id, TransactionId xmin, TransactionId *xmin_o
  * InvalidOid: moe.models). */
 bytea	   *moe_checkpoint_row_in(Oid relid, int64 id, TransactionId xmin, TransactionId *xmin_out);
 
+/* The version (xmin) of model id's row in relid (InvalidOid: moe.models),
+ * without reading its checkpoint; false when there is no such row. */
+bool		moe_checkpoint_row_version(Oid relid, int64 id, TransactionId *xmin);
+
 #endif

@@ -7,7 +7,6 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
-#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "spi_safe.h"
@@ -42,27 +41,4 @@ moe_model_copies_local_shard(void)
 	}
 	SPI_finish();
 	return shard;
-}
-
-bool
-moe_model_copy_version(Oid shard, int64 id, TransactionId *xmin)
-{
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
-	char	   *rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(shard)),
-												 get_rel_name(shard));
-	bool		isnull,
-				exists;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (moe_spi_execute(psprintf("SELECT c.xmin FROM %s c WHERE c.id = $1", rel), 1, argtypes, args, NULL,
-						true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s", rel);
-	exists = SPI_processed > 0;
-	if (exists)
-		*xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-													&isnull));
-	SPI_finish();
-	return exists;
 }

@@ -22,7 +22,4 @@
  */
 Oid			moe_model_copies_local_shard(void);
 
-/* The version (xmin) of model id's row in shard; false without one. */
-bool		moe_model_copy_version(Oid shard, int64 id, TransactionId *xmin);
-
 #endif

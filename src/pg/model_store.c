@@ -275,28 +275,6 @@ moe_model_store_init(void)
 
 /* ---- reading rows --------------------------------------------------- */
 
-/* The version (xmin) of model id's row; false when there is no row. */
-static bool
-model_row_version(int64 id, TransactionId *xmin)
-{
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
-	bool		isnull,
-				exists;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (moe_spi_execute("SELECT m.xmin FROM moe.models m WHERE m.id = $1", 1, argtypes, args, NULL,
-						true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read moe.models");
-	exists = SPI_processed > 0;
-	if (exists)
-		*xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-													&isnull));
-	SPI_finish();
-	return exists;
-}
-
 /* Where model id's row is (moe.models, else on a Citus worker its copy of
  * moe.model_copies) and its version; false when neither has it. */
 static bool
@@ -304,13 +282,13 @@ model_row_locate(int64 id, Oid *relid, TransactionId *xmin)
 {
 	Oid			shard;
 
-	if (model_row_version(id, xmin))
+	if (moe_checkpoint_row_version(InvalidOid, id, xmin))
 	{
 		*relid = current_models_relid();
 		return true;
 	}
 	shard = moe_model_copies_local_shard();
-	if (OidIsValid(shard) && moe_model_copy_version(shard, id, xmin))
+	if (OidIsValid(shard) && moe_checkpoint_row_version(shard, id, xmin))
 	{
 		*relid = shard;
 		return true;
