@@ -55,18 +55,27 @@ is_key(List *keys, const char *column)
 	return false;
 }
 
-bool
-moe_citus_score_target(Oid source, List *keys, moe_citus_target *target)
+/* Read the distributed tables of source into SPI_tuptable (see
+ * DISTRIBUTED_SOURCES); false, reading nothing, without Citus. */
+static bool
+read_distributed_sources(Oid source)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(source)};
-	StringInfoData columns;
 
 	if (!OidIsValid(get_extension_oid("citus", true)))
 		return false;
 	if (moe_spi_execute(DISTRIBUTED_SOURCES, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "moe_score: could not read pg_dist_partition");
-	if (SPI_processed == 0)
+		elog(ERROR, "could not read pg_dist_partition");
+	return true;
+}
+
+bool
+moe_citus_score_target(Oid source, List *keys, moe_citus_target *target)
+{
+	StringInfoData columns;
+
+	if (!read_distributed_sources(source) || SPI_processed == 0)
 		return false;
 	initStringInfo(&columns);
 	memset(target, 0, sizeof(*target));
@@ -261,14 +270,7 @@ moe_citus_score(moe_loaded_model *lm, Oid source_relid, const char *source, cons
 bool
 moe_citus_is_distributed(Oid source)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(source)};
-
-	if (!OidIsValid(get_extension_oid("citus", true)))
-		return false;
-	if (moe_spi_execute(DISTRIBUTED_SOURCES, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "moe_screen: could not read pg_dist_partition");
-	return SPI_processed > 0;
+	return read_distributed_sources(source) && SPI_processed > 0;
 }
 
 int
@@ -280,24 +282,23 @@ moe_citus_screen(moe_loaded_model *lm, const char *source, const char *drug_col,
 	StringInfoData q;
 	int			rows;
 
-	/* over the caller's relation: written fully qualified, not pinned (spi_safe.h) */
+	/*
+	 * Over the caller's relation: written fully qualified, not pinned
+	 * (spi_safe.h).  moe_predict is STRICT, so a NULL vector scores NULL,
+	 * and NULLS FIRST brings it to the top: one read finds it too.
+	 */
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT 1 FROM %s WHERE %s IS NULL LIMIT 1", source, quote_identifier(drug_col));
-	if (SPI_execute(q.data, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "moe_screen: could not read %s", source);
-	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s has a compound with a NULL %s", source, drug_col)));
-
-	resetStringInfo(&q);
 	appendStringInfo(&q, "SELECT %s::pg_catalog.text, %s.moe_predict(%s, $1, %lld::pg_catalog.int8, %s::pg_catalog.text) "
-					 "FROM %s ORDER BY 2 DESC, 1 LIMIT %d",
+					 "FROM %s ORDER BY 2 DESC NULLS FIRST, 1 LIMIT %d",
 					 quote_identifier(key_col), moe_extension_schema(), quote_identifier(drug_col),
 					 (long long) lm->id, quote_literal_cstr(moe_loaded_params_md5(lm)), source, n);
 	if (SPI_execute_with_args(q.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "moe_screen: could not screen %s on the workers", source);
 	rows = (int) SPI_processed;
+	if (rows > 0 && SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s has a compound with a NULL %s", source, drug_col)));
 	*keys = MemoryContextAlloc(out, sizeof(char *) * Max(rows, 1));
 	*scores = MemoryContextAlloc(out, sizeof(float) * Max(rows, 1));
 	for (int i = 0; i < rows; i++)
