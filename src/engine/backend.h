@@ -250,6 +250,10 @@ moe_backend *moe_backend_cpu_create(int blas_threads);
 /* Threads of the CPU backend's matrix products; <= 0 means one per core. */
 void		moe_backend_cpu_set_threads(int threads);
 
+/* OpenBLAS to one thread (the engine's own threads share products out);
+ * cheap when it already is.  Best called once before a process forks. */
+void		moe_blas_single_threaded(void);
+
 /* Counter-based uniform in [0,1) used by dropout on every backend, so a
  * CPU and a GPU run draw identical masks. */
 static inline MOE_HOST_DEVICE float

@@ -18,17 +18,30 @@
 
 /* Declared by OpenBLAS; not in the generic cblas.h. */
 extern void openblas_set_num_threads(int num_threads);
+extern int	openblas_get_num_threads(void);
 
 /*
  * OpenBLAS always runs single-threaded: the engine shares products out
  * among its own threads (gemm_rows.h), which also run the sparse first
  * layers and inference.  Two pools on the same cores made each wait for the
  * other (OpenBLAS's workers spin for a while after every product).
+ *
+ * Set only when not 1 already: in a forked process (a PostgreSQL backend)
+ * OpenBLAS 0.3.21 restarts its thread server on every set, even to 1, and
+ * the helper it starts spins for about 0.1 s of CPU before it sleeps.  Set
+ * once before the fork (the postmaster, moe_pg.c), no backend pays it.
  */
+void
+moe_blas_single_threaded(void)
+{
+	if (openblas_get_num_threads() != 1)
+		openblas_set_num_threads(1);
+}
+
 void
 moe_backend_cpu_set_threads(int threads)
 {
-	openblas_set_num_threads(1);
+	moe_blas_single_threaded();
 	moe_gemm_rows_set_threads(threads);
 }
 
