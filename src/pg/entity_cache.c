@@ -50,6 +50,7 @@ static HTAB *cache = NULL;
 static MemoryContext cache_cxt = NULL;	/* the live cache's table and parts */
 static MemoryContext retired_cxt = NULL;	/* retired caches, freed at a safe point */
 static Size cache_bytes = 0;
+static uint64 generation = 0;	/* retirements so far */
 static int64 stat_hits = 0,
 			stat_misses = 0;
 
@@ -59,6 +60,7 @@ retire_cache(void)
 {
 	if (cache_cxt == NULL)
 		return;
+	generation++;
 	if (retired_cxt == NULL)
 		retired_cxt = AllocSetContextCreate(TopMemoryContext, "moe_pg retired entity parts",
 											ALLOCSET_SMALL_SIZES);
@@ -82,6 +84,12 @@ cache_init(void)
 	ctl.entrysize = sizeof(entity_entry);
 	ctl.hcxt = cache_cxt;
 	cache = hash_create("moe_pg entity cache", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+uint64
+moe_entity_cache_generation(void)
+{
+	return generation;
 }
 
 void

@@ -64,6 +64,13 @@ void		moe_entity_parts_of_matrix(moe_loaded_model *lm, moe_entity_kind kind, con
 void		moe_entity_cache_safe_point(void);
 
 /*
+ * Changes whenever the parts handed out so far are retired (freed at the
+ * next safe point): until it changes, a part's address means that part, so
+ * a caller may key copies of parts by address across safe points.
+ */
+uint64		moe_entity_cache_generation(void);
+
+/*
  * Score one pair from its (possibly toasted) vector arguments through the
  * cache (a safe point first); routing and outputs (every expert's output)
  * may be NULL.

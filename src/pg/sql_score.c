@@ -270,70 +270,91 @@ typedef struct score_batch
 } score_batch;
 
 /*
- * A buffer that outlives the fetches: the part tables are rebuilt for
- * every fetch, and fresh memory each time costs a page fault per page.
+ * The distinct parts of recent fetches (or window partitions), each copied
+ * once into a table the model reads by row.  The table outlives the
+ * fetches: fresh memory each time costs a page fault per page, and a part
+ * seen before (a protein of every partition of a drug) is not copied again.
+ * A row is known by the address of the cached part it copies, which means
+ * the same part until the entity cache is retired (its generation), so the
+ * table starts afresh then, for another model's width, and when it is full.
  */
 typedef struct part_buffer
 {
 	MemoryContext cxt;
 	float	   *data;
-	Size		floats;
+	int			capacity;		/* rows data holds */
+	int			rows;			/* rows in use */
+	int			part_floats;
+	uint64		generation;		/* moe_entity_cache_generation() of the rows */
+	HTAB	   *row_of;			/* part address -> row */
 } part_buffer;
 
-static float *
-part_buffer_reserve(part_buffer *pb, Size floats)
+/* At most this many rows are kept: a fetch's worth. */
+#define PART_TABLE_ROWS SCORE_FETCH
+
+typedef struct part_row
 {
-	if (floats > pb->floats)
-	{
-		if (pb->data != NULL)
-			pfree(pb->data);
-		pb->data = MemoryContextAllocExtended(pb->cxt, sizeof(float) * floats, MCXT_ALLOC_HUGE);
-		pb->floats = floats;
-	}
-	return pb->data;
+	const float *part;
+	int32		row;
+} part_row;
+
+static void
+part_buffer_start(part_buffer *pb, int part_floats)
+{
+	HASHCTL		ctl;
+
+	if (pb->row_of != NULL)
+		hash_destroy(pb->row_of);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(const float *);
+	ctl.entrysize = sizeof(part_row);
+	ctl.hcxt = pb->cxt;
+	pb->row_of = hash_create("moe_score part rows", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	pb->rows = 0;
+	pb->part_floats = part_floats;
+	pb->generation = moe_entity_cache_generation();
+}
+
+static void
+part_buffer_grow(part_buffer *pb, int rows)
+{
+	Size		bytes;
+
+	if (rows <= pb->capacity)
+		return;
+	rows = Min(Max(rows, Max(64, 2 * pb->capacity)), PART_TABLE_ROWS);
+	bytes = sizeof(float) * (Size) rows * pb->part_floats;
+	pb->data = pb->data == NULL
+		? MemoryContextAllocExtended(pb->cxt, bytes, MCXT_ALLOC_HUGE)
+		: repalloc_huge(pb->data, bytes);
+	pb->capacity = rows;
 }
 
 /*
- * Each distinct part of a fetch copied once into a table; idx[i] is row
- * i's entry.  Returns the table (in pb).
+ * The table of the parts of n rows (n <= PART_TABLE_ROWS); idx[i] is row
+ * i's row of it.
  */
 static float *
 part_table(const float **parts, int n, int pf, int32 *idx, part_buffer *pb)
 {
-	HASHCTL		ctl;
-	HTAB	   *seen;
-	const float **distinct_parts = palloc(sizeof(float *) * n);
-	float	   *table;
-	int			distinct = 0;
-
-	typedef struct
-	{
-		const float *key;
-		int32		index;
-	}			part_index;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(const float *);
-	ctl.entrysize = sizeof(part_index);
-	ctl.hcxt = CurrentMemoryContext;
-	seen = hash_create("moe_score parts", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	Assert(n <= PART_TABLE_ROWS);
+	if (pb->row_of == NULL || pb->part_floats != pf || pb->generation != moe_entity_cache_generation() ||
+		pb->rows + n > PART_TABLE_ROWS)
+		part_buffer_start(pb, pf);
 	for (int i = 0; i < n; i++)
 	{
 		bool		found;
-		part_index *e = hash_search(seen, &parts[i], HASH_ENTER, &found);
+		part_row   *e = hash_search(pb->row_of, &parts[i], HASH_ENTER, &found);
 
 		if (!found)
 		{
-			e->index = distinct;
-			distinct_parts[distinct++] = parts[i];
+			part_buffer_grow(pb, pb->rows + 1);
+			memcpy(pb->data + (size_t) pb->rows * pf, parts[i], sizeof(float) * pf);
+			e->row = pb->rows++;
 		}
-		idx[i] = e->index;
+		idx[i] = e->row;
 	}
-	hash_destroy(seen);
-	table = part_buffer_reserve(pb, (Size) distinct * pf);
-	for (int d = 0; d < distinct; d++)
-		memcpy(table + (size_t) d * pf, distinct_parts[d], sizeof(float) * pf);
-	return table;
+	return pb->data;
 }
 
 /* Pairs of a fetch through the model, from tables of its distinct parts. */
@@ -611,6 +632,7 @@ moe_score_sql(PG_FUNCTION_ARGS)
 /* ---- moe_predict_partition: a window partition as one batch ---------------- */
 
 #define PARTITION_CHUNK 4096
+StaticAssertDecl(PARTITION_CHUNK <= PART_TABLE_ROWS, "a chunk's parts fit one part table");
 
 /* What one call site keeps between partitions (fn_extra). */
 typedef struct partition_buffers
