@@ -13,7 +13,9 @@
 #     over the same rows on one node, each twice (the first run of each
 #     loads the model and computes the parts in fresh backends), then
 #     three times in one session each (later calls reuse the session's
-#     backends on every node), then with every pair REPEAT times;
+#     backends on every node), then as a session's first call ROUNDS
+#     times in turn with one node (medians: into a new output table, and
+#     with replace => true), then with every pair REPEAT times;
 #   * the equality checks: distributed scores against one node's, bit for
 #     bit (float4 equality), for per row and bulk;
 #   * screening: moe_screen's best 100 of a library of 30056 distinct
@@ -32,7 +34,9 @@
 # steps for Citus on Debian 12: docs/citus.md.  MOE_BENCH_EPOCHS: epochs of
 # the model scored (default 3; scoring costs the same for any);
 # MOE_CITUS_REPEAT: bulk scoring is measured again with every pair that
-# many times (default 8), to see the fixed costs shrink.
+# many times (default 8), to see the fixed costs shrink; MOE_CITUS_ROUNDS:
+# rounds of first calls (default 5).  MOE_CITUS_KEEP=1
+# leaves the nodes running at the end, to look further by hand.
 #
 #   bash bench/citus.sh > bench/results/citus.txt     (about 5 minutes on 2 cores)
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -44,6 +48,7 @@ fi
 moe_bench_davis_data
 EPOCHS=${MOE_BENCH_EPOCHS:-3}
 REPEAT=${MOE_CITUS_REPEAT:-8}
+ROUNDS=${MOE_CITUS_ROUNDS:-5}
 [ "${MOE_SKIP_BUILD:-0}" = 1 ] || moe_build_install >/dev/null
 
 BASE=$(mktemp -d /tmp/moe_citus.XXXXXX)
@@ -52,6 +57,10 @@ chmod 755 "$BASE"
 NODES=(coord w1 w2 w3)   # w3 joins after the model is trained and distributed
 declare -A PORT
 stop_nodes() {
+    if [ "${MOE_CITUS_KEEP:-0}" = 1 ]; then
+        echo "# MOE_CITUS_KEEP=1: the nodes still run in $BASE (ports ${PORT[*]})" >&2
+        return
+    fi
     for n in "${NODES[@]}"; do
         [ -d "$BASE/$n" ] && as_owner "$PG_BIN/pg_ctl" -D "$BASE/$n" -m immediate -w stop >/dev/null 2>&1 || true
     done
@@ -190,7 +199,23 @@ coord_parts=$(echo "$bulk_run" | sed -n 2p)
 session_call="SELECT pg_temp.seconds(\$q\$CALL moe_score($model::bigint, 'pair_vectors', 'bulk_session', key_columns => '{drug_id,target_id}', replace => true)\$q\$)"
 single_session=$(on coord single -c "$SECONDS_FN" -c "$session_call" -c "$session_call" -c "$session_call" | paste -sd ' ')
 dist_session=$(on coord dist -c "$SECONDS_FN" -c "$session_call" -c "$session_call" -c "$session_call" | paste -sd ' ')
+# the first call of a session, ROUNDS times, one node and distributed in
+# turn (this machine is noisy; medians): into a new output table (the last
+# one dropped before, untimed), then into the same with replace => true
+# (which drops it first: on Citus, every shard of it)
+round_call="SELECT pg_temp.seconds(\$q\$CALL moe_score($model::bigint, 'pair_vectors', 'bulk_round', key_columns => '{drug_id,target_id}'"
+single_new=(); dist_new=(); single_replace=(); dist_replace=()
+for _ in $(seq "$ROUNDS"); do
+    on coord single -c "DROP TABLE IF EXISTS bulk_round"
+    on coord dist -c "DROP TABLE IF EXISTS bulk_round"
+    single_new+=("$(on coord single -c "$SECONDS_FN" -c "$round_call)\$q\$)")")
+    dist_new+=("$(on coord dist -c "$SECONDS_FN" -c "$round_call)\$q\$)")")
+    single_replace+=("$(on coord single -c "$SECONDS_FN" -c "$round_call, replace => true)\$q\$)")")
+    dist_replace+=("$(on coord dist -c "$SECONDS_FN" -c "$round_call, replace => true)\$q\$)")")
+done
+median() { tr ' ' '\n' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 bulk_equal=$(on coord dist -c "SELECT count(*) FROM bulk_dist s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
+round_equal=$(on coord dist -c "SELECT count(*) FROM bulk_round s JOIN single_bulk o USING (drug_id, target_id) WHERE s.prediction = o.prediction")
 bulk_colocated=$(on coord dist -c "SELECT count(*) FROM pg_dist_partition a JOIN pg_dist_partition b USING (colocationid) WHERE a.logicalrelid = 'bulk_dist'::regclass AND b.logicalrelid = 'pairs'::regclass")
 bulk_placements=$(on coord dist -c "SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'bulk_dist'::regclass")
 
@@ -198,19 +223,26 @@ echo "single_per_row_s $single_row_s   (CREATE TABLE AS over every pair, one nod
 echo "distributed_per_row_cold_s $dist_row_cold_s   (the guide's INSERT ... SELECT, first run: model load and parts on each worker)"
 echo "distributed_per_row_s $dist_row_s   (the same, again)"
 echo "single_bulk_cold_s $single_bulk_cold_s   (CALL moe_score, one node, first run)"
-echo "single_bulk_s $single_bulk_s   (the same, again)"
+echo "single_bulk_s $single_bulk_s   (the same, again, replace => true)"
 echo "distributed_bulk_cold_s $dist_bulk_cold_s   (CALL moe_score over a view of the distributed tables, first run)"
-echo "distributed_bulk_s $dist_bulk_s   (the same, again)"
+echo "distributed_bulk_s $dist_bulk_s   (the same, again, replace => true)"
 echo "distributed_bulk_output: distributed and colocated with pairs: $([ "$bulk_colocated" = 1 ] && echo yes || echo no); shards on $bulk_placements workers; entity parts the coordinator computed: $coord_parts"
 awk -v a="$dist_row_s" -v b="$single_row_s" 'BEGIN { printf "distributed_over_single_per_row %.2f\n", a / b }'
 awk -v a="$dist_row_cold_s" -v b="$single_row_s" 'BEGIN { printf "distributed_cold_over_single_per_row %.2f\n", a / b }'
-awk -v a="$dist_bulk_s" -v b="$single_bulk_s" 'BEGIN { printf "distributed_over_single_bulk %.2f\n", a / b }'
 awk -v a="$dist_bulk_cold_s" -v b="$single_bulk_cold_s" 'BEGIN { printf "distributed_cold_over_single_cold_bulk %.2f\n", a / b }'
+m_single_new=$(echo "${single_new[*]}" | median); m_dist_new=$(echo "${dist_new[*]}" | median)
+m_single_replace=$(echo "${single_replace[*]}" | median); m_dist_replace=$(echo "${dist_replace[*]}" | median)
+echo "single_bulk_new_output_s ${single_new[*]}   (CALL moe_score as a session's first call, into a new output table; $ROUNDS rounds; median $m_single_new)"
+echo "distributed_bulk_new_output_s ${dist_new[*]}   (the same over the distributed tables, in turn with one node's; median $m_dist_new)"
+awk -v a="$m_dist_new" -v b="$m_single_new" 'BEGIN { printf "distributed_over_single_bulk %.2f   (medians: a session'"'"'s first call, a new output table)\n", a / b }'
+echo "single_bulk_replace_s ${single_replace[*]}   (the same with replace => true over the last output; median $m_single_replace)"
+echo "distributed_bulk_replace_s ${dist_replace[*]}   (the same; dropping the distributed output drops each of its shards; median $m_dist_replace)"
+awk -v a="$m_dist_replace" -v b="$m_single_replace" 'BEGIN { printf "distributed_over_single_bulk_replace %.2f   (medians)\n", a / b }'
 echo "single_bulk_one_session_s $single_session   (three calls in one session)"
 echo "distributed_bulk_one_session_s $dist_session   (the same)"
 echo "$single_session $dist_session" | awk '{ printf "distributed_over_single_bulk_later_calls_of_a_session %.2f   (calls 2 and 3 summed)\n", ($5 + $6) / ($2 + $3) }'
 echo "per_row_equal_to_single $row_equal/$pairs"
-echo "bulk_equal_to_single $bulk_equal/$pairs"
+echo "bulk_equal_to_single $bulk_equal/$pairs   (the last round's output: $round_equal/$pairs)"
 
 # --- bulk at REPEAT times the rows: what the fixed costs weigh --------------
 # (creating the output's shards, starting a backend on each worker)
