@@ -38,7 +38,7 @@
 # rounds of first calls (default 5).  MOE_CITUS_KEEP=1
 # leaves the nodes running at the end, to look further by hand.
 #
-#   bash bench/citus.sh > bench/results/citus.txt     (about 5 minutes on 2 cores)
+#   bash bench/citus.sh > bench/results/citus.txt     (about 7 minutes on 2 cores)
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$MOE_ROOT"
 if [ ! -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || pg_config --pkglibdir)/citus.so" ]; then
