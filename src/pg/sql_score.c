@@ -282,7 +282,7 @@ typedef struct part_buffer
 {
 	MemoryContext cxt;
 	float	   *data;
-	int			capacity;		/* rows data holds */
+	Size		floats;			/* floats data holds */
 	int			rows;			/* rows in use */
 	int			part_floats;
 	uint64		generation;		/* moe_entity_cache_generation() of the rows */
@@ -315,19 +315,20 @@ part_buffer_start(part_buffer *pb, int part_floats)
 	pb->generation = moe_entity_cache_generation();
 }
 
+/* Room for rows rows of the current width (kept rows stay where they are). */
 static void
 part_buffer_grow(part_buffer *pb, int rows)
 {
-	Size		bytes;
+	Size		need = (Size) rows * pb->part_floats;
 
-	if (rows <= pb->capacity)
+	if (need <= pb->floats)
 		return;
-	rows = Min(Max(rows, Max(64, 2 * pb->capacity)), PART_TABLE_ROWS);
-	bytes = sizeof(float) * (Size) rows * pb->part_floats;
+	need = Min(Max(need, Max((Size) 64 * pb->part_floats, 2 * pb->floats)),
+			   (Size) PART_TABLE_ROWS * pb->part_floats);
 	pb->data = pb->data == NULL
-		? MemoryContextAllocExtended(pb->cxt, bytes, MCXT_ALLOC_HUGE)
-		: repalloc_huge(pb->data, bytes);
-	pb->capacity = rows;
+		? MemoryContextAllocExtended(pb->cxt, sizeof(float) * need, MCXT_ALLOC_HUGE)
+		: repalloc_huge(pb->data, sizeof(float) * need);
+	pb->floats = need;
 }
 
 /*

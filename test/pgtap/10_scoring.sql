@@ -2,7 +2,7 @@
 -- the same bits; caches hit after a load and forget dropped models;
 -- parallel plans are chosen and used.
 BEGIN;
-SELECT plan(30);
+SELECT plan(31);
 SET LOCAL client_min_messages = error;
 
 CREATE TEMP TABLE syn AS SELECT * FROM moe_synthetic_dta(50, 30, 3, seed => 4);
@@ -52,6 +52,17 @@ SELECT is((SELECT count(*) FROM (SELECT s.drug_id, s.target_id,
                                         moe_predict_partition(s.drug_vec, s.target_vec, fp.id, fp.md5) OVER () AS p
                                    FROM syn s, generate_series(1, 3) g, fp) w JOIN first f USING (drug_id, target_id) WHERE w.p = f.p), 4500::bigint,
           'moe_predict_partition, one partition of 4500 rows (two chunks), gives the same bits');
+-- partitions of two models of other widths in turn: the part tables kept
+-- between partitions start afresh for the other width
+CALL moe_train('syn', model_name => 'sc_wide', epochs => 1,
+               options => '{"drug_hidden": [48], "protein_hidden": [48], "gate_hidden": [64], "expert_hidden": [96]}');
+CREATE TEMP TABLE fp2 AS SELECT m.id, (moe_model_info(m.id)).params_md5 AS md5, m.name = 'sc_wide' AS wide
+  FROM moe.models m WHERE m.id IN ((SELECT id FROM sc_id), (SELECT max(id) FROM moe.models WHERE name = 'sc_wide'));
+SELECT is((SELECT count(*) FROM (SELECT s.drug_vec, s.target_vec, fp2.id,
+                                        moe_predict_partition(s.drug_vec, s.target_vec, fp2.id, fp2.md5) OVER (PARTITION BY s.drug_id) AS p
+                                   FROM syn s JOIN fp2 ON fp2.wide = (s.drug_id % 2 = 1)) w
+            WHERE w.p = moe_predict(w.drug_vec, w.target_vec, w.id)), 1500::bigint,
+          'moe_predict_partition, drugs in turn scored by two models of other widths, gives each model''s bits');
 
 -- ---- caches ----
 SELECT ok((SELECT count(*) FROM moe_cache() WHERE model_id = (SELECT id FROM sc_id)) = 1, 'the model is cached once');
